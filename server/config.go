@@ -1,0 +1,104 @@
+package server
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/openkes/openkes/keystore"
+)
+
+// Config is the complete runtime configuration of a Server. A Server can
+// switch to a new Config at runtime with [Server.Update].
+//
+// Config is built by package config from the YAML file, or directly by
+// programs that embed the server.
+type Config struct {
+	// Admin is the identity that may do everything. A value that is not
+	// a 64-character lowercase hex string disables the admin.
+	Admin string
+
+	// Policies maps policy names to policies.
+	Policies map[string]Policy
+
+	// Keys are created at start-up and on every Update if they do not
+	// exist yet, with the admin as creator.
+	Keys []string
+
+	// Store is the key store. The Server closes the Store it replaces on
+	// Update and the current Store on Close.
+	Store keystore.Store
+
+	// Cache configures the in-memory key cache in front of Store.
+	Cache CacheConfig
+
+	// Routes overrides per-route settings. The map key is the route path
+	// as listed by /v1/api, e.g. "/v1/status" or "/v1/key/create/".
+	Routes map[string]RouteConfig
+
+	// TLS configures the server certificate and client authentication.
+	TLS TLSConfig
+
+	// ErrorLog receives error and diagnostic records. Nil discards them.
+	ErrorLog *slog.Logger
+
+	// AuditLog receives one record per audited request. Nil discards them.
+	AuditLog AuditHandler
+
+	// Rand is the source of randomness for keys; nil means crypto/rand.
+	Rand io.Reader
+
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Policy is a set of allow and deny path patterns and the identities it
+// applies to.
+type Policy struct {
+	Allow      []string
+	Deny       []string
+	Identities []string
+}
+
+// CacheConfig controls how long keys stay in the in-memory cache.
+// A zero duration disables the corresponding expiry.
+type CacheConfig struct {
+	// Any evicts every entry at this interval.
+	Any time.Duration
+	// Unused evicts entries not used within this duration.
+	Unused time.Duration
+	// Offline, when > 0, keeps serving cached keys while the store is
+	// unreachable, for at most this long.
+	Offline time.Duration
+}
+
+// DefaultCacheConfig is the documented upstream default: any 5m, unused
+// 30s, offline disabled.
+var DefaultCacheConfig = CacheConfig{Any: 5 * time.Minute, Unused: 30 * time.Second}
+
+// RouteConfig overrides the defaults of one route.
+type RouteConfig struct {
+	// Timeout, when > 0, replaces the route's default timeout.
+	Timeout time.Duration
+	// SkipAuth lets any TLS client call the route. Only allowed for
+	// /v1/ready, /v1/status, /v1/metrics and /v1/api.
+	SkipAuth bool
+}
+
+// TLSConfig configures the TLS listener.
+type TLSConfig struct {
+	// GetCertificate returns the server certificate; called on every
+	// handshake so certificates can be rotated without restart.
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+
+	// VerifyClients ("tls.auth: on") verifies client certificates against
+	// ClientCAs (plus system roots) and requires EKU clientAuth. When
+	// false, any well-formed, currently valid certificate is accepted.
+	VerifyClients bool
+
+	// ClientCAs holds the CAs of tls.ca. With VerifyClients false they are
+	// not advertised in the handshake (spec §14.1).
+	ClientCAs *x509.CertPool
+}
