@@ -1,67 +1,458 @@
 // Package keycache is the read-through, in-memory cache of decoded keys
 // between the server and its key store.
 //
-// STUB written by the lead; the cache helper implements it. Exported
-// signatures must stay as they are (the server codes against them).
+// # Reads
+//
+// [Cache.Get] serves a cached key without locking or allocating, which
+// matters because every encrypt, decrypt and generate request goes
+// through it. On a miss, concurrent Gets for one name share a single
+// store read (single flight), while misses for different names proceed
+// independently. Only successfully decoded keys are cached: "not found"
+// and errors are not.
+//
+// # Writes
+//
+// [Cache.Create] writes to the store only; the key enters the cache on
+// its first Get, so the cache never serves a key the store has not
+// committed. [Cache.Delete] drops the entry after the store has deleted
+// the key.
+//
+// # Expiry
+//
+// Background tasks, stopped by [Cache.Close], bound how long a key stays
+// cached (see [Config]): every Any all entries are dropped, and every
+// Unused/2 the entries not read since the previous round are dropped.
+//
+// # Outages
+//
+// The cache probes the store's Status every ProbeInterval. While a probe
+// fails, or since a store read failed with a *keystore.UnreachableError
+// and until the next successful probe, the store is marked offline:
+// [Cache.Status] then fails at once without asking the store and, if
+// Config.Offline is positive, the Any and Unused expiries are suspended
+// so that cached keys keep working during the outage, but for at most
+// Offline after the outage was detected (and then for at most Offline per
+// entry while it lasts).
 package keycache
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openkes/openkes/internal/crypto"
 	"github.com/openkes/openkes/keystore"
 )
 
-// Config controls expiry. Zero disables an expiry.
+// DefaultProbeInterval is the interval of the store Status probe when
+// Config.ProbeInterval is not positive.
+const DefaultProbeInterval = 10 * time.Second
+
+// maxProbeTimeout bounds a single Status probe. A probe that takes longer
+// counts as a failure, i.e. the store is marked offline.
+const maxProbeTimeout = 5 * time.Second
+
+// Config controls expiry. A duration that is zero or negative disables
+// the corresponding expiry.
 type Config struct {
-	Any, Unused, Offline time.Duration
+	// Any is the interval at which all entries are dropped, used or not.
+	Any time.Duration
+	// Unused bounds how long an entry stays cached without being read:
+	// every Unused/2, the entries not read since the previous round are
+	// dropped, so an unread entry lives between Unused/2 and Unused.
+	Unused time.Duration
+	// Offline, if positive, keeps cached keys usable while the store is
+	// marked offline: the Any and Unused expiries are suspended, and
+	// instead all entries are dropped Offline after the outage was
+	// detected and every Offline after that while it lasts. If Offline
+	// is not positive, the Any and Unused expiries continue during an
+	// outage.
+	Offline time.Duration
 	// ProbeInterval is how often the store's Status is checked to detect
-	// an outage; 0 means 10s.
+	// an outage; 0 (or a negative value) means DefaultProbeInterval. A
+	// probe that fails with any error but context cancellation, or takes
+	// longer than the smaller of ProbeInterval and 5s, marks the store
+	// offline; a successful probe clears the mark.
 	ProbeInterval time.Duration
 }
 
 // Cache is a key cache. Safe for concurrent use.
-type Cache struct{}
+type Cache struct {
+	store keystore.Store
+	conf  Config
+	log   *slog.Logger
+
+	// entries maps key names to *entry. sync.Map gives lock-free,
+	// allocation-free reads, and its documented sweet spot is this one:
+	// entries written once and then read many times.
+	entries sync.Map
+
+	// mu guards inflight and epoch. Cache insertions are made under mu
+	// as well, so that they are ordered with respect to Delete.
+	mu       sync.Mutex
+	inflight map[string]*call
+	// epoch is incremented by every Delete. A store read that began in
+	// an older epoch is returned to its callers but not cached, so a
+	// read racing with a Delete cannot resurrect the deleted key.
+	epoch uint64
+
+	offline     atomic.Bool
+	wentOffline chan struct{} // capacity 1; signals offline transitions
+
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// entry is a cached key. v is never modified after the entry has been
+// published in Cache.entries.
+type entry struct {
+	v    crypto.KeyVersion
+	used atomic.Bool
+}
+
+// call is a store read in flight, shared by all Gets for one name.
+type call struct {
+	done chan struct{} // closed when v and err are set
+	v    crypto.KeyVersion
+	err  error
+	// retry reports that the read failed because the context of the Get
+	// doing it ended. Waiters whose own context is still alive then
+	// read the key themselves instead of failing with a context error
+	// that is not theirs.
+	retry bool
+}
+
+// errLeaderPanicked is what waiters get when the store read they were
+// waiting for panicked.
+var errLeaderPanicked = errors.New("keycache: key store read panicked")
 
 // New returns a cache in front of store and starts its background work.
-// The cache does not own the store: Close does not close it.
-func New(store keystore.Store, conf Config, log *slog.Logger) *Cache { panic("unimplemented") }
+// The cache does not own the store: Close does not close it. A nil log
+// discards log output.
+func New(store keystore.Store, conf Config, log *slog.Logger) *Cache {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if conf.ProbeInterval <= 0 {
+		conf.ProbeInterval = DefaultProbeInterval
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	c := &Cache{
+		store:       store,
+		conf:        conf,
+		log:         log,
+		inflight:    make(map[string]*call),
+		wentOffline: make(chan struct{}, 1),
+		stop:        stop,
+	}
+	if conf.Any > 0 {
+		c.every(ctx, conf.Any, c.expireAll)
+	}
+	if conf.Unused > 0 {
+		c.every(ctx, max(conf.Unused/2, 1), c.expireUnused)
+	}
+	if conf.Offline > 0 {
+		c.wg.Go(func() { c.offlineLoop(ctx) })
+	}
+	c.every(ctx, conf.ProbeInterval, func() { c.probe(ctx) })
+	return c
+}
 
-// Get returns the decoded key version. Errors wrap keystore.ErrNotFound,
-// *keystore.UnreachableError or a *DecodeError (stored value corrupt).
+// Get returns the decoded key version, a copy the caller may keep.
+// It serves the key from the cache if it can, and reads it from the store
+// otherwise.
+//
+// Store errors are wrapped, so errors.Is(err, keystore.ErrNotFound) and
+// keystore.IsUnreachable(err) work on them. A stored value that cannot be
+// decoded yields a *DecodeError. If ctx ends while Get waits for a read
+// started by another Get, the error wraps ctx's error.
 func (c *Cache) Get(ctx context.Context, name string) (crypto.KeyVersion, error) {
-	panic("unimplemented")
+	if v, ok := c.lookup(name); ok {
+		return v, nil
+	}
+	return c.getSlow(ctx, name)
 }
 
-// Create encodes v and creates it in the store (does not cache it).
+// lookup is the hit path of Get.
+func (c *Cache) lookup(name string) (crypto.KeyVersion, bool) {
+	e, ok := c.entries.Load(name)
+	if !ok {
+		return crypto.KeyVersion{}, false
+	}
+	en := e.(*entry)
+	// Load before Store: hot keys are nearly always marked already, and
+	// not writing keeps the cache line shared between cores.
+	if !en.used.Load() {
+		en.used.Store(true)
+	}
+	return en.v, true
+}
+
+func (c *Cache) getSlow(ctx context.Context, name string) (crypto.KeyVersion, error) {
+	for {
+		c.mu.Lock()
+		// Re-check under mu: a read for name may have completed since
+		// the lock-free lookup missed.
+		if v, ok := c.lookup(name); ok {
+			c.mu.Unlock()
+			return v, nil
+		}
+		if cl, ok := c.inflight[name]; ok {
+			c.mu.Unlock()
+			select {
+			case <-cl.done:
+			case <-ctx.Done():
+				return crypto.KeyVersion{}, fmt.Errorf("keycache: get %q: %w", name, context.Cause(ctx))
+			}
+			if cl.retry && ctx.Err() == nil {
+				continue
+			}
+			return cl.v, cl.err
+		}
+		cl := &call{done: make(chan struct{})}
+		c.inflight[name] = cl
+		epoch := c.epoch
+		c.mu.Unlock()
+		c.fill(ctx, name, cl, epoch)
+		return cl.v, cl.err
+	}
+}
+
+// fill reads name from the store into cl, caches the result if it may,
+// and wakes up the waiters of cl, even if the store panics.
+func (c *Cache) fill(ctx context.Context, name string, cl *call, epoch uint64) {
+	completed := false
+	defer func() {
+		if !completed {
+			cl.v, cl.err, cl.retry = crypto.KeyVersion{}, errLeaderPanicked, false
+		}
+		c.mu.Lock()
+		if completed && cl.err == nil && c.epoch == epoch {
+			e := &entry{v: cl.v}
+			e.used.Store(true)
+			c.entries.Store(name, e)
+		}
+		delete(c.inflight, name)
+		c.mu.Unlock()
+		close(cl.done)
+	}()
+	cl.v, cl.err = c.load(ctx, name)
+	cl.retry = cl.err != nil && ctx.Err() != nil
+	completed = true
+}
+
+// load reads and decodes one key from the store.
+func (c *Cache) load(ctx context.Context, name string) (crypto.KeyVersion, error) {
+	b, err := c.store.Get(ctx, name)
+	if err != nil {
+		c.observe(err)
+		return crypto.KeyVersion{}, fmt.Errorf("keycache: get %q: %w", name, err)
+	}
+	v, err := crypto.ParseKeyVersion(b)
+	if err != nil {
+		return crypto.KeyVersion{}, &DecodeError{Name: name, Err: err}
+	}
+	return v, nil
+}
+
+// Create encodes v and creates it in the store under name. It does not
+// cache it. Store errors are wrapped, so errors.Is(err,
+// keystore.ErrExists) works; v must be non-nil and have an HMAC key (see
+// [crypto.KeyVersion.MarshalText]), or Create fails without writing.
 func (c *Cache) Create(ctx context.Context, name string, v *crypto.KeyVersion) error {
-	panic("unimplemented")
+	if v == nil {
+		return fmt.Errorf("keycache: create %q: no key", name)
+	}
+	b, err := v.MarshalText()
+	if err != nil {
+		return fmt.Errorf("keycache: create %q: %w", name, err)
+	}
+	// b is not cleared afterwards: a store may keep the slice (the
+	// in-memory store does), so it is not ours any more.
+	if err := c.store.Create(ctx, name, b); err != nil {
+		c.observe(err)
+		return fmt.Errorf("keycache: create %q: %w", name, err)
+	}
+	return nil
 }
 
-// Delete deletes from the store, then drops the entry from the cache.
-func (c *Cache) Delete(ctx context.Context, name string) error { panic("unimplemented") }
+// Delete deletes name from the store, then drops it from the cache. The
+// entry is dropped too if the store reports that the key does not exist,
+// but not on other errors. Store errors are wrapped, so errors.Is(err,
+// keystore.ErrNotFound) works.
+func (c *Cache) Delete(ctx context.Context, name string) error {
+	err := c.store.Delete(ctx, name)
+	if err == nil || errors.Is(err, keystore.ErrNotFound) {
+		c.mu.Lock()
+		c.epoch++
+		c.entries.Delete(name)
+		c.mu.Unlock()
+	}
+	if err != nil {
+		c.observe(err)
+		return fmt.Errorf("keycache: delete %q: %w", name, err)
+	}
+	return nil
+}
 
-// List passes through to the store.
+// List passes through to the store's List (see [keystore.Store]). Store
+// errors are wrapped.
 func (c *Cache) List(ctx context.Context, prefix string, n int) ([]string, string, error) {
-	panic("unimplemented")
+	names, next, err := c.store.List(ctx, prefix, n)
+	if err != nil {
+		c.observe(err)
+		return nil, "", fmt.Errorf("keycache: list %q: %w", prefix, err)
+	}
+	return names, next, nil
 }
 
-// Status reports the store's state; while the cache has marked the store
-// offline it returns an *keystore.UnreachableError at once.
-func (c *Cache) Status(ctx context.Context) (keystore.State, error) { panic("unimplemented") }
+// Status reports the store's state. While the cache has marked the store
+// offline it returns a *keystore.UnreachableError ("keystore is offline")
+// at once, without asking the store. Otherwise it returns the result of
+// the store's Status unchanged; an unreachable error then marks the store
+// offline until the next successful probe.
+func (c *Cache) Status(ctx context.Context) (keystore.State, error) {
+	if c.offline.Load() {
+		return keystore.State{}, &keystore.UnreachableError{Err: errors.New("keystore is offline")}
+	}
+	st, err := c.store.Status(ctx)
+	if err != nil {
+		c.observe(err)
+	}
+	return st, err
+}
 
-// Close stops background work.
-func (c *Cache) Close() error { panic("unimplemented") }
+// Offline reports whether the cache currently considers the store
+// offline (see [Cache.Status]).
+func (c *Cache) Offline() bool { return c.offline.Load() }
 
-// DecodeError reports a stored value that is not a valid key.
+// Close stops the background work and waits for it to finish. It is
+// idempotent and always returns nil. The cache remains usable as a plain
+// read-through cache afterwards, but nothing expires any more.
+func (c *Cache) Close() error {
+	c.closeOnce.Do(func() {
+		c.stop()
+		c.wg.Wait()
+	})
+	return nil
+}
+
+// observe marks the store offline if err says it is unreachable.
+func (c *Cache) observe(err error) {
+	if keystore.IsUnreachable(err) {
+		c.setOffline(err)
+	}
+}
+
+func (c *Cache) setOffline(err error) {
+	if c.offline.Swap(true) {
+		return
+	}
+	c.log.Warn("keycache: key store is offline", slog.Any("err", err))
+	select {
+	case c.wentOffline <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Cache) setOnline() {
+	if c.offline.Swap(false) {
+		c.log.Info("keycache: key store is online again")
+	}
+}
+
+// every runs f every d until ctx ends.
+func (c *Cache) every(ctx context.Context, d time.Duration, f func()) {
+	c.wg.Go(func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	})
+}
+
+// offlineKeep reports whether the Any and Unused expiries are suspended
+// because the store is offline.
+func (c *Cache) offlineKeep() bool {
+	return c.conf.Offline > 0 && c.offline.Load()
+}
+
+func (c *Cache) expireAll() {
+	if !c.offlineKeep() {
+		c.entries.Clear()
+	}
+}
+
+func (c *Cache) expireUnused() {
+	if c.offlineKeep() {
+		return
+	}
+	c.entries.Range(func(name, e any) bool {
+		if en := e.(*entry); !en.used.Swap(false) {
+			c.entries.CompareAndDelete(name, en)
+		}
+		return true
+	})
+}
+
+// offlineLoop drops all entries every Offline while the store is offline.
+// Its ticker restarts whenever the store goes offline, so that cached keys
+// are served for a full Offline after an outage is detected, and for no
+// longer.
+func (c *Cache) offlineLoop(ctx context.Context) {
+	t := time.NewTicker(c.conf.Offline)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wentOffline:
+			t.Reset(c.conf.Offline)
+		case <-t.C:
+			if c.offline.Load() {
+				c.entries.Clear()
+			}
+		}
+	}
+}
+
+// probe checks the store's Status and updates the offline mark.
+func (c *Cache) probe(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, min(c.conf.ProbeInterval, maxProbeTimeout))
+	_, err := c.store.Status(pctx)
+	cancel()
+	switch {
+	case ctx.Err() != nil:
+		// Closing: the result says nothing about the store.
+	case err == nil:
+		c.setOnline()
+	case !errors.Is(err, context.Canceled):
+		c.setOffline(err)
+	}
+}
+
+// DecodeError reports a stored value that is not a valid key. Err is the
+// decoding error; it never contains key material.
 type DecodeError struct {
 	Name string
 	Err  error
 }
 
+// Error returns "keycache: invalid key '<name>': <err>".
 func (e *DecodeError) Error() string {
 	return "keycache: invalid key '" + e.Name + "': " + e.Err.Error()
 }
+
+// Unwrap returns e.Err.
 func (e *DecodeError) Unwrap() error { return e.Err }
