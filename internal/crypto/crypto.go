@@ -1,15 +1,63 @@
 // Package crypto holds the key material of KES and the formats derived
 // from it. It is the only package that sees raw key bytes.
 //
-// API CONTRACT (stub written by the lead; the crypto helper implements the
-// bodies and may add unexported helpers and files, but must keep every
-// exported signature below unchanged because the server codes against it).
+// # Keys
+//
+// A [SecretKey] is a 256-bit key of one [Algorithm]: [AES256] or [ChaCha20].
+// KES stores one [KeyVersion] per key name: the secret key, an optional
+// [HMACKey], the creation time and the identity that created it. Secret
+// types cannot be compared with == (use Equal, which runs in constant time),
+// print as [REDACTED] through fmt and log/slog, and refuse to be encoded as
+// JSON, so that a careless log line or response cannot leak them.
+//
+// Redaction works through methods, so it only applies where fmt can call
+// them. fmt cannot call methods on an unexported struct field, nor on an
+// operand of a wrong verb (%p on a value, %s on a pointer in a field): a
+// SecretKey, HMACKey or KeyVersion, or a pointer to one, held in an
+// unexported field of another type shows its raw bytes when that type is
+// printed. Such types must not be printed or must redact themselves.
+//
+// # Stored form
+//
+// [KeyVersion.MarshalText] writes the text that KES puts into its key
+// store: standard, padded base64 of a proto3 message
+//
+//	message SecretKey  { bytes Key = 1; uint32 Type = 2; }  // 1 AES256, 2 ChaCha20
+//	message HMACKey    { bytes Key = 1; uint32 Hash = 2; }  // 1 SHA-256
+//	message KeyVersion {
+//	  SecretKey Key = 1;
+//	  HMACKey HMACKey = 2;
+//	  google.protobuf.Timestamp CreatedAt = 3;
+//	  string CreatedBy = 4;
+//	}
+//
+// [ParseKeyVersion] reads that form and the legacy JSON form that KES wrote
+// before 2024, {"bytes","algorithm","created_at","created_by"}, which has no
+// HMAC key.
+//
+// # Ciphertexts
+//
+// [SecretKey.Encrypt] draws 28 random bytes, a 16-byte IV and a 12-byte
+// nonce, derives a per-message key from the secret key and the IV
+// (HMAC-SHA-256 for AES256, HChaCha20 for ChaCha20), seals the plaintext
+// with AES-256-GCM or ChaCha20-Poly1305 and returns
+//
+//	sealed || iv || nonce    (len(plaintext) + 44 bytes)
+//
+// [SecretKey.Decrypt] also accepts the two envelopes that older KES versions
+// produced and that MinIO keeps in object metadata forever: a JSON object
+// {"aead","id","iv","nonce","bytes"} (2020-2022) and a MessagePack array
+// [algorithm, id, iv, nonce, sealed] (2022-2024). The algorithm named in an
+// envelope is only checked to be a known name; decryption always uses the
+// key's own algorithm.
 package crypto
 
 import (
 	"errors"
-	"io"
-	"time"
+	"fmt"
+	"runtime"
+
+	"golang.org/x/sys/cpu"
 )
 
 // ErrDecrypt is returned when a ciphertext is not authentic, too short or
@@ -19,82 +67,81 @@ var ErrDecrypt = errors.New("decryption failed: ciphertext is not authentic")
 // ErrNoHMAC is returned by KeyVersion.HMAC for legacy keys without an HMAC key.
 var ErrNoHMAC = errors.New("key does not support HMAC")
 
+// ErrInvalidKeyVersion is wrapped by every error of [ParseKeyVersion] that is
+// caused by the stored bytes (as opposed to a programming error). The
+// wrapping errors name the problem, never the key bytes.
+var ErrInvalidKeyVersion = errors.New("crypto: invalid key version")
+
+// errInvalidKey is returned when a method is called on a SecretKey that was
+// not made by NewSecretKey, GenerateSecretKey or ParseKeyVersion.
+var errInvalidKey = errors.New("crypto: invalid secret key")
+
 // Algorithm of a secret key. Values are the protobuf type numbers.
 type Algorithm uint8
 
+// The supported algorithms. The numbers are the type numbers of the stored
+// protobuf form; the SDK's enum (AES256 = 0, ChaCha20 = 1) differs, but only
+// the names cross the wire.
 const (
 	AES256   Algorithm = 1
 	ChaCha20 Algorithm = 2
 )
 
 // String returns "AES256" or "ChaCha20" (the wire names), "invalid" otherwise.
-func (a Algorithm) String() string { panic("unimplemented") }
+func (a Algorithm) String() string {
+	switch a {
+	case AES256:
+		return "AES256"
+	case ChaCha20:
+		return "ChaCha20"
+	default:
+		return "invalid"
+	}
+}
+
+func (a Algorithm) valid() bool { return a == AES256 || a == ChaCha20 }
 
 // ParseAlgorithm accepts "AES256", "AES256-GCM_SHA256", "ChaCha20" and
 // "XCHACHA20-POLY1305" (exact, case-sensitive). Other input returns an error.
-func ParseAlgorithm(s string) (Algorithm, error) { panic("unimplemented") }
+func ParseAlgorithm(s string) (Algorithm, error) {
+	switch s {
+	case "AES256", "AES256-GCM_SHA256":
+		return AES256, nil
+	case "ChaCha20", "XCHACHA20-POLY1305":
+		return ChaCha20, nil
+	default:
+		return 0, fmt.Errorf("crypto: algorithm %q is not supported", s)
+	}
+}
 
 // DefaultAlgorithm is AES256 when the CPU has hardware AES-GCM, ChaCha20 otherwise.
-func DefaultAlgorithm() Algorithm { panic("unimplemented") }
-
-// SecretKey is a 256-bit key of one algorithm. Not comparable with ==,
-// prints as [REDACTED]. The zero value is invalid.
-type SecretKey struct {
-	_   [0]func()
-	alg Algorithm
-	b   [32]byte
+//
+// Hardware AES-GCM means AES-NI and PCLMULQDQ on x86, AES and PMULL on arm64,
+// AES, AES-CBC, AES-CTR and GHASH or AES-GCM on s390x, and is assumed on
+// ppc64le, as the original server decides.
+func DefaultAlgorithm() Algorithm {
+	if defaultAlgorithm {
+		return AES256
+	}
+	return ChaCha20
 }
 
-// NewSecretKey copies b, which must be 32 bytes, into a SecretKey.
-func NewSecretKey(alg Algorithm, b []byte) (SecretKey, error) { panic("unimplemented") }
+// defaultAlgorithm reports hardware AES-GCM; CPU features do not change
+// while a process runs, so it is computed once.
+var defaultAlgorithm = hasAESGCMHardware(runtime.GOARCH)
 
-// GenerateSecretKey reads 32 bytes from rand (crypto/rand if nil).
-func GenerateSecretKey(alg Algorithm, rand io.Reader) (SecretKey, error) { panic("unimplemented") }
-
-func (k *SecretKey) Algorithm() Algorithm { return k.alg }
-
-// Encrypt returns Seal(plaintext, ad) || iv[16] || nonce[12] (spec §7.4).
-// rand defaults to crypto/rand when nil.
-func (k *SecretKey) Encrypt(plaintext, associatedData []byte, rand io.Reader) ([]byte, error) {
-	panic("unimplemented")
+func hasAESGCMHardware(goarch string) bool {
+	switch goarch {
+	case "amd64", "386":
+		return cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ
+	case "arm64":
+		return cpu.ARM64.HasAES && cpu.ARM64.HasPMULL
+	case "s390x":
+		return cpu.S390X.HasAES && cpu.S390X.HasAESCBC && cpu.S390X.HasAESCTR &&
+			(cpu.S390X.HasGHASH || cpu.S390X.HasAESGCM)
+	case "ppc64le":
+		return true
+	default:
+		return false
+	}
 }
-
-// Decrypt accepts the raw, legacy JSON and legacy MessagePack ciphertext
-// formats (spec §7.5). Any failure is ErrDecrypt.
-func (k *SecretKey) Decrypt(ciphertext, associatedData []byte) ([]byte, error) {
-	panic("unimplemented")
-}
-
-// HMACKey is a 256-bit HMAC-SHA-256 key. Not comparable, prints redacted.
-type HMACKey struct {
-	_ [0]func()
-	b [32]byte
-}
-
-// KeyVersion is what KES stores per key name (spec §6, §7.1).
-type KeyVersion struct {
-	Key       SecretKey
-	HMACKey   HMACKey // valid only if HasHMAC
-	HasHMAC   bool
-	CreatedAt time.Time
-	CreatedBy string
-}
-
-// GenerateKeyVersion creates a fresh key of alg plus a fresh HMAC key.
-func GenerateKeyVersion(alg Algorithm, createdAt time.Time, createdBy string, rand io.Reader) (KeyVersion, error) {
-	panic("unimplemented")
-}
-
-// ImportKeyVersion wraps imported key bytes and generates a fresh HMAC key.
-func ImportKeyVersion(key SecretKey, createdAt time.Time, createdBy string, rand io.Reader) (KeyVersion, error) {
-	panic("unimplemented")
-}
-
-// HMAC returns HMAC-SHA-256(hmac key, msg), or ErrNoHMAC.
-func (v *KeyVersion) HMAC(msg []byte) ([]byte, error) { panic("unimplemented") }
-
-// MarshalText encodes v as base64(protobuf) (spec §7.1). Requires an HMAC key.
-func (v *KeyVersion) MarshalText() ([]byte, error) { panic("unimplemented") }
-
-// ParseKeyVersion decodes the stored form: legacy JSON or base64(protobuf).
-func ParseKeyVersion(b []byte) (KeyVersion, error) { panic("unimplemented") }
