@@ -1,0 +1,208 @@
+package kes
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// maxLogLine is the longest NDJSON line a log stream accepts.
+const maxLogLine = 1 << 20
+
+// AuditEvent is one record of a server's audit log.
+type AuditEvent struct {
+	Time     time.Time     `json:"time"`
+	Request  AuditRequest  `json:"request"`
+	Response AuditResponse `json:"response"`
+}
+
+// AuditRequest describes the request of an audit event.
+type AuditRequest struct {
+	IP       net.IP   `json:"ip,omitempty"`       // client address
+	Method   string   `json:"method,omitempty"`   // HTTP method, if the server sends it
+	Path     string   `json:"path"`               // URL path
+	Identity Identity `json:"identity,omitempty"` // client identity
+}
+
+// AuditResponse describes the response of an audit event.
+//
+// Its JSON form is the server's: {"code":<status>,"time":<milliseconds>}.
+type AuditResponse struct {
+	StatusCode int           // HTTP status
+	Time       time.Duration // time the server took to respond
+}
+
+type auditResponseJSON struct {
+	StatusCode int         `json:"code"`
+	Time       json.Number `json:"time"`
+}
+
+// MarshalJSON encodes the response with the time in whole milliseconds,
+// as the server does. It never fails.
+func (r AuditResponse) MarshalJSON() ([]byte, error) {
+	return json.Marshal(auditResponseJSON{StatusCode: r.StatusCode, Time: numberOf(r.Time, time.Millisecond)})
+}
+
+// UnmarshalJSON decodes the server's format, reading the time as
+// milliseconds. It returns an error for malformed JSON or an out-of-range
+// time.
+func (r *AuditResponse) UnmarshalJSON(b []byte) error {
+	var v auditResponseJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	d, err := durationOf(v.Time, time.Millisecond)
+	if err != nil {
+		return fmt.Errorf("kes: invalid response time: %w", err)
+	}
+	*r = AuditResponse{StatusCode: v.StatusCode, Time: d}
+	return nil
+}
+
+// ErrorEvent is one record of a server's error log.
+type ErrorEvent struct {
+	Message string `json:"message"` // one log line, without trailing newline
+}
+
+// AuditLog subscribes to the server's audit log (GET /v1/log/audit). The
+// returned stream yields events until the server ends it, ctx ends or the
+// stream is closed; the caller must close it. AuditLog returns the errors
+// described at [Client] when the subscription fails.
+func (c *Client) AuditLog(ctx context.Context) (*AuditStream, error) {
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/log/audit", accept: "application/x-ndjson"})
+	if err != nil {
+		return nil, err
+	}
+	return &AuditStream{s: newStream(resp.Body)}, nil
+}
+
+// ErrorLog subscribes to the server's error log (GET /v1/log/error), like
+// [Client.AuditLog].
+func (c *Client) ErrorLog(ctx context.Context) (*ErrorStream, error) {
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/log/error", accept: "application/x-ndjson"})
+	if err != nil {
+		return nil, err
+	}
+	return &ErrorStream{s: newStream(resp.Body)}, nil
+}
+
+// AuditStream is a stream of audit events:
+//
+//	for stream.Next() {
+//		event := stream.Event()
+//		// ...
+//	}
+//	if err := stream.Err(); err != nil {
+//		// ...
+//	}
+//
+// Next and Event must not be called concurrently; Close may be called at
+// any time, also to stop a Next that waits for the next event.
+type AuditStream struct {
+	s     *stream
+	event AuditEvent
+}
+
+// Next reads the next event and reports whether there is one. It returns
+// false at the end of the stream, after Close and on an error, which Err
+// then returns.
+func (s *AuditStream) Next() bool {
+	var e AuditEvent
+	if !s.s.next(&e) {
+		return false
+	}
+	s.event = e
+	return true
+}
+
+// Event returns the event read by the last successful call of Next.
+func (s *AuditStream) Event() AuditEvent { return s.event }
+
+// Err returns the error that ended the stream: a transport error or an
+// error starting with "kes: " for an event that cannot be decoded. The end
+// of the stream and Close are not errors.
+func (s *AuditStream) Err() error { return s.s.err }
+
+// Close ends the stream and releases its connection. Only the first call
+// has an effect; it returns the error of closing the response body.
+func (s *AuditStream) Close() error { return s.s.close() }
+
+// ErrorStream is a stream of error events, used like an [AuditStream].
+type ErrorStream struct {
+	s     *stream
+	event ErrorEvent
+}
+
+// Next reads the next event and reports whether there is one. It returns
+// false at the end of the stream, after Close and on an error, which Err
+// then returns.
+func (s *ErrorStream) Next() bool {
+	var e ErrorEvent
+	if !s.s.next(&e) {
+		return false
+	}
+	s.event = e
+	return true
+}
+
+// Event returns the event read by the last successful call of Next.
+func (s *ErrorStream) Event() ErrorEvent { return s.event }
+
+// Err returns the error that ended the stream: a transport error or an
+// error starting with "kes: " for an event that cannot be decoded. The end
+// of the stream and Close are not errors.
+func (s *ErrorStream) Err() error { return s.s.err }
+
+// Close ends the stream and releases its connection. Only the first call
+// has an effect; it returns the error of closing the response body.
+func (s *ErrorStream) Close() error { return s.s.close() }
+
+// stream reads NDJSON values from a response body.
+type stream struct {
+	body    io.ReadCloser
+	scanner *bufio.Scanner
+	err     error
+	closed  atomic.Bool
+}
+
+func newStream(body io.ReadCloser) *stream {
+	s := bufio.NewScanner(body)
+	s.Buffer(make([]byte, 0, 4096), maxLogLine)
+	return &stream{body: body, scanner: s}
+}
+
+// next decodes the next non-empty line into v.
+func (s *stream) next(v any) bool {
+	if s.err != nil || s.closed.Load() {
+		return false
+	}
+	for s.scanner.Scan() {
+		line := bytes.TrimSpace(s.scanner.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		if err := json.Unmarshal(line, v); err != nil {
+			s.err = fmt.Errorf("kes: invalid log event: %w", err)
+			return false
+		}
+		return true
+	}
+	if err := s.scanner.Err(); err != nil && !s.closed.Load() {
+		s.err = fmt.Errorf("kes: reading log stream: %w", err)
+	}
+	return false
+}
+
+func (s *stream) close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.body.Close()
+}

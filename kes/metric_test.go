@@ -1,0 +1,198 @@
+package kes
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// exposition is a /v1/metrics answer as the KES metric set (API reference
+// 9.3) looks in the Prometheus text format 0.0.4, families sorted by name.
+const exposition = `# HELP kes_http_request_active Number of active requests that are not finished, yet.
+# TYPE kes_http_request_active gauge
+kes_http_request_active 1
+# HELP kes_http_request_error Number of request that failed due to some error. (HTTP 4xx status code)
+# TYPE kes_http_request_error counter
+kes_http_request_error{code="400"} 2
+kes_http_request_error{code="404"} 5
+# HELP kes_http_request_failure Number of request that failed due to some internal failure. (HTTP 5xx status code)
+# TYPE kes_http_request_failure counter
+kes_http_request_failure{code="502"} 1
+# HELP kes_http_request_success Number of requests that have been served successfully.
+# TYPE kes_http_request_success counter
+kes_http_request_success{code="200"} 42
+# HELP kes_http_response_time Histogram of request response times spawning from 10ms to 10s.
+# TYPE kes_http_response_time histogram
+kes_http_response_time_bucket{le="0.01"} 40
+kes_http_response_time_bucket{le="0.05"} 45
+kes_http_response_time_bucket{le="0.1"} 46
+kes_http_response_time_bucket{le="0.25"} 47
+kes_http_response_time_bucket{le="0.5"} 48
+kes_http_response_time_bucket{le="1"} 49
+kes_http_response_time_bucket{le="1.5"} 49
+kes_http_response_time_bucket{le="3"} 50
+kes_http_response_time_bucket{le="5"} 50
+kes_http_response_time_bucket{le="10"} 50
+kes_http_response_time_bucket{le="+Inf"} 50
+kes_http_response_time_sum 3.0270000000000006
+kes_http_response_time_count 50
+# HELP kes_log_audit_events Number of audit log events written to the audit log targets.
+# TYPE kes_log_audit_events counter
+kes_log_audit_events 3
+# HELP kes_log_error_events Number of error log events written to the error log targets.
+# TYPE kes_log_error_events counter
+kes_log_error_events 0
+# HELP kes_system_mem_heap_objects The number of objects that are currently allocated on the heap memory.
+# TYPE kes_system_mem_heap_objects gauge
+kes_system_mem_heap_objects 21570
+# HELP kes_system_mem_heap_used The number of bytes that are currently allocated on the heap memory.
+# TYPE kes_system_mem_heap_used gauge
+kes_system_mem_heap_used 3.85408e+06
+# HELP kes_system_mem_stack_used The bytes of stack memory obtained from the OS.
+# TYPE kes_system_mem_stack_used gauge
+kes_system_mem_stack_used 589824
+# HELP kes_system_num_cpu The number of logical CPUs available on the system. It may be larger than the number of usable CPUs.
+# TYPE kes_system_num_cpu gauge
+kes_system_num_cpu 8
+# HELP kes_system_num_cpu_used The number of logical CPUs usable by the server. It may be smaller than the number of available CPUs.
+# TYPE kes_system_num_cpu_used gauge
+kes_system_num_cpu_used 4
+# HELP kes_system_num_threads The number of concurrent co-routines/threads that currently exists.
+# TYPE kes_system_num_threads gauge
+kes_system_num_threads 17
+# HELP kes_system_up_time The time the server has been up and running in seconds.
+# TYPE kes_system_up_time gauge
+kes_system_up_time 3725.43
+`
+
+var expositionMetric = Metric{
+	RequestOK:     42,
+	RequestErr:    7,
+	RequestFail:   1,
+	RequestActive: 1,
+	AuditEvents:   3,
+	ErrorEvents:   0,
+	LatencyHistogram: map[time.Duration]uint64{
+		10 * time.Millisecond:   40,
+		50 * time.Millisecond:   45,
+		100 * time.Millisecond:  46,
+		250 * time.Millisecond:  47,
+		500 * time.Millisecond:  48,
+		1 * time.Second:         49,
+		1500 * time.Millisecond: 49,
+		3 * time.Second:         50,
+		5 * time.Second:         50,
+		10 * time.Second:        50,
+	},
+	UpTime:      3725*time.Second + 430*time.Millisecond,
+	CPUs:        8,
+	UsableCPUs:  4,
+	Threads:     17,
+	HeapAlloc:   3854080,
+	HeapObjects: 21570,
+	StackAlloc:  589824,
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.RequestURI != "/v1/metrics" {
+			t.Errorf("request = %s %s, want GET /v1/metrics", r.Method, r.RequestURI)
+		}
+		if got := r.Header.Get("Accept"); got != "text/plain" {
+			t.Errorf("Accept = %q, want text/plain", got)
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8; escaping=underscores")
+		io.WriteString(w, exposition)
+	}))
+	c := newTestClient(t, srv)
+	got, err := c.Metrics(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(expositionMetric, got); diff != "" {
+		t.Errorf("Metrics mismatch (-want +got):\n%s", diff)
+	}
+	if n := got.RequestN(); n != 50 {
+		t.Errorf("RequestN() = %d, want 50", n)
+	}
+}
+
+func TestMetricsProtobuf(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited")
+		w.Write([]byte{0x0a, 0x01})
+	}))
+	c := newTestClient(t, srv)
+	if _, err := c.Metrics(t.Context()); err == nil || !strings.Contains(err.Error(), "content type") {
+		t.Errorf("Metrics = %v, want a content type error", err)
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		text    string
+		want    Metric
+		wantErr bool
+	}{
+		{name: "empty", text: "", want: Metric{}},
+		{name: "fresh server without request counters", text: "kes_http_request_active 0\nkes_system_num_cpu 2\n", want: Metric{CPUs: 2}},
+		{
+			name: "unknown families and comments are ignored",
+			text: "# a comment\ngo_goroutines 7\nsomething{weird 1 2 3\nkes_http_request_successes 4\nkes_system_num_threads 3\n",
+			want: Metric{Threads: 3},
+		},
+		{
+			name: "timestamps, spaces and CRLF",
+			text: "kes_system_num_cpu 4 1700000000000\r\nkes_http_request_success{code=\"200\" , method=\"GET\"} 2\r\n  kes_log_error_events\t5\r\n",
+			want: Metric{CPUs: 4, RequestOK: 2, ErrorEvents: 5},
+		},
+		{
+			name: "escaped label values",
+			text: `kes_http_request_error{code="4\"0\\0\n",x="}"} 3` + "\n",
+			want: Metric{RequestErr: 3},
+		},
+		{name: "up time truncation to ms", text: "kes_system_up_time 0.01\n", want: Metric{UpTime: 10 * time.Millisecond}},
+		{name: "scientific notation", text: "kes_system_mem_stack_used 1e+06\n", want: Metric{StackAlloc: 1000000}},
+		{name: "duplicate gauge", text: "kes_system_num_cpu 1\nkes_system_num_cpu 2\n", wantErr: true},
+		{name: "duplicate bucket", text: "kes_http_response_time_bucket{le=\"1\"} 1\nkes_http_response_time_bucket{le=\"1.0\"} 1\n", wantErr: true},
+		{name: "bucket without le", text: "kes_http_response_time_bucket 1\n", wantErr: true},
+		{name: "bucket with bad le", text: "kes_http_response_time_bucket{le=\"soon\"} 1\n", wantErr: true},
+		{name: "negative bucket", text: "kes_http_response_time_bucket{le=\"-1\"} 1\n", wantErr: true},
+		{name: "negative counter", text: "kes_http_request_success{code=\"200\"} -1\n", wantErr: true},
+		{name: "NaN", text: "kes_system_num_threads NaN\n", wantErr: true},
+		{name: "infinite", text: "kes_system_mem_heap_used +Inf\n", wantErr: true},
+		{name: "huge int", text: "kes_system_num_cpu 1e12\n", wantErr: true},
+		{name: "huge up time", text: "kes_system_up_time 1e300\n", wantErr: true},
+		{name: "missing value", text: "kes_system_num_cpu\n", wantErr: true},
+		{name: "bad value", text: "kes_system_num_cpu two\n", wantErr: true},
+		{name: "extra fields", text: "kes_system_num_cpu 1 2 3\n", wantErr: true},
+		{name: "unterminated labels", text: "kes_http_request_success{code=\"200\" 1\n", wantErr: true},
+		{name: "unquoted label", text: "kes_http_request_success{code=200} 1\n", wantErr: true},
+		{name: "label without value", text: "kes_http_request_success{code} 1\n", wantErr: true},
+		{name: "empty label name", text: "kes_http_request_success{=\"x\"} 1\n", wantErr: true},
+		{name: "garbage after label", text: "kes_http_request_success{code=\"200\"x} 1\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseMetrics([]byte(tt.text))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseMetrics(%q) error = %v, want error %v", tt.text, err, tt.wantErr)
+			}
+			if tt.wantErr {
+				return
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("parseMetrics(%q) mismatch (-want +got):\n%s", tt.text, diff)
+			}
+		})
+	}
+}
