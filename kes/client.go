@@ -69,18 +69,35 @@ type Client struct {
 // NewClient does not fail: if the certificate cannot be created (e.g. key
 // is the zero APIKey), every request fails with that error during the TLS
 // handshake.
+//
+// The certificate is renewed once half of its validity has passed, so a
+// long-running client never presents an expired certificate (servers
+// refuse expired certificates even when they do not verify the chain).
 func NewClient(endpoint string, key APIKey, opts ...CertificateOption) *Client {
-	cert, err := GenerateCertificate(key, opts...)
+	var (
+		mu      sync.Mutex
+		cert    tls.Certificate
+		err     error
+		renewAt time.Time
+	)
 	return NewClientWithConfig(endpoint, &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		// GetClientCertificate, unlike Certificates, hands over the
 		// certificate even when the server lists acceptable CAs that did
 		// not issue it; a KES server with auth off accepts it anyway.
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			if err != nil {
-				return nil, err
+			mu.Lock()
+			defer mu.Unlock()
+			if now := time.Now(); renewAt.IsZero() || now.After(renewAt) {
+				cert, err = GenerateCertificate(key, opts...)
+				if err != nil {
+					return nil, err
+				}
+				leaf := cert.Leaf
+				renewAt = leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) / 2)
 			}
-			return &cert, nil
+			c := cert
+			return &c, nil
 		},
 	})
 }
