@@ -1,0 +1,191 @@
+package api
+
+import "time"
+
+// The JSON wire types of the v1 API. Field order, JSON names and omitempty
+// rules are part of the wire contract: do not reorder fields. []byte fields
+// travel as standard, padded base64 (encoding/json's default).
+
+// VersionResponse is the body of GET /version.
+type VersionResponse struct {
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+}
+
+// StatusResponse is the body of GET /v1/status. There is deliberately no
+// keystore_unavailable field (spec 3.4).
+type StatusResponse struct {
+	Version             string `json:"version"`
+	OS                  string `json:"os"`
+	Arch                string `json:"arch"`
+	UpTime              int64  `json:"uptime"` // seconds, rounded
+	CPUs                int    `json:"num_cpu"`
+	UsableCPUs          int    `json:"num_cpu_used"`
+	HeapAlloc           uint64 `json:"mem_heap_used"`
+	StackAlloc          uint64 `json:"mem_stack_used"`
+	KeyStoreLatency     int64  `json:"keystore_latency,omitempty"` // milliseconds
+	KeyStoreUnreachable bool   `json:"keystore_unreachable,omitempty"`
+}
+
+// RouteResponse is one element of the GET /v1/api array.
+type RouteResponse struct {
+	Method  string `json:"method"`
+	Path    string `json:"path"`
+	MaxBody int64  `json:"max_body"`
+	Timeout int64  `json:"timeout"` // whole seconds, 0 = none
+}
+
+// ImportKeyRequest is the body of PUT|POST /v1/key/import/<name>.
+type ImportKeyRequest struct {
+	Key    []byte `json:"key"`
+	Cipher string `json:"cipher"`
+}
+
+// DescribeKeyResponse is the body of GET /v1/key/describe/<name>.
+type DescribeKeyResponse struct {
+	Name      string    `json:"name"`
+	Algorithm string    `json:"algorithm"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by,omitempty"`
+}
+
+// ListKeysResponse is the body of GET /v1/key/list/<pattern>. Names is
+// never nil.
+type ListKeysResponse struct {
+	Names      []string `json:"names"`
+	ContinueAt string   `json:"continue_at,omitempty"`
+}
+
+// GenerateKeyRequest is the optional body of PUT|POST /v1/key/generate/<name>.
+// Version is accepted and ignored.
+type GenerateKeyRequest struct {
+	Context []byte `json:"context"`
+	Version string `json:"version"`
+}
+
+// GenerateKeyResponse is the body of a data-key generation.
+type GenerateKeyResponse struct {
+	Plaintext  []byte `json:"plaintext"`
+	Ciphertext []byte `json:"ciphertext"`
+}
+
+// EncryptKeyRequest is the body of PUT|POST /v1/key/encrypt/<name>.
+type EncryptKeyRequest struct {
+	Plaintext []byte `json:"plaintext"`
+	Context   []byte `json:"context"`
+	Version   string `json:"version"`
+}
+
+// EncryptKeyResponse is the answer of an encryption.
+type EncryptKeyResponse struct {
+	Ciphertext []byte `json:"ciphertext"`
+}
+
+// DecryptKeyRequest is the body of PUT|POST /v1/key/decrypt/<name>.
+type DecryptKeyRequest struct {
+	Ciphertext []byte `json:"ciphertext"`
+	Context    []byte `json:"context"`
+	Version    string `json:"version"`
+}
+
+// DecryptKeyResponse is the answer of a decryption.
+type DecryptKeyResponse struct {
+	Plaintext []byte `json:"plaintext"`
+}
+
+// HMACRequest is the body of PUT|POST /v1/key/hmac/<name>.
+type HMACRequest struct {
+	Message []byte `json:"message"`
+	Version string `json:"version"`
+}
+
+// HMACResponse is the answer of an HMAC computation.
+type HMACResponse struct {
+	HMAC []byte `json:"hmac"`
+}
+
+// DescribePolicyResponse is the body of GET /v1/policy/describe/<name>.
+type DescribePolicyResponse struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by,omitempty"`
+}
+
+// RuleSet is a set of policy patterns; it encodes as a JSON object whose
+// keys are the patterns and whose values are empty objects.
+type RuleSet map[string]struct{}
+
+// ReadPolicyResponse is the body of GET /v1/policy/read/<name>.
+type ReadPolicyResponse struct {
+	Name      string    `json:"name"`
+	Allow     RuleSet   `json:"allow,omitempty"`
+	Deny      RuleSet   `json:"deny,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by,omitempty"`
+}
+
+// ListPoliciesResponse is the body of GET /v1/policy/list/<pattern>.
+// ContinueAt is always present (and empty).
+type ListPoliciesResponse struct {
+	Names      []string `json:"names"`
+	ContinueAt string   `json:"continue_at"`
+}
+
+// DescribeIdentityResponse is the body of GET /v1/identity/describe/<id>.
+type DescribeIdentityResponse struct {
+	IsAdmin   bool      `json:"admin,omitempty"`
+	Policy    string    `json:"policy,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by,omitempty"`
+}
+
+// ListIdentitiesResponse is the body of GET /v1/identity/list/<pattern>.
+// ContinueAt is always present (and empty).
+type ListIdentitiesResponse struct {
+	Identities []string `json:"identities"`
+	ContinueAt string   `json:"continue_at"`
+}
+
+// SelfDescribeResponse is the body of GET /v1/identity/self/describe, in
+// the shape kms-go's DescribeSelf decodes: the policy name as a string and
+// its rules at top level.
+type SelfDescribeResponse struct {
+	Identity  string    `json:"identity"`
+	IsAdmin   bool      `json:"admin,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by,omitempty"`
+	Policy    string    `json:"policy,omitempty"`
+	Allow     RuleSet   `json:"allow,omitempty"`
+	Deny      RuleSet   `json:"deny,omitempty"`
+}
+
+// ErrorResponse is the decoded form of an error body. Error bodies are
+// written by [WriteError], not by encoding this type.
+type ErrorResponse struct {
+	Message string `json:"message"`
+}
+
+// AuditEvent is one line of the /v1/log/audit stream.
+type AuditEvent struct {
+	Time     time.Time     `json:"time"`
+	Request  AuditRequest  `json:"request"`
+	Response AuditResponse `json:"response"`
+}
+
+// AuditRequest describes the request of an AuditEvent.
+type AuditRequest struct {
+	IP       string `json:"ip,omitempty"`
+	Path     string `json:"path"`
+	Identity string `json:"identity,omitempty"`
+}
+
+// AuditResponse describes the response of an AuditEvent.
+type AuditResponse struct {
+	StatusCode int   `json:"code"`
+	Time       int64 `json:"time"` // milliseconds
+}
+
+// ErrorEvent is one line of the /v1/log/error stream.
+type ErrorEvent struct {
+	Message string `json:"message"` // one slog text line without newline
+}

@@ -1,0 +1,363 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/openkes/openkes/internal/api"
+)
+
+// handlerFunc serves one route. ctx carries the route timeout; rq holds
+// the request's state, identity and resource argument.
+type handlerFunc func(s *Server, ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request)
+
+// route is a route of one server state: the api.Route with the
+// configuration's overrides applied, plus its handler.
+type route struct {
+	api.Route
+	handle handlerFunc
+}
+
+// handlers maps every route path of api.Routes to its handler.
+var handlers = map[string]handlerFunc{
+	api.PathVersion:          (*Server).handleVersion,
+	api.PathReady:            (*Server).handleReady,
+	api.PathStatus:           (*Server).handleStatus,
+	api.PathMetrics:          (*Server).handleMetrics,
+	api.PathAPI:              (*Server).handleAPI,
+	api.PathKeyCreate:        (*Server).handleCreateKey,
+	api.PathKeyImport:        (*Server).handleImportKey,
+	api.PathKeyDescribe:      (*Server).handleDescribeKey,
+	api.PathKeyList:          (*Server).handleListKeys,
+	api.PathKeyDelete:        (*Server).handleDeleteKey,
+	api.PathKeyGenerate:      (*Server).handleGenerateKey,
+	api.PathKeyEncrypt:       (*Server).handleEncrypt,
+	api.PathKeyDecrypt:       (*Server).handleDecrypt,
+	api.PathKeyHMAC:          (*Server).handleHMAC,
+	api.PathPolicyDescribe:   (*Server).handleDescribePolicy,
+	api.PathPolicyRead:       (*Server).handleReadPolicy,
+	api.PathPolicyList:       (*Server).handleListPolicies,
+	api.PathIdentityDescribe: (*Server).handleDescribeIdentity,
+	api.PathIdentityList:     (*Server).handleListIdentities,
+	api.PathIdentitySelf:     (*Server).handleSelfDescribe,
+	api.PathLogError:         (*Server).handleErrorLog,
+	api.PathLogAudit:         (*Server).handleAuditLog,
+}
+
+// keyRoutes are the routes whose resource is a key name (for audit).
+var keyRoutes = map[string]bool{
+	api.PathKeyCreate: true, api.PathKeyImport: true, api.PathKeyDescribe: true,
+	api.PathKeyDelete: true, api.PathKeyGenerate: true, api.PathKeyEncrypt: true,
+	api.PathKeyDecrypt: true, api.PathKeyHMAC: true,
+}
+
+// buildRoutes returns the route table with the overrides of conf applied:
+// a Timeout > 0 replaces the default, SkipAuth turns verification into
+// identify-only.
+func buildRoutes(conf map[string]RouteConfig) []route {
+	defaults := api.Routes()
+	routes := make([]route, len(defaults))
+	for i, r := range defaults {
+		if rc, ok := conf[r.Path]; ok {
+			if rc.Timeout > 0 {
+				r.Timeout = rc.Timeout
+			}
+			if rc.SkipAuth && r.Auth == api.AuthVerify {
+				r.Auth = api.AuthIdentify
+			}
+		}
+		h := handlers[r.Path]
+		if h == nil {
+			panic("server: no handler for route " + r.Path) // programmer error
+		}
+		routes[i] = route{Route: r, handle: h}
+	}
+	return routes
+}
+
+// request is the per-request bookkeeping shared by the router, the
+// handlers and the audit log. Requests are pooled.
+type request struct {
+	st       *state // nil once released
+	stAudit  *state // the state the request ran on, for audit after release
+	rt       *route
+	resource string
+	identity string
+	policy   string
+	start    time.Time
+	status   int
+	message  string
+}
+
+var requestPool = sync.Pool{New: func() any { return new(request) }}
+
+// releaseState drops the request's reference on its state early, for
+// handlers that run long without needing it (log streams).
+func (rq *request) releaseState() {
+	if rq.st != nil {
+		rq.st.release()
+		rq.st = nil
+	}
+}
+
+// ServeHTTP implements http.Handler: routing (spec 1.3), method check,
+// body limit, route timeout, authentication (spec 2), the handler, metrics
+// and audit.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rq := requestPool.Get().(*request)
+	*rq = request{start: time.Now()}
+	st := s.acquire()
+	rq.st, rq.stAudit = st, st
+	defer s.finish(w, r, rq)
+
+	p := r.URL.Path
+	if np := cleanPath(p); np != p {
+		// Like http.ServeMux: redirect to the canonical path. The new
+		// request is authorised anew, so no path trick reaches a route
+		// the caller may not use.
+		setWriteDeadline(w, 0)
+		u := url.URL{Path: np, RawQuery: r.URL.RawQuery}
+		http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
+		rq.status = http.StatusMovedPermanently
+		return
+	}
+	rt, resource := st.lookup(p)
+	if rt == nil {
+		setWriteDeadline(w, 0)
+		http.NotFound(w, r)
+		rq.status, rq.message = http.StatusNotFound, "404 page not found"
+		return
+	}
+	rq.rt, rq.resource = rt, resource
+	var deadline time.Time
+	if rt.Timeout > 0 {
+		deadline = rq.start.Add(rt.Timeout)
+	}
+	// An HTTP/1 connection keeps the write deadline of its previous
+	// request: always set (or clear) it.
+	_ = http.NewResponseController(w).SetWriteDeadline(deadline)
+	if !rt.AcceptsMethod(r.Method) {
+		w.Header().Set("Accept", rt.Method)
+		s.reject(w, rq, api.MethodNotAllowed(r.Method, rt.Method))
+		return
+	}
+	if rt.MaxBody > 0 {
+		r.Body = http.MaxBytesReader(w, r.Body, rt.MaxBody)
+	}
+	ctx := r.Context()
+	if rt.Timeout > 0 {
+		dctx, cancel := withLazyDeadline(ctx, deadline)
+		defer cancel()
+		ctx = dctx
+	}
+
+	switch rt.Auth {
+	case api.AuthIdentify:
+		rq.identity, _ = requestIdentity(r)
+		rq.policy = st.idents[rq.identity]
+	case api.AuthVerify:
+		id, err := requestIdentity(r)
+		if err != nil {
+			s.reject(w, rq, err)
+			return
+		}
+		rq.identity = id
+		if id != st.admin || st.admin == "" {
+			name, ok := st.idents[id]
+			if !ok {
+				st.logDebug(ctx, "access denied: identity not found", r, rq)
+				s.reject(w, rq, api.ErrNotAllowed)
+				return
+			}
+			rq.policy = name
+			if !st.policies[name].compiled.Allows(p) {
+				st.logDebug(ctx, "access denied: rejected by policy '"+name+"'", r, rq)
+				s.reject(w, rq, api.ErrNotAllowed)
+				return
+			}
+		}
+	}
+
+	if !rt.Counted {
+		rt.handle(s, ctx, w, r, rq)
+		return
+	}
+	s.serveCounted(ctx, w, r, rq)
+}
+
+// serveCounted runs the handler of an instrumented route (spec 9.3).
+func (s *Server) serveCounted(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
+	m := s.metrics
+	m.active.Inc()
+	start := time.Now()
+	defer func() {
+		m.latency.Observe(time.Since(start).Seconds())
+		m.active.Dec()
+		m.count(rq.status)
+	}()
+	rq.rt.handle(s, ctx, w, r, rq)
+}
+
+// lookup returns the route serving the clean path p and the resource
+// argument, or nil. Prefix routes also serve their path without the
+// trailing slash, with an empty resource (what kms-go sends for empty
+// arguments).
+func (st *state) lookup(p string) (*route, string) {
+	if rt := st.byPath[p]; rt != nil {
+		return rt, ""
+	}
+	// Prefix routes all have the form /v1/<a>/<b>/: cut after the 4th '/'.
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' {
+			n++
+			if n == 4 {
+				if rt := st.byPath[p[:i+1]]; rt != nil && rt.IsPrefix() {
+					return rt, p[i+1:]
+				}
+				return nil, ""
+			}
+		}
+	}
+	return nil, ""
+}
+
+// cleanPath returns the canonical form of p, as http.ServeMux computes it:
+// rooted, path.Clean'ed, with a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	if !needsClean(p) {
+		return p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// needsClean is a fast check for "//", "/./" and "/../" (and the same at
+// the end of p), the only things path.Clean changes in a rooted path.
+func needsClean(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] != '/' {
+			continue
+		}
+		rest := p[i+1:]
+		switch {
+		case len(rest) > 0 && rest[0] == '/':
+			return true
+		case rest == "." || len(rest) > 1 && rest[0] == '.' && rest[1] == '/':
+			return true
+		case rest == ".." || len(rest) > 2 && rest[0] == '.' && rest[1] == '.' && rest[2] == '/':
+			return true
+		}
+	}
+	return false
+}
+
+// setWriteDeadline installs the route timeout as the write deadline of the
+// response, or clears a deadline left by an earlier request on the same
+// connection when d is 0. Writers without deadline support (in-process
+// use) are fine.
+func setWriteDeadline(w http.ResponseWriter, d time.Duration) {
+	var t time.Time
+	if d > 0 {
+		t = time.Now().Add(d)
+	}
+	_ = http.NewResponseController(w).SetWriteDeadline(t)
+}
+
+// reject answers with the API error e.
+func (s *Server) reject(w http.ResponseWriter, rq *request, e *api.Error) {
+	rq.status, rq.message = e.Status, e.Message
+	api.WriteError(w, e)
+}
+
+// fail answers with the translation of err (see api.Translate); unexpected
+// errors are logged with their cause and answered with generic.
+func (s *Server) fail(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request, err error, generic *api.Error) {
+	e, internal := api.Translate(err, generic)
+	if internal {
+		s.logError(ctx, r, rq, err)
+	}
+	s.reject(w, rq, e)
+}
+
+// logError logs err at ERROR with the request attributes. err must not
+// contain key material (no error of this code base does).
+func (s *Server) logError(ctx context.Context, r *http.Request, rq *request, err error) {
+	st := rq.stAudit
+	if st == nil || !st.log.Enabled(ctx, slog.LevelError) {
+		return
+	}
+	st.log.LogAttrs(ctx, slog.LevelError, err.Error(), requestAttrs(r, rq)...)
+}
+
+func (st *state) logDebug(ctx context.Context, msg string, r *http.Request, rq *request) {
+	if !st.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	st.log.LogAttrs(ctx, slog.LevelDebug, msg, requestAttrs(r, rq)...)
+}
+
+// Attribute keys of error-log records.
+const (
+	attrMethod   = "method"
+	attrPath     = "path"
+	attrIdentity = "identity"
+	attrIP       = "ip"
+)
+
+func requestAttrs(r *http.Request, rq *request) []slog.Attr {
+	return []slog.Attr{
+		slog.String(attrMethod, r.Method),
+		slog.String(attrPath, r.URL.Path),
+		slog.String(attrIdentity, rq.identity),
+		slog.String(attrIP, remoteIP(r.RemoteAddr)),
+	}
+}
+
+// remoteIP returns the IP of a RemoteAddr "ip:port" (or addr itself).
+func remoteIP(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// finish runs after every request: it recovers from a panic in a handler
+// (answering 500 if nothing was written yet), releases the state and
+// emits the audit record.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, rq *request) {
+	if v := recover(); v != nil {
+		if v == http.ErrAbortHandler {
+			rq.releaseState()
+			panic(v)
+		}
+		if rq.stAudit != nil {
+			rq.stAudit.log.LogAttrs(r.Context(), slog.LevelError,
+				fmt.Sprintf("panic serving request: %v\n%s", v, debug.Stack()), requestAttrs(r, rq)...)
+		}
+		if rq.status == 0 {
+			s.reject(w, rq, api.ErrInternal)
+		}
+	}
+	rq.releaseState()
+	s.audit(r, rq)
+	*rq = request{}
+	requestPool.Put(rq)
+}

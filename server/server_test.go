@@ -1,0 +1,322 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/openkes/openkes/internal/testpki"
+	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/mem"
+)
+
+// env is a server listening on 127.0.0.1 over real TLS, with an admin, a
+// policy identity ("my-app") and a stranger (known to nobody).
+type env struct {
+	srv        *Server
+	addr       string
+	conf       *Config
+	store      keystore.Store
+	serverCert *testpki.Cert
+	roots      *x509.CertPool
+	admin      *testpki.Cert
+	user       *testpki.Cert
+	stranger   *testpki.Cert
+	errLog     *syncBuffer
+	audit      *auditRecorder
+}
+
+// testPolicy is the policy of env.user.
+var testPolicy = Policy{
+	Allow: []string{
+		"/v1/key/create/my-app*",
+		"/v1/key/generate/my-app*",
+		"/v1/key/decrypt/my-app*",
+		"/v1/key/describe/*",
+		"/v1/identity/self/describe",
+		"/v1/policy/describe/*",
+		"/v1/status",
+	},
+	Deny: []string{"/v1/key/describe/my-app-internal*"},
+}
+
+// newEnv starts a server. modify may change the config before New.
+func newEnv(t testing.TB, modify ...func(*Config)) *env {
+	t.Helper()
+	e := &env{
+		serverCert: testpki.Server(t),
+		admin:      testpki.SelfSigned(t, testpki.Options{CommonName: "admin"}),
+		user:       testpki.SelfSigned(t, testpki.Options{CommonName: "user"}),
+		stranger:   testpki.SelfSigned(t, testpki.Options{CommonName: "stranger"}),
+		errLog:     new(syncBuffer),
+		audit:      new(auditRecorder),
+	}
+	e.roots = x509.NewCertPool()
+	e.roots.AddCert(e.serverCert.X509)
+	p := testPolicy
+	p.Identities = []string{e.user.Identity()}
+	e.store = mem.New()
+	e.conf = &Config{
+		Admin:    e.admin.Identity(),
+		Policies: map[string]Policy{"my-app": p},
+		Store:    e.store,
+		TLS:      TLSConfig{GetCertificate: e.getCertificate},
+		ErrorLog: slog.New(slog.NewTextHandler(e.errLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		AuditLog: e.audit,
+	}
+	for _, m := range modify {
+		m(e.conf)
+	}
+	e.store = e.conf.Store
+	srv, err := New(t.Context(), e.conf)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	e.srv = srv
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && err.Error() != "server: closed" {
+			t.Errorf("Serve: %v", err)
+		}
+		if err := srv.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return e
+}
+
+func (e *env) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return &e.serverCert.TLS, nil
+}
+
+func (e *env) url(path string) string { return "https://" + e.addr + path }
+
+// clientTLS returns a client TLS config presenting cert (none if nil).
+func (e *env) clientTLS(cert *testpki.Cert) *tls.Config {
+	c := &tls.Config{RootCAs: e.roots, ServerName: "localhost"}
+	if cert != nil {
+		c.Certificates = []tls.Certificate{cert.TLS}
+	}
+	return c
+}
+
+// client returns an HTTP client (HTTP/2 when possible) presenting cert.
+// It does not follow redirects.
+func (e *env) client(t testing.TB, cert *testpki.Cert) *http.Client {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: e.clientTLS(cert), ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{
+		Transport:     tr,
+		Timeout:       20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// response is a fully read HTTP response.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+	proto  int
+}
+
+// do sends one request and reads the whole response.
+func do(t testing.TB, c *http.Client, method, url, body string) response {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, url, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b, proto: resp.ProtoMajor}
+}
+
+// wantStatus fails unless resp has the given status.
+func (r response) want(t testing.TB, status int) response {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status = %d, want %d (body %q)", r.status, status, r.body)
+	}
+	return r
+}
+
+// wantError fails unless resp is the KES error with the given status and
+// message, byte for byte.
+func (r response) wantError(t testing.TB, status int, msg string) {
+	t.Helper()
+	r.want(t, status)
+	want := `{"message":"` + msg + "\"\n}"
+	if string(r.body) != want {
+		t.Errorf("body = %q, want %q", r.body, want)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+}
+
+// wantEmpty fails unless resp is an empty 200.
+func (r response) wantEmpty(t testing.TB) {
+	t.Helper()
+	r.want(t, http.StatusOK)
+	if len(r.body) != 0 || r.header.Get("Content-Length") != "0" {
+		t.Errorf("body %q Content-Length %q, want empty", r.body, r.header.Get("Content-Length"))
+	}
+	if ct := r.header.Get("Content-Type"); ct != "" {
+		t.Errorf("Content-Type = %q, want none", ct)
+	}
+}
+
+// decode decodes a 200 JSON body into v.
+func (r response) decode(t testing.TB, v any) {
+	t.Helper()
+	r.want(t, http.StatusOK)
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	if !bytes.HasSuffix(r.body, []byte("}\n")) && !bytes.HasSuffix(r.body, []byte("]\n")) {
+		t.Errorf("body %q does not end in a newline", r.body)
+	}
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %q: %v", r.body, err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// auditRecorder is an AuditHandler that keeps every record.
+type auditRecorder struct {
+	mu      sync.Mutex
+	records []AuditRecord
+}
+
+func (a *auditRecorder) HandleAudit(_ context.Context, r *AuditRecord) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.records = append(a.records, *r)
+}
+
+func (a *auditRecorder) all() []AuditRecord {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]AuditRecord(nil), a.records...)
+}
+
+// flakyStore wraps a store and can be made unreachable or broken.
+type flakyStore struct {
+	keystore.Store
+	down    atomic.Bool // every call fails with *keystore.UnreachableError
+	broken  atomic.Bool // every call fails with a plain error
+	panicky atomic.Bool // Create panics
+}
+
+var errBroken = errors.New("store is broken")
+
+func (s *flakyStore) err() error {
+	switch {
+	case s.down.Load():
+		return &keystore.UnreachableError{Err: errors.New("connection refused")}
+	case s.broken.Load():
+		return errBroken
+	}
+	return nil
+}
+
+func (s *flakyStore) Create(ctx context.Context, name string, value []byte) error {
+	if s.panicky.Load() {
+		panic("flakyStore: create panics")
+	}
+	if err := s.err(); err != nil {
+		return err
+	}
+	return s.Store.Create(ctx, name, value)
+}
+
+func (s *flakyStore) Get(ctx context.Context, name string) ([]byte, error) {
+	if err := s.err(); err != nil {
+		return nil, err
+	}
+	return s.Store.Get(ctx, name)
+}
+
+func (s *flakyStore) Delete(ctx context.Context, name string) error {
+	if err := s.err(); err != nil {
+		return err
+	}
+	return s.Store.Delete(ctx, name)
+}
+
+func (s *flakyStore) List(ctx context.Context, prefix string, n int) ([]string, string, error) {
+	if err := s.err(); err != nil {
+		return nil, "", err
+	}
+	return s.Store.List(ctx, prefix, n)
+}
+
+func (s *flakyStore) Status(ctx context.Context) (keystore.State, error) {
+	if err := s.err(); err != nil {
+		return keystore.State{}, err
+	}
+	return s.Store.Status(ctx)
+}
+
+// closeCounter wraps a store and counts Close calls.
+type closeCounter struct {
+	keystore.Store
+	closed atomic.Int32
+}
+
+func (s *closeCounter) Close() error {
+	s.closed.Add(1)
+	return s.Store.Close()
+}
+
+func newMemStore() keystore.Store { return mem.New() }
