@@ -178,7 +178,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			rq.policy = name
-			if !st.policies[name].compiled.Allows(p) {
+			// A prefix route called without its trailing slash (kms-go's
+			// ListKeys(ctx, "", n)) is authorised as upstream saw it after
+			// its redirect: with the slash, so "/v1/key/list/*" allows it.
+			authPath := p
+			if rt.IsPrefix() && len(p) < len(rt.Path) {
+				authPath = rt.Path
+			}
+			if !st.policies[name].compiled.Allows(authPath) {
 				st.logDebug(ctx, "access denied: rejected by policy '"+name+"'", r, rq)
 				s.reject(w, rq, api.ErrNotAllowed)
 				return
