@@ -1,0 +1,261 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"reflect"
+	"slices"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/server"
+)
+
+// DefaultAddr is the listen address used when the file sets none.
+const DefaultAddr = "0.0.0.0:7373"
+
+// File is a parsed and validated config file.
+type File struct {
+	// Addr is the listen address, "[ip]:port". Default [DefaultAddr].
+	Addr string
+
+	// Admin is the admin identity: admin.identity, or the legacy
+	// top-level root key when admin.identity is not set.
+	Admin string
+
+	// TLS holds the tls section.
+	TLS TLS
+
+	// Policies maps policy names to policies. Allow and deny patterns are
+	// as written; identities are env-expanded, empty ones dropped.
+	Policies map[string]server.Policy
+
+	// Cache holds cache.expiry, with [server.DefaultCacheConfig] for the
+	// durations the file does not set.
+	Cache server.CacheConfig
+
+	// Routes holds the api section: per-route timeout and skip_auth.
+	Routes map[string]server.RouteConfig
+
+	// ErrorLevel is the level of log.error; default slog.LevelInfo.
+	ErrorLevel slog.Level
+
+	// AuditLevel is the level of log.audit; default slog.LevelInfo (the
+	// audit log is on). "off" is slog.LevelError+1: nothing is logged.
+	AuditLevel slog.Level
+
+	// Keys are the names of the keys to create at start-up.
+	Keys []string
+
+	// KeyStoreKind is the key store section, e.g. "fs", "vault" or
+	// "aws.secretsmanager".
+	KeyStoreKind string
+
+	// KeyStore is the decoded and validated configuration of the key
+	// store, or nil if no backend for KeyStoreKind is compiled into this
+	// program (see [File.KeyStoreError]).
+	KeyStore keystore.Config
+
+	// Warnings lists problems that do not prevent the file from being
+	// used, such as unknown keys, each prefixed with its dotted path.
+	Warnings []string
+
+	// keyStoreMirror is the decoded section when KeyStore is nil.
+	keyStoreMirror mirror
+}
+
+// TLS is the tls section of a config file.
+type TLS struct {
+	KeyFile  string // tls.key: the server's private key (PEM)
+	CertFile string // tls.cert: the server's certificate chain (PEM)
+	Password string // tls.password: decrypts an RFC 1423 encrypted key
+
+	// Auth is tls.auth: "on" verifies client certificates against the
+	// system roots and CAFile; "off" (the default) accepts any client
+	// certificate and leaves authorisation to the identity.
+	Auth bool
+
+	CAFile string // tls.ca: PEM file or directory of CA certificates
+
+	// ProxyIdentities and ProxyCertHeader are tls.proxy.identities and
+	// tls.proxy.header.cert. They are validated but, as in the original
+	// server, have no effect.
+	ProxyIdentities []string
+	ProxyCertHeader string
+}
+
+// ReadFile reads and parses the config file at path, resolving ${VAR}
+// references from the process environment. See [Parse] for the errors.
+func ReadFile(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, os.LookupEnv)
+}
+
+// Parse parses and validates a config file. lookupEnv resolves ${VAR}
+// references; nil means os.LookupEnv.
+//
+// The error is a YAML syntax error, or the errors.Join of every problem
+// found, each starting with the dotted path of the offending setting
+// ("keystore.vault.endpoint: required"). On error the File is nil.
+// Unknown keys are not errors, they are listed in File.Warnings.
+func Parse(data []byte, lookupEnv func(string) (string, bool)) (*File, error) {
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	root := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"} // an empty file has no settings
+	if len(doc.Content) > 0 && !isNull(doc.Content[0]) {
+		root = doc.Content[0]
+		if root.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("config: the file must be a YAML mapping, found %s", kindName(root))
+		}
+	}
+
+	p := new(problems)
+	expandEnv(root, "", scopeRoot, lookupEnv, p)
+	if len(p.errs) > 0 {
+		// Decoding the unexpanded text would only add confusing errors.
+		return nil, errors.Join(p.errs...)
+	}
+	d := &decoder{problems: p}
+	var m fileMirror
+	d.decode(root, "", reflect.ValueOf(&m).Elem())
+	applyDefaults(&m)
+	f := d.build(&m)
+	if len(p.errs) > 0 {
+		return nil, errors.Join(p.errs...)
+	}
+	f.Warnings = p.warnings
+	return f, nil
+}
+
+// KeyStoreError returns an [*UnsupportedKeyStoreError] if the file
+// configures a key store whose backend is not compiled into this program,
+// and nil if f.KeyStore can be used.
+func (f *File) KeyStoreError() error {
+	if f.KeyStore != nil {
+		return nil
+	}
+	if f.KeyStoreKind == "" {
+		return errors.New("keystore: no keystore specified")
+	}
+	return &UnsupportedKeyStoreError{Kind: f.KeyStoreKind, Name: storeName(f.KeyStoreKind)}
+}
+
+// ServerConfig returns the server configuration described by f, with the
+// given store and TLS settings, which the caller creates from f.KeyStore
+// and f.TLS. Maps and slices are copied, so f and the result can be
+// changed independently. Logging is left to the caller, which knows
+// where to log to; f.ErrorLevel and f.AuditLevel hold the levels.
+func (f *File) ServerConfig(store keystore.Store, tls server.TLSConfig) *server.Config {
+	var policies map[string]server.Policy
+	if f.Policies != nil {
+		policies = make(map[string]server.Policy, len(f.Policies))
+		for name, p := range f.Policies {
+			policies[name] = server.Policy{
+				Allow:      slices.Clone(p.Allow),
+				Deny:       slices.Clone(p.Deny),
+				Identities: slices.Clone(p.Identities),
+			}
+		}
+	}
+	return &server.Config{
+		Admin:    f.Admin,
+		Policies: policies,
+		Keys:     slices.Clone(f.Keys),
+		Store:    store,
+		Cache:    f.Cache,
+		Routes:   maps.Clone(f.Routes),
+		TLS:      tls,
+	}
+}
+
+// fileMirror is the private image of the config file.
+type fileMirror struct {
+	Version *string `yaml:"version"`
+	Address string  `yaml:"address"`
+	Root    string  `yaml:"root"` // before admin.identity existed
+	Admin   struct {
+		Identity string `yaml:"identity"`
+	} `yaml:"admin"`
+	TLS struct {
+		Key      string `yaml:"key"`
+		Cert     string `yaml:"cert"`
+		Password string `yaml:"password"`
+		Auth     string `yaml:"auth"`
+		CA       string `yaml:"ca"`
+		Proxy    struct {
+			Identities []string `yaml:"identities"`
+			Header     struct {
+				Cert string `yaml:"cert"`
+			} `yaml:"header"`
+		} `yaml:"proxy"`
+	} `yaml:"tls"`
+	Policy map[string]policyMirror `yaml:"policy"`
+	API    map[string]struct {
+		SkipAuth bool          `yaml:"skip_auth"`
+		Timeout  time.Duration `yaml:"timeout"`
+	} `yaml:"api"`
+	Cache struct {
+		Expiry struct {
+			// Pointers tell "not set" (default) from "0s" (disabled).
+			Any     *time.Duration `yaml:"any"`
+			Unused  *time.Duration `yaml:"unused"`
+			Offline *time.Duration `yaml:"offline"`
+		} `yaml:"expiry"`
+	} `yaml:"cache"`
+	Log struct {
+		Error string `yaml:"error"`
+		Audit string `yaml:"audit"`
+	} `yaml:"log"`
+	Keys []struct {
+		Name string `yaml:"name"`
+	} `yaml:"keys"`
+	KeyStore yaml.Node `yaml:"keystore"`
+}
+
+type policyMirror struct {
+	Allow      []string `yaml:"allow"`
+	Deny       []string `yaml:"deny"`
+	Identities []string `yaml:"identities"`
+}
+
+// applyDefaults fills in every default of the file format. It is the
+// only place defaults are applied.
+//
+// The cache defaults are the documented ones, server.DefaultCacheConfig
+// (any 5m, unused 30s, offline disabled), each applied only if the file
+// does not set that duration; an explicit 0s disables the expiry. The
+// original server instead sets any to 5m when it is 0 and then, if unused
+// is 0, overwrites any (not unused) with 30s, so that a file without a
+// cache section gets any=30s and no unused expiry. That looks accidental
+// and is not copied.
+func applyDefaults(m *fileMirror) {
+	if m.Address == "" {
+		m.Address = DefaultAddr
+	}
+	def := server.DefaultCacheConfig
+	for _, d := range []struct {
+		field **time.Duration
+		def   time.Duration
+	}{
+		{&m.Cache.Expiry.Any, def.Any},
+		{&m.Cache.Expiry.Unused, def.Unused},
+		{&m.Cache.Expiry.Offline, def.Offline},
+	} {
+		if *d.field == nil {
+			*d.field = &d.def
+		}
+	}
+}
