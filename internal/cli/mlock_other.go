@@ -1,0 +1,6 @@
+//go:build !linux
+
+package cli
+
+// mlock is not supported on this platform.
+func mlock() bool { return false }

@@ -1,0 +1,412 @@
+package cli
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/openkes/openkes/config"
+	"github.com/openkes/openkes/internal/https"
+	"github.com/openkes/openkes/kes"
+	"github.com/openkes/openkes/keystore"
+	_ "github.com/openkes/openkes/keystore/fs" // register the fs key store
+	"github.com/openkes/openkes/keystore/mem"
+	"github.com/openkes/openkes/server"
+)
+
+const serverUsage = `Usage:
+    kes server [options]
+
+Options:
+    --config <path>          Path to the server configuration file.
+    --addr <[ip]:port>       The network interface and port to listen on.
+                             Default: the config's address, or 0.0.0.0:7373
+                             (127.0.0.1:7373 with --dev).
+    --dev                    Start a development server: in-memory keys, a
+                             self-signed certificate and a fresh admin API key.
+    --auth <on|off>          Verify client certificates against tls.ca (on) or
+                             accept any valid certificate (off). Overrides
+                             tls.auth of the config file.
+    --root <identity>        The admin identity. Overrides admin.identity.
+    --key <path>             Server private key. Overrides tls.key.
+    --cert <path>            Server certificate. Overrides tls.cert.
+    -h, --help               Print command line options.
+
+Signals:
+    SIGHUP reloads the configuration file. Certificate files are re-read
+    when they change. SIGINT and SIGTERM stop the server gracefully.
+
+Examples:
+  1. Start a development server on 127.0.0.1:7373:
+     $ kes server --dev
+
+  2. Start a server with a configuration file:
+     $ kes server --config config.yml
+`
+
+// serverFlags are the options of 'kes server'.
+type serverFlags struct {
+	config, addr, auth, root, key, cert string
+	dev                                 bool
+}
+
+func runServer(ctx context.Context, e *env, args []string) error {
+	var f serverFlags
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.config, "config", "", "")
+	fs.StringVar(&f.addr, "addr", "", "")
+	fs.BoolVar(&f.dev, "dev", false, "")
+	fs.StringVar(&f.auth, "auth", "", "")
+	fs.StringVar(&f.root, "root", "", "")
+	fs.StringVar(&f.key, "key", "", "")
+	fs.StringVar(&f.cert, "cert", "", "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(e.stdout, serverUsage)
+			return nil
+		}
+		return &usageError{msg: err.Error() + ". See 'kes server --help'"}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{msg: "too many arguments. See 'kes server --help'"}
+	}
+	if f.dev && f.config != "" {
+		return &usageError{msg: "'--config' flag is not supported in development mode"}
+	}
+	if !f.dev && f.config == "" {
+		return &hintError{
+			err:  &usageError{msg: "no configuration file specified"},
+			hint: "pass --config <file>, or --dev for a development server",
+		}
+	}
+	if f.auth != "" && f.auth != "on" && f.auth != "off" {
+		return &usageError{msg: fmt.Sprintf("invalid --auth value %q: use 'on' or 'off'", f.auth)}
+	}
+	if (f.key == "") != (f.cert == "") {
+		return &usageError{msg: "'--key' and '--cert' must be used together"}
+	}
+
+	errLevel, auditLevel := new(slog.LevelVar), new(slog.LevelVar)
+	errorLog := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: errLevel}))
+	audit := &auditLog{w: e.stdout, level: auditLevel}
+
+	var (
+		conf   *server.Config
+		addr   string
+		apiKey string
+		err    error
+	)
+	if f.dev {
+		conf, addr, apiKey, err = devConfig(&f)
+	} else {
+		var el, al slog.Level
+		conf, addr, el, al, err = fileConfig(ctx, &f, errorLog, e.stderr)
+		errLevel.Set(el)
+		auditLevel.Set(al)
+	}
+	if err != nil {
+		return err
+	}
+	conf.ErrorLog, conf.AuditLog = errorLog, audit
+
+	srv, err := server.New(ctx, conf)
+	if err != nil {
+		conf.Store.Close()
+		return err
+	}
+	defer srv.Close()
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mlocked := mlock()
+	printBanner(e.stdout, conf, ln.Addr().String(), apiKey, storeName(conf.Store), mlocked, errLevel.Level(), auditLevel.Level())
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	serveCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(serveCtx, ln) }()
+	for {
+		select {
+		case <-hup:
+			if f.dev {
+				fmt.Fprintln(e.stderr, "kes: SIGHUP ignored: there is no configuration file to reload in development mode")
+				continue
+			}
+			if err := reload(ctx, srv, &f, errorLog, audit, errLevel, e.stderr); err != nil {
+				fmt.Fprintf(e.stderr, "kes: error: failed to reload server config: %v\n", err)
+				continue
+			}
+			fmt.Fprintln(e.stdout, "=> Reloading configuration after SIGHUP signal completed.")
+		case err := <-done:
+			fmt.Fprintln(e.stdout, "\n=> Stopping server... Goodbye.")
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// fileConfig reads the config file, applies the command-line overrides
+// and connects to the key store. The log levels of the file are returned
+// for the caller to apply once the configuration is in use.
+func fileConfig(ctx context.Context, f *serverFlags, log *slog.Logger, stderr io.Writer) (conf *server.Config, addr string, errLevel, auditLevel slog.Level, err error) {
+	file, err := config.ReadFile(f.config)
+	if err != nil {
+		return nil, "", 0, 0, err
+	}
+	for _, w := range file.Warnings {
+		fmt.Fprintf(stderr, "kes: warning: %s\n", w)
+	}
+	if err := file.KeyStoreError(); err != nil {
+		return nil, "", 0, 0, err
+	}
+	if f.key != "" {
+		file.TLS.KeyFile, file.TLS.CertFile, file.TLS.Password = f.key, f.cert, ""
+	}
+	switch f.auth {
+	case "on":
+		file.TLS.Auth = true
+	case "off":
+		file.TLS.Auth = false
+	}
+	if f.root != "" {
+		file.Admin = f.root
+	}
+	addr = file.Addr
+	if f.addr != "" {
+		addr = f.addr
+	}
+	tlsConf, err := loadTLS(file)
+	if err != nil {
+		return nil, "", 0, 0, err
+	}
+	store, err := file.KeyStore.Connect(ctx, log)
+	if err != nil {
+		return nil, "", 0, 0, fmt.Errorf("keystore.%s: %w", file.KeyStoreKind, err)
+	}
+	return file.ServerConfig(store, tlsConf), addr, file.ErrorLevel, file.AuditLevel, nil
+}
+
+// reload builds a new configuration from the config file and swaps it in.
+// On failure the running configuration stays in place.
+func reload(ctx context.Context, srv *server.Server, f *serverFlags, log *slog.Logger, audit *auditLog, errLevel *slog.LevelVar, stderr io.Writer) error {
+	conf, _, newErrLevel, newAuditLevel, err := fileConfig(ctx, f, log, stderr)
+	if err != nil {
+		return err
+	}
+	conf.ErrorLog, conf.AuditLog = log, audit
+	if err := srv.Update(ctx, conf); err != nil {
+		conf.Store.Close()
+		return err
+	}
+	errLevel.Set(newErrLevel)
+	audit.level.Set(newAuditLevel)
+	return nil
+}
+
+// loadTLS loads the server certificate (re-read when the files change)
+// and the client CAs.
+func loadTLS(file *config.File) (server.TLSConfig, error) {
+	loader, err := https.NewCertificateLoader(file.TLS.CertFile, file.TLS.KeyFile, file.TLS.Password)
+	if err != nil {
+		return server.TLSConfig{}, fmt.Errorf("tls: %w", err)
+	}
+	conf := server.TLSConfig{GetCertificate: loader.GetCertificate, VerifyClients: file.TLS.Auth}
+	if file.TLS.CAFile != "" {
+		if conf.ClientCAs, err = https.LoadCertPool(file.TLS.CAFile); err != nil {
+			return server.TLSConfig{}, fmt.Errorf("tls.ca: %w", err)
+		}
+	}
+	return conf, nil
+}
+
+// devConfig returns the configuration of 'kes server --dev'.
+func devConfig(f *serverFlags) (conf *server.Config, addr, apiKey string, err error) {
+	addr = "127.0.0.1:7373"
+	if f.addr != "" {
+		addr = f.addr
+	}
+	key, err := kes.GenerateAPIKey(nil)
+	if err != nil {
+		return nil, "", "", err
+	}
+	admin := key.Identity().String()
+	if f.root != "" {
+		admin, apiKey = f.root, ""
+	} else {
+		apiKey = key.String()
+	}
+	var tlsConf server.TLSConfig
+	if f.key != "" {
+		loader, err := https.NewCertificateLoader(f.cert, f.key, "")
+		if err != nil {
+			return nil, "", "", err
+		}
+		tlsConf.GetCertificate = loader.GetCertificate
+	} else {
+		cert, err := selfSignedCert(addr)
+		if err != nil {
+			return nil, "", "", err
+		}
+		tlsConf.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
+	}
+	tlsConf.VerifyClients = f.auth == "on"
+	return &server.Config{
+		Admin: admin,
+		Store: mem.New(),
+		Cache: server.CacheConfig{Any: 5 * time.Minute, Unused: 30 * time.Second},
+		TLS:   tlsConf,
+	}, addr, apiKey, nil
+}
+
+// selfSignedCert creates the ECDSA P-256 certificate of a dev server: CN
+// localhost, SANs localhost and the listener IP, or every interface IP
+// when listening on all interfaces.
+func selfSignedCert(addr string) (*tls.Certificate, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		ips = append(ips, ip)
+	} else {
+		ips = append(ips, interfaceIPs()...)
+	}
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "localhost"},
+		NotBefore:             now.Add(-time.Minute),
+		NotAfter:              now.Add(90 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           ips,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv, Leaf: leaf}, nil
+}
+
+// interfaceIPs returns the unicast, non-link-local IPs of all interfaces
+// that are up.
+func interfaceIPs() []net.IP {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	var ips []net.IP
+	for _, iface := range ifaces {
+		if iface.Flags&net.FlagUp == 0 {
+			continue
+		}
+		addrs, err := iface.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.IsGlobalUnicast() || ok && n.IP.IsLoopback() {
+				ips = append(ips, n.IP)
+			}
+		}
+	}
+	return ips
+}
+
+// storeName returns the display name of a key store.
+func storeName(s keystore.Store) string {
+	if n, ok := s.(fmt.Stringer); ok {
+		return n.String()
+	}
+	return fmt.Sprintf("%T", s)
+}
+
+// printBanner prints the start-up summary.
+func printBanner(w io.Writer, conf *server.Config, addr, apiKey, store string, mlocked bool, errLevel, auditLevel slog.Level) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Version    %s\n", buildVersion())
+	fmt.Fprintf(&b, "License    Apache-2.0\n\n")
+	fmt.Fprintf(&b, "KMS        %s\n", store)
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		for _, ip := range interfaceIPs() {
+			fmt.Fprintf(&b, "API        · https://%s\n", net.JoinHostPort(ip.String(), port))
+		}
+	} else {
+		fmt.Fprintf(&b, "API        · https://%s\n", addr)
+	}
+	fmt.Fprintf(&b, "\n")
+	if apiKey != "" {
+		fmt.Fprintf(&b, "API Key    %s\n", apiKey)
+	}
+	admin := conf.Admin
+	if !isIdentity(admin) {
+		admin = "<disabled>"
+	}
+	fmt.Fprintf(&b, "Admin      %s\n", admin)
+	fmt.Fprintf(&b, "Logs       error=stderr level=%s\n", errLevel)
+	if auditLevel <= slog.LevelInfo {
+		fmt.Fprintf(&b, "           audit=stdout level=%s\n", auditLevel)
+	}
+	if mlocked {
+		fmt.Fprintf(&b, "MLock      enabled\n")
+	}
+	if apiKey != "" {
+		fmt.Fprintf(&b, "\nClients:   export KES_SERVER=https://%s\n           export KES_API_KEY=%s\n", addr, apiKey)
+	}
+	fmt.Fprintf(&b, "\n=> Server is up and running...\n")
+	io.WriteString(w, b.String())
+}
+
+// isIdentity reports whether s looks like a KES identity (64 lowercase hex).
+func isIdentity(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
