@@ -29,7 +29,7 @@ func TestPolicyEnforcement(t *testing.T) {
 
 	tests := []struct {
 		name, method, path string
-		want                int
+		want               int
 	}{
 		// The seed example: a '*' inside the pattern matches one segment.
 		{"mid-star denies create", "POST", "/v1/key/create/my-key-internal", http.StatusForbidden},
