@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -294,6 +295,7 @@ func benchE2E(b *testing.B, mode, proto, path string, body func(*testing.B, *htt
 	payload := body(b, c, "https://"+addr)
 
 	b.ReportAllocs()
+	b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0))) // 8 concurrent clients, as the target is measured
 	b.ResetTimer()
 	cpu0, srv0 := cpuTime(), procCPUTime(b, pid)
 	b.RunParallel(func(pb *testing.PB) {
