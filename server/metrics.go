@@ -94,6 +94,10 @@ func (m *metrics) count(status int) {
 	b.Inc()
 }
 
+// acceptedFormats are the exposition formats /v1/metrics offers, in
+// order of preference (spec 3.5: no OpenMetrics).
+var acceptedFormats = expfmt.DefaultAcceptedFormats()
+
 // write gathers the registry and writes it in the format negotiated from
 // the Accept header (text format 0.0.4 by default), as upstream. The error
 // is that of gathering or writing.
@@ -102,7 +106,7 @@ func (m *metrics) write(w http.ResponseWriter, r *http.Request) error {
 	if err != nil && len(mfs) == 0 {
 		return err
 	}
-	format := expfmt.Negotiate(r.Header)
+	format := expfmt.NegotiateAccept(r.Header, acceptedFormats...)
 	w.Header().Set("Content-Type", string(format))
 	w.WriteHeader(http.StatusOK)
 	enc := expfmt.NewEncoder(w, format)

@@ -857,8 +857,7 @@ func TestValidIdentity(t *testing.T) {
 // is still listed as an identity.
 func TestDisabledAdmin(t *testing.T) {
 	t.Parallel()
-	var e *env
-	e = newEnv(t, func(c *Config) { c.Admin = "disabled" })
+	e := newEnv(t, func(c *Config) { c.Admin = "disabled" })
 	do(t, e.client(t, e.admin), "GET", e.url("/v1/status"), "").want(t, 403)
 	do(t, e.client(t, e.admin), "GET", e.url("/v1/identity/self/describe"), "").want(t, 404)
 	p := testPolicy
