@@ -15,8 +15,11 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,7 +28,7 @@ import (
 	"github.com/openkes/openkes/internal/https"
 	"github.com/openkes/openkes/kes"
 	"github.com/openkes/openkes/keystore"
-	_ "github.com/openkes/openkes/keystore/fs" // register the fs key store
+	_ "github.com/openkes/openkes/keystore/all" // register the key-store backends
 	"github.com/openkes/openkes/keystore/mem"
 	"github.com/openkes/openkes/server"
 )
@@ -102,6 +105,19 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	if (f.key == "") != (f.cert == "") {
 		return &usageError{msg: "'--key' and '--cert' must be used together"}
 	}
+	if f.addr != "" {
+		if err := checkAddr(f.addr); err != nil {
+			return &usageError{msg: "invalid --addr: " + err.Error()}
+		}
+	}
+
+	// Catch SIGHUP before the listener exists: its default action ends
+	// the process, and a client (or a script that sends SIGHUP as soon as
+	// the port answers) must not be able to kill the server that way. A
+	// SIGHUP received during start-up is handled once the server runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	errLevel, auditLevel := new(slog.LevelVar), new(slog.LevelVar)
 	errorLog := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: errLevel}))
@@ -114,7 +130,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 		err    error
 	)
 	if f.dev {
-		conf, addr, apiKey, err = devConfig(&f)
+		conf, addr, apiKey, err = devConfig(&f, e.stderr)
 	} else {
 		var el, al slog.Level
 		conf, addr, el, al, err = fileConfig(ctx, &f, errorLog, e.stderr)
@@ -139,10 +155,6 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	}
 	mlocked := mlock()
 	printBanner(e.stdout, conf, ln.Addr().String(), apiKey, storeName(conf.Store), mlocked, errLevel.Level(), auditLevel.Level())
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	serveCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -200,7 +212,7 @@ func fileConfig(ctx context.Context, f *serverFlags, log *slog.Logger, stderr io
 	if f.addr != "" {
 		addr = f.addr
 	}
-	tlsConf, err := loadTLS(file)
+	tlsConf, err := loadTLS(file, stderr)
 	if err != nil {
 		return nil, "", 0, 0, err
 	}
@@ -229,12 +241,14 @@ func reload(ctx context.Context, srv *server.Server, f *serverFlags, log *slog.L
 }
 
 // loadTLS loads the server certificate (re-read when the files change)
-// and the client CAs.
-func loadTLS(file *config.File) (server.TLSConfig, error) {
+// and the client CAs. A changed certificate that cannot be loaded is
+// reported on stderr; the previous one stays in use.
+func loadTLS(file *config.File, stderr io.Writer) (server.TLSConfig, error) {
 	loader, err := https.NewCertificateLoader(file.TLS.CertFile, file.TLS.KeyFile, file.TLS.Password)
 	if err != nil {
 		return server.TLSConfig{}, fmt.Errorf("tls: %w", err)
 	}
+	loader.OnError = certReloadError(stderr)
 	conf := server.TLSConfig{GetCertificate: loader.GetCertificate, VerifyClients: file.TLS.Auth}
 	if file.TLS.CAFile != "" {
 		if conf.ClientCAs, err = https.LoadCertPool(file.TLS.CAFile); err != nil {
@@ -244,8 +258,16 @@ func loadTLS(file *config.File) (server.TLSConfig, error) {
 	return conf, nil
 }
 
+// certReloadError returns the OnError function of a certificate loader:
+// it reports that the changed certificate files were not taken.
+func certReloadError(stderr io.Writer) func(error) {
+	return func(err error) {
+		fmt.Fprintf(stderr, "kes: error: failed to reload TLS certificate: %v\n", err)
+	}
+}
+
 // devConfig returns the configuration of 'kes server --dev'.
-func devConfig(f *serverFlags) (conf *server.Config, addr, apiKey string, err error) {
+func devConfig(f *serverFlags, stderr io.Writer) (conf *server.Config, addr, apiKey string, err error) {
 	addr = "127.0.0.1:7373"
 	if f.addr != "" {
 		addr = f.addr
@@ -266,6 +288,7 @@ func devConfig(f *serverFlags) (conf *server.Config, addr, apiKey string, err er
 		if err != nil {
 			return nil, "", "", err
 		}
+		loader.OnError = certReloadError(stderr)
 		tlsConf.GetCertificate = loader.GetCertificate
 	} else {
 		cert, err := selfSignedCert(addr)
@@ -292,10 +315,16 @@ func selfSignedCert(addr string) (*tls.Certificate, error) {
 		return nil, err
 	}
 	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	var more []net.IP
 	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
-		ips = append(ips, ip)
+		more = []net.IP{ip}
 	} else {
-		ips = append(ips, interfaceIPs()...)
+		more = interfaceIPs()
+	}
+	for _, ip := range more {
+		if !slices.ContainsFunc(ips, ip.Equal) {
+			ips = append(ips, ip)
+		}
 	}
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -409,4 +438,22 @@ func isIdentity(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkAddr checks a listen address given with --addr: "[ip]:port". As
+// for the address of the config file, the host must be an IP literal.
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("invalid address '%s': use [ip]:port", addr)
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Errorf("'%s' is not a valid IP address", host)
+		}
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("invalid port '%s' in address '%s'", port, addr)
+	}
+	return nil
 }
