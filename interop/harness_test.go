@@ -69,6 +69,13 @@ type kesServer struct {
 	CA     *x509.CertPool
 	Stdout *syncBuffer
 	Stderr *syncBuffer
+
+	// Process is the running kes process, for sending signals.
+	Process *os.Process
+
+	configAddr string        // the address written into config.yml
+	done       chan struct{} // closed when the process has exited
+	waitErr    error         // the result of cmd.Wait, once done is closed
 }
 
 // serverOptions describe the server to start.
@@ -79,6 +86,14 @@ type serverOptions struct {
 	Config string
 	// KeyFiles are copied into the fs key store before start.
 	KeyFiles map[string][]byte
+	// Files are written into the server's directory before start.
+	Files map[string][]byte
+	// Args are extra command-line arguments after "server --config
+	// config.yml".
+	Args []string
+	// ListenAddr, if set, is the address the server listens on because
+	// Args contain --addr; the config file still names another one.
+	ListenAddr string
 }
 
 // startServer starts `kes server --config` in a temporary directory and
@@ -102,57 +117,111 @@ func startServer(t *testing.T, opts serverOptions) *kesServer {
 		write(filepath.Join("keys", name), data, 0o600)
 	}
 
-	addr := freeAddr(t)
-	config := fmt.Sprintf("address: %s\n%s\nkeystore:\n  fs:\n    path: keys\n", addr, opts.Config)
-	if !strings.Contains(opts.Config, "tls:") {
-		config += "tls:\n  key: server.key\n  cert: server.cert\n"
+	for name, data := range opts.Files {
+		write(name, data, 0o600)
 	}
-	write("config.yml", []byte(config), 0o600)
+
+	addr := freeAddr(t)
+	write("config.yml", []byte(renderConfig(addr, opts.Config)), 0o600)
 
 	srv := &kesServer{
-		Addr:   addr,
-		URL:    "https://" + addr,
-		Dir:    dir,
-		CA:     x509.NewCertPool(),
-		Stdout: new(syncBuffer),
-		Stderr: new(syncBuffer),
+		Addr:       addr,
+		URL:        "https://" + addr,
+		Dir:        dir,
+		CA:         x509.NewCertPool(),
+		configAddr: addr,
+	}
+	if opts.ListenAddr != "" {
+		srv.Addr, srv.URL = opts.ListenAddr, "https://"+opts.ListenAddr
 	}
 	srv.CA.AddCert(srvCert.X509)
+	srv.launch(t, append([]string{"server", "--config", "config.yml"}, opts.Args...))
+	srv.waitListening(t, 20*time.Second)
+	return srv
+}
 
+// renderConfig returns the config file startServer writes for body.
+func renderConfig(addr, body string) string {
+	config := fmt.Sprintf("address: %s\n%s\nkeystore:\n  fs:\n    path: keys\n", addr, body)
+	if !strings.Contains(body, "tls:") {
+		config += "tls:\n  key: server.key\n  cert: server.cert\n"
+	}
+	return config
+}
+
+// rewriteConfig replaces config.yml of a server started by startServer
+// with the file startServer would write for body.
+func (s *kesServer) rewriteConfig(t *testing.T, body string) {
+	t.Helper()
+	writeFile(t, s.Dir, "config.yml", []byte(renderConfig(s.configAddr, body)))
+}
+
+// launch starts kes with args in s.Dir, writing its output to s.Stdout
+// and s.Stderr. The process is interrupted and waited for when the test
+// ends.
+func (s *kesServer) launch(t *testing.T, args []string) {
+	t.Helper()
+	s.Stdout, s.Stderr = new(syncBuffer), new(syncBuffer)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, kesBinary, "server", "--config", "config.yml")
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = srv.Stdout, srv.Stderr
+	cmd := exec.CommandContext(ctx, kesBinary, args...)
+	cmd.Dir = s.Dir
+	cmd.Stdout, cmd.Stderr = s.Stdout, s.Stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	s.Process = cmd.Process
+	s.done = make(chan struct{})
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.done)
+	}()
 	t.Cleanup(func() {
 		cancel()
-		<-exited
+		<-s.done
 		if t.Failed() {
-			t.Logf("kes stdout:\n%s\nkes stderr:\n%s", srv.Stdout, srv.Stderr)
+			t.Logf("kes stdout:\n%s\nkes stderr:\n%s", s.Stdout, s.Stderr)
 		}
 	})
+}
 
-	deadline := time.Now().Add(20 * time.Second)
+// waitListening waits until s.Addr accepts TCP connections. It fails the
+// test if the process exits first or timeout passes.
+func (s *kesServer) waitListening(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
-		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		conn, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
 		if err == nil {
 			conn.Close()
-			return srv
+			return
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("kes server exited early: %v\nstdout:\n%s\nstderr:\n%s", err, srv.Stdout, srv.Stderr)
+		case <-s.done:
+			t.Fatalf("kes server exited early: %v\nstdout:\n%s\nstderr:\n%s", s.waitErr, s.Stdout, s.Stderr)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("kes server did not start listening on %s\nstderr:\n%s", addr, srv.Stderr)
+			t.Fatalf("kes server did not start listening on %s\nstderr:\n%s", s.Addr, s.Stderr)
 		}
+	}
+}
+
+// wait waits at most timeout for the process to exit. It reports
+// whether the process exited and, if so, the result of cmd.Wait.
+func (s *kesServer) wait(timeout time.Duration) (exited bool, err error) {
+	select {
+	case <-s.done:
+		return true, s.waitErr
+	default:
+	}
+	select {
+	case <-s.done:
+		return true, s.waitErr
+	case <-time.After(timeout):
+		return false, nil
 	}
 }
 

@@ -167,10 +167,13 @@ func runServer(ctx context.Context, e *env, args []string) error {
 				fmt.Fprintln(e.stderr, "kes: SIGHUP ignored: there is no configuration file to reload in development mode")
 				continue
 			}
-			if err := reload(ctx, srv, &f, errorLog, audit, errLevel, e.stderr); err != nil {
+			newConf, err := reload(ctx, srv, &f, errorLog, audit, errLevel, e.stderr)
+			if err != nil {
 				fmt.Fprintf(e.stderr, "kes: error: failed to reload server config: %v\n", err)
 				continue
 			}
+			// As after start-up, show what is running now.
+			printBanner(e.stdout, newConf, ln.Addr().String(), "", storeName(newConf.Store), mlocked, errLevel.Level(), auditLevel.Level())
 			fmt.Fprintln(e.stdout, "=> Reloading configuration after SIGHUP signal completed.")
 		case err := <-done:
 			fmt.Fprintln(e.stdout, "\n=> Stopping server... Goodbye.")
@@ -224,20 +227,21 @@ func fileConfig(ctx context.Context, f *serverFlags, log *slog.Logger, stderr io
 }
 
 // reload builds a new configuration from the config file and swaps it in.
-// On failure the running configuration stays in place.
-func reload(ctx context.Context, srv *server.Server, f *serverFlags, log *slog.Logger, audit *auditLog, errLevel *slog.LevelVar, stderr io.Writer) error {
+// On failure the running configuration stays in place. On success the
+// new configuration is returned.
+func reload(ctx context.Context, srv *server.Server, f *serverFlags, log *slog.Logger, audit *auditLog, errLevel *slog.LevelVar, stderr io.Writer) (*server.Config, error) {
 	conf, _, newErrLevel, newAuditLevel, err := fileConfig(ctx, f, log, stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	conf.ErrorLog, conf.AuditLog = log, audit
 	if err := srv.Update(ctx, conf); err != nil {
 		conf.Store.Close()
-		return err
+		return nil, err
 	}
 	errLevel.Set(newErrLevel)
 	audit.level.Set(newAuditLevel)
-	return nil
+	return conf, nil
 }
 
 // loadTLS loads the server certificate (re-read when the files change)
