@@ -89,14 +89,30 @@ type TLS struct {
 	ProxyCertHeader string
 }
 
+// Overrides are settings given on the command line. A non-empty field
+// replaces the file's value before the file is validated, so a flag can
+// also stand in for a setting the file leaves out.
+type Overrides struct {
+	Admin    string // --root: admin.identity
+	KeyFile  string // --key: tls.key (also clears tls.password)
+	CertFile string // --cert: tls.cert
+	Auth     string // --auth: tls.auth ("on" or "off")
+	Addr     string // --addr: address
+}
+
 // ReadFile reads and parses the config file at path, resolving ${VAR}
-// references from the process environment. See [Parse] for the errors.
-func ReadFile(path string) (*File, error) {
+// references from the process environment and applying the overrides
+// (at most one). See [Parse] for the errors.
+func ReadFile(path string, overrides ...Overrides) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(data, os.LookupEnv)
+	var o Overrides
+	if len(overrides) > 0 {
+		o = overrides[0]
+	}
+	return parse(data, os.LookupEnv, o)
 }
 
 // Parse parses and validates a config file. lookupEnv resolves ${VAR}
@@ -107,6 +123,10 @@ func ReadFile(path string) (*File, error) {
 // ("keystore.vault.endpoint: required"). On error the File is nil.
 // Unknown keys are not errors, they are listed in File.Warnings.
 func Parse(data []byte, lookupEnv func(string) (string, bool)) (*File, error) {
+	return parse(data, lookupEnv, Overrides{})
+}
+
+func parse(data []byte, lookupEnv func(string) (string, bool), o Overrides) (*File, error) {
 	if lookupEnv == nil {
 		lookupEnv = os.LookupEnv
 	}
@@ -128,7 +148,7 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*File, error) {
 		// Decoding the unexpanded text would only add confusing errors.
 		return nil, errors.Join(p.errs...)
 	}
-	d := &decoder{problems: p}
+	d := &decoder{problems: p, overrides: o}
 	var m fileMirror
 	d.decode(root, "", reflect.ValueOf(&m).Elem())
 	applyDefaults(&m)

@@ -966,3 +966,32 @@ func TestEnvRef(t *testing.T) {
 		})
 	}
 }
+
+// TestOverrides checks that command-line overrides replace file settings
+// before validation, so they can stand in for missing ones.
+func TestOverrides(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yml")
+	data := "policy:\n  app:\n    identities: [" + strings.Repeat("b", 64) + "]\nkeystore:\n  fs:\n    path: " + dir + "\n"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadFile(path); err == nil || !strings.Contains(err.Error(), "admin.identity: required") || !strings.Contains(err.Error(), "tls.key: required") {
+		t.Fatalf("ReadFile without overrides: err = %v, want admin.identity and tls.key required", err)
+	}
+	f, err := ReadFile(path, Overrides{Admin: strings.Repeat("a", 64), KeyFile: "k.pem", CertFile: "c.pem", Auth: "on", Addr: "127.0.0.1:7000"})
+	if err != nil {
+		t.Fatalf("ReadFile with overrides: %v", err)
+	}
+	if f.Admin != strings.Repeat("a", 64) || f.TLS.KeyFile != "k.pem" || f.TLS.CertFile != "c.pem" || !f.TLS.Auth || f.Addr != "127.0.0.1:7000" {
+		t.Errorf("ReadFile with overrides = %+v", f)
+	}
+	// The admin override is validated like the file's value.
+	if _, err := ReadFile(path, Overrides{Admin: strings.Repeat("b", 64), KeyFile: "k", CertFile: "c"}); err == nil || !strings.Contains(err.Error(), "admin") {
+		t.Errorf("admin override that is in a policy: err = %v, want an error", err)
+	}
+	if _, err := ReadFile(path, Overrides{Admin: strings.Repeat("a", 64), KeyFile: "k", CertFile: "c", Addr: "localhost:1"}); err == nil || !strings.Contains(err.Error(), "address") {
+		t.Errorf("addr override with a host name: err = %v, want an address error", err)
+	}
+}

@@ -112,8 +112,9 @@ func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
 // backend configs registered with keystore.Register may use them.
 type decoder struct {
 	*problems
-	visits int
-	depth  int
+	visits    int
+	depth     int
+	overrides Overrides
 }
 
 var (

@@ -21,6 +21,7 @@ import (
 // build validates the decoded mirror and turns it into a File. Problems
 // go to d.problems.
 func (d *decoder) build(m *fileMirror) *File {
+	d.applyOverrides(m)
 	f := &File{
 		Addr: strings.TrimSpace(m.Address),
 		TLS: TLS{
@@ -40,6 +41,9 @@ func (d *decoder) build(m *fileMirror) *File {
 	}
 
 	f.Admin = m.Admin.Identity
+	if d.overrides.Admin != "" {
+		f.Admin, m.Root = d.overrides.Admin, ""
+	}
 	if m.Root != "" {
 		if f.Admin != "" {
 			d.warn("root", "ignored because admin.identity is set")
@@ -284,3 +288,17 @@ func (nopStore) List(context.Context, string, int) ([]string, string, error) {
 }
 func (nopStore) Status(context.Context) (keystore.State, error) { return keystore.State{}, errNopStore }
 func (nopStore) Close() error                                   { return nil }
+
+// applyOverrides replaces file settings by the command-line overrides.
+func (d *decoder) applyOverrides(m *fileMirror) {
+	o := d.overrides
+	if o.KeyFile != "" || o.CertFile != "" {
+		m.TLS.Key, m.TLS.Cert, m.TLS.Password = o.KeyFile, o.CertFile, ""
+	}
+	if o.Auth != "" {
+		m.TLS.Auth = o.Auth
+	}
+	if o.Addr != "" {
+		m.Address = o.Addr
+	}
+}

@@ -189,7 +189,15 @@ func runServer(ctx context.Context, e *env, args []string) error {
 // and connects to the key store. The log levels of the file are returned
 // for the caller to apply once the configuration is in use.
 func fileConfig(ctx context.Context, f *serverFlags, log *slog.Logger, stderr io.Writer) (conf *server.Config, addr string, errLevel, auditLevel slog.Level, err error) {
-	file, err := config.ReadFile(f.config)
+	// The flags replace file settings before the file is validated, so
+	// they can also stand in for settings the file leaves out.
+	file, err := config.ReadFile(f.config, config.Overrides{
+		Admin:    f.root,
+		KeyFile:  f.key,
+		CertFile: f.cert,
+		Auth:     f.auth,
+		Addr:     f.addr,
+	})
 	if err != nil {
 		return nil, "", 0, 0, err
 	}
@@ -199,22 +207,7 @@ func fileConfig(ctx context.Context, f *serverFlags, log *slog.Logger, stderr io
 	if err := file.KeyStoreError(); err != nil {
 		return nil, "", 0, 0, err
 	}
-	if f.key != "" {
-		file.TLS.KeyFile, file.TLS.CertFile, file.TLS.Password = f.key, f.cert, ""
-	}
-	switch f.auth {
-	case "on":
-		file.TLS.Auth = true
-	case "off":
-		file.TLS.Auth = false
-	}
-	if f.root != "" {
-		file.Admin = f.root
-	}
 	addr = file.Addr
-	if f.addr != "" {
-		addr = f.addr
-	}
 	tlsConf, err := loadTLS(file, stderr)
 	if err != nil {
 		return nil, "", 0, 0, err
