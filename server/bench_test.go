@@ -188,11 +188,13 @@ func TestBenchServerProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mode := os.Getenv(benchServerEnv)
 	srv, err := New(t.Context(), &Config{
-		Admin: os.Getenv(benchServerEnv + "_ADMIN"),
-		Store: newMemStore(),
-		TLS:   TLSConfig{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }},
-		Keys:  []string{"k"},
+		Admin:       os.Getenv(benchServerEnv + "_ADMIN"),
+		Store:       newMemStore(),
+		TLS:         TLSConfig{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }},
+		Keys:        []string{"k"},
+		HTTP1Stdlib: mode == "kes-stdlib",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -202,14 +204,34 @@ func TestBenchServerProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Printf("ADDR %s\n", ln.Addr())
-	if os.Getenv(benchServerEnv) == "baseline" {
+	if mode == "raw" {
+		// The floor of any HTTP/1.1 server on top of crypto/tls and
+		// http.ReadRequest: a goroutine per connection that parses each
+		// request, reads its body and writes a constant answer with one
+		// Write.
+		tl := tls.NewListener(ln, srv.state.Load().tlsConfig)
+		go func() {
+			for {
+				c, err := tl.Accept()
+				if err != nil {
+					return
+				}
+				go serveRaw(c)
+			}
+		}()
+		io.Copy(io.Discard, os.Stdin)
+		tl.Close()
+		srv.Close()
+		return
+	}
+	if mode == "baseline" {
 		// A bare net/http server on the same TLS settings: the cost floor
 		// of HTTP over TLS on this machine.
 		hs := &http.Server{
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.Copy(io.Discard, r.Body)
 				w.Header().Set("Content-Type", "application/json")
-				io.WriteString(w, `{"plaintext":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","ciphertext":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}`+"\n")
+				io.WriteString(w, constantAnswer)
 			}),
 			TLSConfig: srv.state.Load().tlsConfig,
 		}
@@ -218,6 +240,15 @@ func TestBenchServerProcess(t *testing.T) {
 		hs.Close()
 		srv.Close()
 		return
+	}
+	if mode == "loop" {
+		// The server's connection handling with the constant answer of
+		// "baseline" instead of the KES handler.
+		srv.testHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, constantAnswer)
+		})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -228,12 +259,44 @@ func TestBenchServerProcess(t *testing.T) {
 	srv.Close()
 }
 
+// constantAnswer is the body of the "baseline" and "raw" servers: a
+// generate response.
+const constantAnswer = `{"plaintext":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","ciphertext":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}` + "\n"
+
+// serveRaw is the connection loop of the "raw" benchmark server.
+func serveRaw(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	var out []byte
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(io.Discard, req.Body); err != nil {
+			return
+		}
+		out = append(out[:0], "HTTP/1.1 200 OK\r\nContent-Length: "...)
+		out = strconv.AppendInt(out, int64(len(constantAnswer)), 10)
+		out = append(out, "\r\nContent-Type: application/json\r\nDate: "...)
+		out = time.Now().UTC().AppendFormat(out, http.TimeFormat)
+		out = append(out, "\r\n\r\n"...)
+		out = append(out, constantAnswer...)
+		if _, err := c.Write(out); err != nil {
+			return
+		}
+	}
+}
+
 // startServerProcess starts TestBenchServerProcess and returns its
 // address and pid.
 func startServerProcess(b *testing.B, mode string, serverCert, admin *testpki.Cert) (addr string, pid int) {
 	args := []string{"-test.run=^TestBenchServerProcess$"}
 	if prof := os.Getenv(benchServerEnv + "_CPUPROFILE"); prof != "" {
 		args = append(args, "-test.cpuprofile="+prof) // for profiling the server side
+	}
+	if prof := os.Getenv(benchServerEnv + "_MEMPROFILE"); prof != "" {
+		args = append(args, "-test.memprofile="+prof)
 	}
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(),
@@ -336,15 +399,30 @@ func decryptBody(b *testing.B, c *http.Client, base string) []byte {
 	return []byte(`{"ciphertext":"` + b64(gen.Ciphertext) + `","context":"YWJj"}`)
 }
 
+// The end-to-end benchmarks run every server on HTTP/1.1 and on HTTP/2:
+// "kes" is the server with its own HTTP/1.1 loop, "kes-stdlib" the server
+// with Config.HTTP1Stdlib (net/http's HTTP/1.1 server), "baseline" a bare
+// net/http server with a constant answer and "raw" the floor of HTTP/1.1
+// over crypto/tls (serveRaw), "loop" the server's connection handling with
+// the constant answer of "baseline".
+
 func BenchmarkE2EGenerate(b *testing.B) {
-	for _, proto := range []string{"h2", "http1.1"} {
-		b.Run(proto, func(b *testing.B) { benchE2E(b, "kes", proto, "/v1/key/generate/k", generateBody) })
+	for _, tt := range []struct{ name, mode, proto string }{
+		{"h2", "kes", "h2"},
+		{"http1.1", "kes", "http1.1"},
+		{"http1.1-stdlib", "kes-stdlib", "http1.1"},
+	} {
+		b.Run(tt.name, func(b *testing.B) { benchE2E(b, tt.mode, tt.proto, "/v1/key/generate/k", generateBody) })
 	}
 }
 
 func BenchmarkE2EDecrypt(b *testing.B) {
-	for _, proto := range []string{"h2", "http1.1"} {
-		b.Run(proto, func(b *testing.B) { benchE2E(b, "kes", proto, "/v1/key/decrypt/k", decryptBody) })
+	for _, tt := range []struct{ name, mode, proto string }{
+		{"h2", "kes", "h2"},
+		{"http1.1", "kes", "http1.1"},
+		{"http1.1-stdlib", "kes-stdlib", "http1.1"},
+	} {
+		b.Run(tt.name, func(b *testing.B) { benchE2E(b, tt.mode, tt.proto, "/v1/key/decrypt/k", decryptBody) })
 	}
 }
 
@@ -355,4 +433,17 @@ func BenchmarkE2EBaseline(b *testing.B) {
 	for _, proto := range []string{"h2", "http1.1"} {
 		b.Run(proto, func(b *testing.B) { benchE2E(b, "baseline", proto, "/v1/key/generate/k", generateBody) })
 	}
+}
+
+// BenchmarkE2ERaw is BenchmarkE2EGenerate against serveRaw, the floor of
+// any HTTP/1.1 server built on crypto/tls and http.ReadRequest.
+func BenchmarkE2ERaw(b *testing.B) {
+	b.Run("http1.1", func(b *testing.B) { benchE2E(b, "raw", "http1.1", "/v1/key/generate/k", generateBody) })
+}
+
+// BenchmarkE2ELoop is BenchmarkE2EBaseline against the server's own
+// connection handling (Serve) with the constant answer: what the HTTP
+// layer costs without the KES handler.
+func BenchmarkE2ELoop(b *testing.B) {
+	b.Run("http1.1", func(b *testing.B) { benchE2E(b, "loop", "http1.1", "/v1/key/generate/k", generateBody) })
 }

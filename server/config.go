@@ -52,6 +52,14 @@ type Config struct {
 
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+
+	// HTTP1Stdlib serves HTTP/1.1 connections with net/http's server
+	// instead of the server's own HTTP/1.1 loop. Both answer every
+	// request with the same bytes; the own loop needs less CPU per
+	// request. This is a kill switch for operations: it is read when a
+	// connection is accepted, so an Update applies to new connections.
+	// HTTP/2 is always served by net/http.
+	HTTP1Stdlib bool
 }
 
 // Policy is a set of allow and deny path patterns and the identities it

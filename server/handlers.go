@@ -256,9 +256,9 @@ func (s *Server) handleGenerateKey(ctx context.Context, w http.ResponseWriter, r
 	if !ok {
 		return
 	}
-	var req api.GenerateKeyRequest
+	req := &rq.body.generate
 	// The body is optional: a request with a known length of 0 has none.
-	if r.ContentLength != 0 && !s.decodeBody(ctx, w, r, rq, &req) {
+	if r.ContentLength != 0 && !s.decodeBody(ctx, w, r, rq, req) {
 		return
 	}
 	st := rq.st
@@ -267,7 +267,7 @@ func (s *Server) handleGenerateKey(ctx context.Context, w http.ResponseWriter, r
 		s.fail(ctx, w, r, rq, err, api.ErrReadKey)
 		return
 	}
-	var plaintext [32]byte
+	plaintext := &rq.plaintext
 	defer clear(plaintext[:])
 	if _, err := io.ReadFull(st.rand, plaintext[:]); err != nil {
 		s.fail(ctx, w, r, rq, err, api.ErrGenerateKey)
@@ -288,8 +288,8 @@ func (s *Server) handleEncrypt(ctx context.Context, w http.ResponseWriter, r *ht
 	if !ok {
 		return
 	}
-	var req api.EncryptKeyRequest
-	if !s.decodeBody(ctx, w, r, rq, &req) {
+	req := &rq.body.encrypt
+	if !s.decodeBody(ctx, w, r, rq, req) {
 		return
 	}
 	defer clear(req.Plaintext)
@@ -314,8 +314,8 @@ func (s *Server) handleDecrypt(ctx context.Context, w http.ResponseWriter, r *ht
 	if !ok {
 		return
 	}
-	var req api.DecryptKeyRequest
-	if !s.decodeBody(ctx, w, r, rq, &req) {
+	req := &rq.body.decrypt
+	if !s.decodeBody(ctx, w, r, rq, req) {
 		return
 	}
 	v, err := rq.st.cache.Get(ctx, name)
@@ -339,8 +339,8 @@ func (s *Server) handleHMAC(ctx context.Context, w http.ResponseWriter, r *http.
 	if !ok {
 		return
 	}
-	var req api.HMACRequest
-	if !s.decodeBody(ctx, w, r, rq, &req) {
+	req := &rq.body.hmac
+	if !s.decodeBody(ctx, w, r, rq, req) {
 		return
 	}
 	v, err := rq.st.cache.Get(ctx, name)

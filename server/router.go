@@ -95,6 +95,20 @@ type request struct {
 	start    time.Time
 	status   int
 	message  string
+
+	// Decode targets and scratch space of the crypto handlers: part of
+	// the pooled request so that they cost no allocation. Zeroed with
+	// the request.
+	body      requestBody
+	plaintext [32]byte
+}
+
+// requestBody holds the decoded body of one crypto request.
+type requestBody struct {
+	generate api.GenerateKeyRequest
+	encrypt  api.EncryptKeyRequest
+	decrypt  api.DecryptKeyRequest
+	hmac     api.HMACRequest
 }
 
 var requestPool = sync.Pool{New: func() any { return new(request) }}
@@ -124,6 +138,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// request is authorised anew, so no path trick reaches a route
 		// the caller may not use.
 		setWriteDeadline(w, 0)
+		if rt := st.byPath[np]; rt != nil && rt.IsPrefix() && np[len(np)-1] != '/' {
+			// ServeMux applies its trailing-slash redirect to the clean
+			// path: one redirect straight to the prefix route.
+			np += "/"
+		}
 		u := url.URL{Path: np, RawQuery: r.URL.RawQuery}
 		http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
 		rq.status = http.StatusMovedPermanently
@@ -143,14 +162,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// An HTTP/1 connection keeps the write deadline of its previous
 	// request: always set (or clear) it.
-	_ = http.NewResponseController(w).SetWriteDeadline(deadline)
+	hw, _ := w.(*h1Writer)
+	if hw != nil {
+		hw.setWriteTimeout(deadline, rt.Timeout)
+	} else {
+		_ = http.NewResponseController(w).SetWriteDeadline(deadline)
+	}
 	if !rt.AcceptsMethod(r.Method) {
 		w.Header().Set("Accept", rt.Method)
 		s.reject(w, rq, api.MethodNotAllowed(r.Method, rt.Method))
 		return
 	}
 	if rt.MaxBody > 0 {
-		r.Body = http.MaxBytesReader(w, r.Body, rt.MaxBody)
+		if hw != nil {
+			// Same limit, but the h1Writer learns that it was hit.
+			r.Body = hw.limitBody(r.Body, rt.MaxBody)
+		} else {
+			r.Body = http.MaxBytesReader(w, r.Body, rt.MaxBody)
+		}
 	}
 	ctx := r.Context()
 	if rt.Timeout > 0 {

@@ -6,10 +6,12 @@
 // [New] validates a [Config], compiles its policies, puts a key cache in
 // front of its key store and creates the configured keys. [Server.Serve]
 // accepts TLS connections (HTTP/2 and HTTP/1.1) until its context is
-// cancelled or [Server.Close] is called. [Server.Update] swaps in a new
-// configuration atomically while requests keep being served: requests that
-// started on the old configuration finish on it, and the old key store is
-// closed only afterwards.
+// cancelled or [Server.Close] is called. HTTP/2 is net/http's; HTTP/1.1
+// has a leaner loop of its own with net/http's wire behaviour, and
+// [Config.HTTP1Stdlib] switches back to net/http. [Server.Update] swaps in
+// a new configuration atomically while requests keep being served:
+// requests that started on the old configuration finish on it, and the
+// old key store is closed only afterwards.
 //
 // # Wire compatibility
 //
@@ -71,6 +73,16 @@ type Server struct {
 	closing  chan struct{} // closed by Close
 	serving  sync.WaitGroup
 	retiring sync.WaitGroup
+
+	// Test knobs for the HTTP/1.1 loop; zero means the defaults of spec
+	// 1.1. Set before Serve.
+	idleTimeout       time.Duration
+	readHeaderTimeout time.Duration
+	// http1Conns counts the connections served by the HTTP/1.1 loop.
+	http1Conns atomic.Int64
+	// testHandler replaces the server's own handler in Serve (tests and
+	// benchmarks of the HTTP layer).
+	testHandler http.Handler
 }
 
 // state is one complete, immutable configuration of a Server. Requests
@@ -343,6 +355,10 @@ func (s *Server) retryCreateKeys(ctx context.Context, st *state, pending []strin
 // it shuts down gracefully: log streams end at once, other requests get a
 // few seconds, then connections are closed. Serve closes ln.
 //
+// HTTP/2 is served by net/http. HTTP/1.1 is served by the server's own
+// request loop (see http1.go), which answers with the same bytes as
+// net/http for less CPU, unless Config.HTTP1Stdlib is set.
+//
 // Serve returns nil after such a shutdown, or the error that made
 // accepting connections fail. It returns an error at once if the Server is
 // closed.
@@ -358,10 +374,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer s.serving.Done()
 
 	stop := make(chan struct{}) // ends the log streams of this listener
+	var handler http.Handler = s
+	if s.testHandler != nil {
+		handler = s.testHandler
+	}
 	srv := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       90 * time.Second,
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(currentHandler{s}, slog.LevelInfo),
 		TLSConfig: &tls.Config{
 			MinVersion:         tls.VersionTLS12,
@@ -379,26 +399,51 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetHTTP2(true)
 
+	// Serve accepts and handshakes itself (conn.go); srv gets the HTTP/2
+	// connections, and the HTTP/1.1 ones when Config.HTTP1Stdlib is set.
+	cs := newConnServer(s, srv, ln.Addr(), stop)
+	defer cs.cancel()
+	hsDone := make(chan struct{})
+	go func() {
+		srv.Serve(cs.hl) // returns http.ErrServerClosed after Shutdown or Close
+		close(hsDone)
+	}()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	go func() { errc <- cs.accept(ln) }()
 	select {
 	case err := <-errc:
 		close(stop)
+		ln.Close()
+		cs.closeAll()
 		srv.Close()
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
+		<-hsDone
+		cs.wait(shutdownGrace)
 		return err
 	case <-ctx.Done():
 	case <-s.closing:
 	}
 	close(stop)
+	ln.Close()
+	<-errc
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-	}
-	<-errc
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := cs.shutdown(sctx); err != nil {
+			cs.closeAll()
+		}
+	}()
+	wg.Wait()
+	<-hsDone
+	cs.wait(shutdownGrace)
 	return nil
 }
 

@@ -1,0 +1,1390 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"reflect"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The HTTP/1.1 loop.
+//
+// net/http's HTTP/1 server spends several µs of CPU per keep-alive request
+// on things this server does not need (BenchmarkE2E*: compare "raw" with
+// "baseline"): a background read per request, three read-deadline changes,
+// connection state tracking under a mutex, a header map clone, a chunking
+// writer. This loop serves the same protocol with less:
+//
+//   - requests are parsed by http.ReadRequest, so the parsing rules
+//     (keep-alive, chunked bodies, Content-Length/Transfer-Encoding rules,
+//     header limits) are net/http's;
+//   - the response is buffered and written with one Write when the handler
+//     returns, with the headers net/http would send, in its order (status
+//     line, handler headers sorted, then Date, Content-Length, Content-Type,
+//     Connection, Transfer-Encoding). A handler that flushes, or writes
+//     more than 2 KiB without a Content-Length, gets the chunked encoding
+//     with the chunk boundaries net/http would produce;
+//   - the connection is only read in the background, to notice a client
+//     that went away, once a handler streams (Flush), as the log streams
+//     do; other handlers are short and bounded by their route timeout;
+//   - deadlines: the write deadline of the router is applied when the
+//     response is written. While waiting for a request the read deadline
+//     is the idle timeout (90 s); a header that is not complete in the
+//     first bytes received must be complete within the read-header timeout
+//     (5 s) from then, the first request of a connection within 5 s of the
+//     handshake; a body is read without deadline. This is net/http's
+//     behaviour except that a request whose header arrives with its first
+//     bytes is never given a header deadline of its own (it needs none),
+//     and that an idle or write deadline already set on the connection is
+//     kept if it is at most 1/64 of its timeout earlier than the exact one
+//     (keepDeadline), which saves a timer update on most requests.
+//
+// Unlike net/http, a request's context is the connection's: it is not
+// cancelled when the handler returns, nor when the client goes away while
+// a handler that does not stream runs (it ends with the connection or at
+// a forced shutdown). Not supported, because no handler of this package
+// uses them: Hijack, trailers, full-duplex mode.
+//
+// TestHTTP1Identical and TestHTTP1WriterIdentical compare the bytes of
+// both servers for every route, error and protocol corner.
+
+const (
+	// maxHeaderBytes bounds request line plus header, as
+	// http.DefaultMaxHeaderBytes does for net/http (which allows 4 KiB of
+	// slack on top).
+	maxHeaderBytes = http.DefaultMaxHeaderBytes + 4096
+
+	// maxPostHandlerRead is how much of a request body that the handler
+	// left unread is read to keep the connection, as in net/http.
+	maxPostHandlerRead = 256 << 10
+
+	// bufferBeforeChunking is the size of net/http's response buffer: a
+	// response without Content-Length that is longer is chunked.
+	bufferBeforeChunking = 2048
+
+	// maxBuffered is how much of a response with Content-Length is
+	// buffered before it is written in pieces.
+	maxBuffered = 64 << 10
+
+	// errorWriteTimeout bounds writing the answer to an unreadable
+	// request.
+	errorWriteTimeout = 10 * time.Second
+
+	// rstAvoidanceDelay is how long a connection is kept after a
+	// close_notify when the client may still be sending (net/http).
+	rstAvoidanceDelay = 500 * time.Millisecond
+)
+
+// aLongTimeAgo is a deadline in the past that interrupts a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// h1Conn is one TLS connection of Serve: in the handshake, and then, for
+// HTTP/1.1, the request loop.
+type h1Conn struct {
+	cs    *connServer
+	raw   net.Conn
+	tc    *tls.Conn
+	state atomic.Int32
+
+	ctx      context.Context // cancelled when the connection ends
+	cancel   context.CancelFunc
+	tlsState tls.ConnectionState
+	remote   string
+	info     connInfo
+
+	cr  connReader
+	br  *bufio.Reader
+	out []byte // response bytes not written yet
+	w   h1Writer
+
+	body  reqBody      // wraps the request body
+	limit maxBytesBody // the router's body limit
+
+	// readDL and writeDL are the deadlines set on the connection; hdrDL
+	// and idleDL report whether readDL is a read-header or an idle
+	// deadline.
+	readDL, writeDL time.Time
+	hdrDL, idleDL   bool
+
+	lastPOST bool
+	werr     error  // first write error; the connection is done
+	scratch  []byte // header bytes of a request whose header came in pieces
+
+	// Background read while a handler streams.
+	bgRunning bool
+	bgAbort   atomic.Bool
+	bgDone    chan struct{}
+	bgErr     error
+}
+
+// serveHTTP1 runs the HTTP/1.1 request loop until the connection ends.
+func (c *h1Conn) serveHTTP1() {
+	cs := c.cs
+	cs.s.http1Conns.Add(1)
+	c.remote = c.raw.RemoteAddr().String()
+	ctx := context.WithValue(cs.base, connKey{}, &c.info)
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.raw.LocalAddr())
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.cr.c = c
+	c.cr.remain = math.MaxInt64
+	c.br = bufio.NewReaderSize(&c.cr, 4096)
+	c.w.c = c
+	c.w.header = make(http.Header)
+	c.w.sinkW.w = &c.w
+	defer func() {
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
+			buf := make([]byte, 64<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			cs.logf("http: panic serving %v: %v\n%s", c.remote, v, buf)
+		}
+		c.stopBackgroundRead()
+		c.cancel()
+		c.tc.Close()
+	}()
+	for first := true; ; first = false {
+		if !c.waitRequest(first) {
+			return
+		}
+		if !c.serveRequest() {
+			return
+		}
+	}
+}
+
+func (c *h1Conn) setReadDeadline(t time.Time) {
+	c.tc.SetReadDeadline(t)
+	c.readDL = t
+	c.idleDL = false
+}
+
+// deadlineSlack is the fraction of a timeout by which a deadline already
+// set on the connection may be early and still be kept instead of the
+// exact one: setting a deadline costs about 0.2 µs, and on a busy
+// keep-alive connection the deadline of the previous request is almost
+// the same.
+const deadlineSlack = 64
+
+// keepDeadline reports whether the deadline cur, already set, can stand
+// in for want, the deadline of a timeout d: it is not later, and at most
+// d/deadlineSlack earlier.
+func keepDeadline(cur, want time.Time, d time.Duration) bool {
+	return !cur.IsZero() && !cur.After(want) && want.Sub(cur) <= d/deadlineSlack
+}
+
+// waitRequest waits for the first byte of the next request.
+func (c *h1Conn) waitRequest(first bool) bool {
+	if c.br.Buffered() > 0 { // pipelined
+		c.hdrDL = false
+		return !c.cs.shutting.Load()
+	}
+	if first {
+		c.setReadDeadline(time.Now().Add(c.cs.readHeaderTimeout))
+		c.hdrDL = true
+		_, err := c.br.Peek(1)
+		return err == nil
+	}
+	c.state.Store(stateIdle)
+	if c.cs.shutting.Load() {
+		return false
+	}
+	if dl := time.Now().Add(c.cs.idleTimeout); !c.idleDL || !keepDeadline(c.readDL, dl, c.cs.idleTimeout) {
+		c.setReadDeadline(dl)
+		c.idleDL = true
+	}
+	c.hdrDL = false
+	_, err := c.br.Peek(1)
+	if !c.state.CompareAndSwap(stateIdle, stateActive) {
+		return false // closed by shutdown
+	}
+	return err == nil
+}
+
+// serveRequest reads one request and answers it. It reports whether the
+// connection can serve another one.
+func (c *h1Conn) serveRequest() bool {
+	cs := c.cs
+	c.cr.remain = maxHeaderBytes
+	if c.lastPOST {
+		// RFC 7230 section 3.5: tolerate the CRLF some old clients send
+		// after a POST body.
+		b, _ := c.br.Peek(min(4, c.br.Buffered()))
+		n := 0
+		for n < len(b) && (b[n] == '\r' || b[n] == '\n') {
+			n++
+		}
+		c.br.Discard(n)
+	}
+
+	// Look at the header bytes received so far: whether the header is
+	// complete decides about the read-header deadline, and the Host
+	// fields are checked as net/http checks them (http.ReadRequest
+	// removes them from the header).
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	hdr := scanHeader(buffered)
+	if !hdr.complete {
+		if !c.hdrDL {
+			c.setReadDeadline(time.Now().Add(cs.readHeaderTimeout))
+			c.hdrDL = true
+		}
+		c.scratch = append(c.scratch[:0], buffered...)
+		c.cr.tee = true
+	}
+	req, err := http.ReadRequest(c.br)
+	if c.cr.tee {
+		c.cr.tee = false
+		if err == nil {
+			hdr = scanHeader(c.scratch)
+		}
+		if cap(c.scratch) > 64<<10 {
+			c.scratch = nil
+		}
+	}
+	hitLimit := c.cr.remain <= 0
+	c.cr.remain = math.MaxInt64
+	if err != nil {
+		c.replyReadError(err, hitLimit)
+		return false
+	}
+	if req.ProtoMajor != 1 && !(req.ProtoMajor == 2 && req.ProtoMinor == 0 && req.Method == "PRI" && req.RequestURI == "*") {
+		c.replyStatusError(http.StatusHTTPVersionNotSupported, "unsupported protocol version")
+		return false
+	}
+	c.lastPOST = req.Method == "POST"
+	h2Upgrade := req.Method == "PRI" && len(req.Header) == 0 && req.URL.Path == "*" && req.Proto == "HTTP/2.0"
+	if req.ProtoAtLeast(1, 1) && hdr.hosts == 0 && !h2Upgrade && req.Method != "CONNECT" {
+		c.replyStatusError(http.StatusBadRequest, "missing required Host header")
+		return false
+	}
+	if hdr.hosts == 1 && !hdr.validHost {
+		c.replyStatusError(http.StatusBadRequest, "malformed Host header")
+		return false
+	}
+	if hdr.badName {
+		// textproto accepts field names with spaces; net/http's server
+		// does not. (Invalid values never get past textproto.)
+		c.replyStatusError(http.StatusBadRequest, "invalid header name")
+		return false
+	}
+	if cs.shutting.Load() {
+		return false // as net/http: no new requests while shutting down
+	}
+	// net/http reads bodies without deadline. Only clear ours if the
+	// body has yet to arrive.
+	if req.ContentLength != 0 && (req.ContentLength < 0 || int64(c.br.Buffered()) < req.ContentLength) && !c.readDL.IsZero() {
+		c.setReadDeadline(time.Time{})
+		c.hdrDL = false
+	}
+
+	*req = *req.WithContext(c.ctx)
+	req.RemoteAddr = c.remote
+	req.TLS = &c.tlsState
+	w := &c.w
+	w.reset(req)
+	if h2Upgrade {
+		w.closeAfterReply = true
+	}
+	if req.Body != http.NoBody {
+		c.body = reqBody{c: c, src: req.Body, remain: req.ContentLength, chunked: req.ContentLength < 0, closing: req.Close}
+		req.Body = &c.body
+		w.hasBody = true
+	}
+	if expect, ok := req.Header["Expect"]; ok {
+		if hasToken(expect[0], "100-continue") {
+			if req.ProtoAtLeast(1, 1) && req.ContentLength != 0 {
+				c.body.expect = true
+				w.canContinue.Store(true)
+			}
+		} else if expect[0] != "" {
+			w.header.Set("Connection", "close")
+			w.WriteHeader(http.StatusExpectationFailed)
+			w.finish()
+			return false
+		}
+	}
+
+	if !c.callHandler(w, req) {
+		return false // panicked: nothing is sent
+	}
+	w.finish()
+	c.stopBackgroundRead()
+	if !w.reuse() {
+		if w.tooLarge || c.body.earlyClose {
+			c.closeWriteAndWait()
+		}
+		return false
+	}
+	return !cs.shutting.Load()
+}
+
+// callHandler runs the server's handler; it reports false if it panicked.
+func (c *h1Conn) callHandler(w *h1Writer, r *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.cs.logf("http: panic serving %v: %v\n%s", c.remote, v, buf)
+			}
+			ok = false
+		}
+	}()
+	if r.RequestURI == "*" && r.Method == "OPTIONS" {
+		// net/http answers "OPTIONS *" itself.
+		w.header.Set("Content-Length", "0")
+		if r.ContentLength != 0 {
+			io.Copy(io.Discard, w.limitBody(r.Body, 4<<10))
+		}
+		return true
+	}
+	if h, ok := c.cs.hs.Handler.(*Server); ok {
+		h.ServeHTTP(w, r) // direct call: the hot path
+	} else {
+		c.cs.hs.Handler.ServeHTTP(w, r)
+	}
+	return true
+}
+
+// replyReadError answers a request that http.ReadRequest rejected, as
+// net/http does, and ends the connection.
+func (c *h1Conn) replyReadError(err error, hitLimit bool) {
+	const errorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+	switch {
+	case hitLimit:
+		const msg = "431 Request Header Fields Too Large"
+		c.writeRaw("HTTP/1.1 " + msg + errorHeaders + msg)
+		c.closeWriteAndWait()
+	case reflect.TypeOf(err).String() == "*http.unsupportedTEError":
+		c.writeRaw("HTTP/1.1 501 Not Implemented" + errorHeaders + "Unsupported transfer encoding")
+	case isCommonNetReadError(err):
+		// The client is gone or idle: no answer.
+	default:
+		const msg = "400 Bad Request"
+		c.writeRaw("HTTP/1.1 " + msg + errorHeaders + msg)
+	}
+}
+
+// replyStatusError answers a request that net/http's server rejects after
+// parsing it.
+func (c *h1Conn) replyStatusError(code int, text string) {
+	const errorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+	status := strconv.Itoa(code) + " " + http.StatusText(code) + ": " + text
+	c.writeRaw("HTTP/1.1 " + status + errorHeaders + status)
+}
+
+func (c *h1Conn) writeRaw(s string) {
+	c.writeDL = time.Now().Add(errorWriteTimeout)
+	c.tc.SetWriteDeadline(c.writeDL)
+	io.WriteString(c.tc, s)
+}
+
+func isCommonNetReadError(err error) bool {
+	if err == io.EOF {
+		return true
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return true
+	}
+	if oe, ok := err.(*net.OpError); ok && oe.Op == "read" {
+		return true
+	}
+	return false
+}
+
+// closeWriteAndWait sends close_notify and gives the client a moment to
+// read the answer before the connection is closed: closing a socket with
+// unread input makes the kernel send a reset, which can destroy the answer
+// on the way.
+func (c *h1Conn) closeWriteAndWait() {
+	c.tc.CloseWrite()
+	t := time.NewTimer(rstAvoidanceDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.cs.forced:
+	}
+}
+
+// flushOut writes c.out with the write deadline the handler asked for.
+func (c *h1Conn) flushOut() error {
+	if c.werr != nil || len(c.out) == 0 {
+		c.out = c.out[:0]
+		return c.werr
+	}
+	if dl := c.w.writeDL; !dl.Equal(c.writeDL) && !keepDeadline(c.writeDL, dl, c.w.writeTimeout) {
+		c.tc.SetWriteDeadline(dl)
+		c.writeDL = dl
+	}
+	_, err := c.tc.Write(c.out)
+	if cap(c.out) > maxBuffered {
+		c.out = nil
+	} else {
+		c.out = c.out[:0]
+	}
+	if err != nil {
+		c.werr = err
+	}
+	return err
+}
+
+// writeContinue sends "100 Continue" when the handler starts to read the
+// body of a request that expects it, unless the response has begun.
+func (c *h1Conn) writeContinue() {
+	if c.w.canContinue.CompareAndSwap(true, false) {
+		c.out = append(c.out, "HTTP/1.1 100 Continue\r\n\r\n"...)
+		c.flushOut()
+	}
+}
+
+// startBackgroundRead reads from the connection while a handler streams
+// its response, so that a client that goes away ends the handler's
+// context. A byte that arrives (a pipelined request) is kept for the next
+// request.
+func (c *h1Conn) startBackgroundRead() {
+	if c.bgRunning || c.w.hasBody && !c.body.sawEOF {
+		return // the handler may still read the body
+	}
+	c.bgRunning = true
+	if !c.readDL.IsZero() {
+		c.setReadDeadline(time.Time{})
+		c.hdrDL = false
+	}
+	c.bgDone = make(chan struct{})
+	c.bgErr = nil
+	go func() {
+		defer close(c.bgDone)
+		n, err := c.tc.Read(c.cr.stash[:])
+		if n == 1 {
+			c.cr.hasStash = true
+		}
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() && c.bgAbort.Load() {
+				return
+			}
+			c.bgErr = err
+			c.cancel()
+		}
+	}()
+}
+
+// stopBackgroundRead ends the background read, if any.
+func (c *h1Conn) stopBackgroundRead() {
+	if !c.bgRunning {
+		return
+	}
+	c.bgAbort.Store(true)
+	c.setReadDeadline(aLongTimeAgo)
+	<-c.bgDone
+	c.bgAbort.Store(false)
+	c.bgRunning = false
+	if c.bgErr != nil {
+		c.w.closeAfterReply = true
+	}
+}
+
+// connReader is the reader below the connection's bufio.Reader: it
+// enforces the header size limit, returns the byte of a background read
+// first and, while a header comes in pieces, keeps a copy of it.
+type connReader struct {
+	c        *h1Conn
+	remain   int64 // bytes that may still be read
+	tee      bool  // append what is read to c.scratch
+	hasStash bool
+	stash    [1]byte
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.remain <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.remain {
+		p = p[:r.remain]
+	}
+	var n int
+	var err error
+	if r.hasStash {
+		p[0] = r.stash[0]
+		r.hasStash = false
+		n = 1
+	} else {
+		n, err = r.c.tc.Read(p)
+	}
+	r.remain -= int64(n)
+	if r.tee {
+		r.c.scratch = append(r.c.scratch, p[:n]...)
+	}
+	return n, err
+}
+
+// reqBody wraps the body of http.ReadRequest. It tracks what net/http's
+// server knows about a body (bytes left, EOF seen, closed early), sends
+// "100 Continue" on the first read if the client expects it, and makes
+// Close bounded: http.ReadRequest's body reads everything on Close.
+type reqBody struct {
+	c       *h1Conn
+	src     io.ReadCloser
+	remain  int64 // declared bytes not read yet
+	chunked bool  // no declared length
+	closing bool  // the request asks to close the connection
+	expect  bool  // Expect: 100-continue
+
+	sawEOF     bool // the end of the body was read
+	handlerEOF bool // ... by the handler (net/http's expectContinueReader knows only this)
+	closed     bool
+	earlyClose bool // closed with more than maxPostHandlerRead left
+}
+
+func (b *reqBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.expect && b.c.w.canContinue.Load() {
+		b.c.writeContinue()
+	}
+	n, err := b.read(p)
+	if err == io.EOF {
+		b.handlerEOF = true
+	}
+	return n, err
+}
+
+// read reads from the body without sending 100 Continue (to discard it).
+func (b *reqBody) read(p []byte) (int, error) {
+	n, err := b.src.Read(p)
+	b.remain -= int64(n)
+	if err == io.EOF {
+		b.sawEOF = true
+	}
+	return n, err
+}
+
+// discard reads and drops up to n bytes of the body.
+func (b *reqBody) discard(n int64) (int64, error) {
+	return io.CopyN(io.Discard, bodyReader{b}, n)
+}
+
+type bodyReader struct{ b *reqBody }
+
+func (r bodyReader) Read(p []byte) (int, error) { return r.b.read(p) }
+
+// Close reads up to maxPostHandlerRead bytes to find the end of the body,
+// so that the connection can be reused; a longer body closes it.
+func (b *reqBody) Close() error {
+	if b.closed {
+		return nil
+	}
+	var err error
+	switch {
+	case b.sawEOF:
+	case !b.chunked && b.closing:
+	case !b.chunked && b.remain > maxPostHandlerRead:
+		b.earlyClose = true
+	default:
+		var n int64
+		n, err = b.discard(maxPostHandlerRead)
+		if err == io.EOF {
+			err = nil
+		}
+		if n == maxPostHandlerRead {
+			b.earlyClose = true
+		}
+	}
+	b.closed = true
+	return err
+}
+
+// maxBytesBody is http.MaxBytesReader for the HTTP/1.1 loop: hitting the
+// limit must reach the h1Writer, which MaxBytesReader can only tell
+// net/http's own writer.
+type maxBytesBody struct {
+	w     *h1Writer
+	r     io.ReadCloser
+	n     int64 // bytes left
+	limit int64
+	err   error
+}
+
+func (l *maxBytesBody) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	// Read one byte more than allowed to tell "exactly at the limit"
+	// from "over it".
+	if int64(len(p))-1 > l.n {
+		p = p[:l.n+1]
+	}
+	n, err := l.r.Read(p)
+	if int64(n) <= l.n {
+		l.n -= int64(n)
+		l.err = err
+		return n, err
+	}
+	n = int(l.n)
+	l.n = 0
+	l.err = &http.MaxBytesError{Limit: l.limit}
+	l.w.requestTooLarge()
+	return n, l.err
+}
+
+func (l *maxBytesBody) Close() error { return l.r.Close() }
+
+// headerScan is what serveRequest learns from the raw header bytes.
+type headerScan struct {
+	complete  bool // the scanned bytes hold the whole header
+	hosts     int  // number of Host fields
+	validHost bool // the first Host value is well-formed
+	badName   bool // a field name contains a space
+}
+
+// scanHeader scans the request line and header fields at the start of b.
+// Lines end in "\n" or "\r\n"; the header ends with an empty line.
+func scanHeader(b []byte) headerScan {
+	var h headerScan
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return h
+	}
+	b = b[i+1:] // the request line
+	inHost := false
+	for {
+		i = bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return h
+		}
+		line := b[:i]
+		b = b[i+1:]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) == 0 {
+			h.complete = true
+			return h
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			// A continuation line: a folded Host value contains a
+			// space and is never valid.
+			if inHost && h.hosts == 1 {
+				h.validHost = false
+			}
+			continue
+		}
+		if colon := bytes.IndexByte(line, ':'); colon > 0 && bytes.IndexByte(line[:colon], ' ') >= 0 {
+			h.badName = true
+		}
+		inHost = len(line) >= 5 && line[4] == ':' && asciiLower(line[0]) == 'h' &&
+			asciiLower(line[1]) == 'o' && asciiLower(line[2]) == 's' && asciiLower(line[3]) == 't'
+		if inHost {
+			h.hosts++
+			if h.hosts == 1 {
+				h.validHost = validHostHeader(trimOWS(line[5:]))
+			}
+		}
+	}
+}
+
+func asciiLower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// trimOWS trims the whitespace that textproto trims from header values.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && isOWS(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isOWS(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isOWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// validHostHeader reports whether h only holds bytes that can appear in a
+// host with optional port (RFC 3986 reg-name, IP literal, port), the
+// lenient check of net/http's server.
+func validHostHeader(h []byte) bool {
+	for _, c := range h {
+		if !validHostByte(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func validHostByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '!', '$', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', ':', ';', '=', '[', ']', '_', '~':
+		return true
+	}
+	return false
+}
+
+// hasToken reports whether the comma- or space-separated list v contains
+// token, ignoring ASCII case.
+func hasToken(v, token string) bool {
+	for len(v) > 0 {
+		i := 0
+		for i < len(v) && isTokenBoundary(v[i]) {
+			i++
+		}
+		v = v[i:]
+		j := 0
+		for j < len(v) && !isTokenBoundary(v[j]) {
+			j++
+		}
+		if asciiEqualFold(v[:j], token) {
+			return true
+		}
+		v = v[j:]
+	}
+	return false
+}
+
+func isTokenBoundary(c byte) bool { return c == ' ' || c == ',' || c == '\t' }
+
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if asciiLower(a[i]) != asciiLower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// h1Writer is the http.ResponseWriter of the HTTP/1.1 loop, reused for
+// every request of a connection. It implements http.Flusher and, for
+// http.ResponseController, FlushError, SetWriteDeadline and
+// SetReadDeadline.
+type h1Writer struct {
+	c      *h1Conn
+	req    *http.Request
+	header http.Header // the handler's header map, cleared per request
+
+	// The header as it was at WriteHeader, sorted by key, with the
+	// fields net/http would drop marked.
+	fields []headerField
+	vals   []string
+
+	status        int
+	wroteHeader   bool  // WriteHeader was called (logically written)
+	headerSent    bool  // the header is formatted into c.out
+	handlerDone   bool  // the handler returned
+	contentLength int64 // -1: unknown
+	written       int64
+	body          []byte        // the response body while it is buffered
+	bw            *bufio.Writer // the 2 KiB buffer of a chunked response
+	sinkW         sinkWriter
+	chunking      bool
+	hasBody       bool // the request has a body (c.body)
+
+	closeAfterReply  bool
+	tooLarge         bool // the request body exceeded the limit of the route
+	canContinue      atomic.Bool
+	wants10KeepAlive bool
+	wantsClose       bool
+	isHEAD           bool
+
+	// writeDL is the write deadline asked for by the handler, applied
+	// when writing; if it is that of a timeout (writeTimeout > 0), a
+	// deadline up to writeTimeout/deadlineSlack earlier may be kept.
+	writeDL      time.Time
+	writeTimeout time.Duration
+}
+
+type headerField struct {
+	key        string
+	start, end int // the values are vals[start:end]
+	deleted    bool
+}
+
+// reset prepares w for req.
+func (w *h1Writer) reset(req *http.Request) {
+	clear(w.header)
+	w.req = req
+	w.fields = w.fields[:0]
+	clear(w.vals)
+	w.vals = w.vals[:0]
+	w.status = 0
+	w.wroteHeader, w.headerSent, w.handlerDone = false, false, false
+	w.contentLength = -1
+	w.written = 0
+	if cap(w.body) > maxBuffered {
+		w.body = nil
+	}
+	w.body = w.body[:0]
+	w.bw = nil
+	w.chunking = false
+	w.hasBody = false
+	w.closeAfterReply, w.tooLarge = false, false
+	w.canContinue.Store(false)
+	w.isHEAD = req.Method == "HEAD"
+	w.wants10KeepAlive = req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(firstValue(req.Header, "Connection"), "keep-alive")
+	w.wantsClose = req.Close || hasToken(firstValue(req.Header, "Connection"), "close")
+	w.writeDL, w.writeTimeout = time.Time{}, 0
+	w.c.body = reqBody{}
+}
+
+func firstValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (w *h1Writer) Header() http.Header { return w.header }
+
+func (w *h1Writer) WriteHeader(code int) {
+	if w.wroteHeader {
+		w.c.cs.logf("http: superfluous response.WriteHeader call")
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if code < 101 || code > 199 {
+		w.canContinue.Store(false)
+	}
+	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		// An informational response goes out at once, without the
+		// body headers.
+		w.snapshot()
+		w.del("Content-Length")
+		w.del("Transfer-Encoding")
+		c := w.c
+		c.out = appendStatusLine(c.out, w.req.ProtoAtLeast(1, 1), code)
+		c.out = w.appendFields(c.out)
+		c.out = append(c.out, '\r', '\n')
+		c.flushOut()
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	w.snapshot()
+	if cl := w.get("Content-Length"); cl != "" {
+		v, err := strconv.ParseInt(cl, 10, 64)
+		if err == nil && v >= 0 {
+			w.contentLength = v
+		} else {
+			w.c.cs.logf("http: invalid Content-Length of %q", cl)
+			w.header.Del("Content-Length")
+		}
+	}
+}
+
+// snapshot copies the handler's header into w.fields, sorted by key.
+func (w *h1Writer) snapshot() {
+	w.fields = w.fields[:0]
+	w.vals = w.vals[:0]
+	for k, vv := range w.header {
+		start := len(w.vals)
+		w.vals = append(w.vals, vv...)
+		w.fields = append(w.fields, headerField{key: k, start: start, end: len(w.vals)})
+	}
+	f := w.fields
+	for i := 1; i < len(f); i++ {
+		for j := i; j > 0 && f[j].key < f[j-1].key; j-- {
+			f[j], f[j-1] = f[j-1], f[j]
+		}
+	}
+}
+
+func (w *h1Writer) field(key string) *headerField {
+	for i := range w.fields {
+		if f := &w.fields[i]; f.key == key && !f.deleted {
+			return f
+		}
+	}
+	return nil
+}
+
+// has reports whether the snapshot has key, even without values.
+func (w *h1Writer) has(key string) bool { return w.field(key) != nil }
+
+// get returns the first value of key in the snapshot.
+func (w *h1Writer) get(key string) string {
+	if f := w.field(key); f != nil && f.end > f.start {
+		return w.vals[f.start]
+	}
+	return ""
+}
+
+func (w *h1Writer) del(key string) {
+	if f := w.field(key); f != nil {
+		f.deleted = true
+	}
+}
+
+func (w *h1Writer) Write(p []byte) (int, error) {
+	w.canContinue.Store(false)
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !bodyAllowedForStatus(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	w.written += int64(len(p))
+	if w.contentLength != -1 && w.written > w.contentLength {
+		return 0, http.ErrContentLength
+	}
+	switch {
+	case w.bw != nil:
+		return w.bw.Write(p)
+	case w.headerSent:
+		return w.sink(p)
+	case w.contentLength == -1 && len(w.body)+len(p) > bufferBeforeChunking:
+		// From here on the response is chunked, with the chunks that
+		// net/http's 2 KiB response buffer makes.
+		w.bw = newChunkBuffer(&w.sinkW)
+		w.bw.Write(w.body)
+		w.body = w.body[:0]
+		return w.bw.Write(p)
+	case len(w.body)+len(p) > maxBuffered:
+		if len(w.body) > 0 {
+			if _, err := w.sink(w.body); err != nil {
+				return 0, err
+			}
+			w.body = w.body[:0]
+		}
+		return w.sink(p)
+	}
+	w.body = append(w.body, p...)
+	return len(p), nil
+}
+
+// Flush implements http.Flusher.
+func (w *h1Writer) Flush() { w.FlushError() }
+
+// FlushError sends what the handler wrote so far. Flushing makes the
+// response streamed: the connection is watched for the client going away.
+func (w *h1Writer) FlushError() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	var err error
+	if w.bw != nil {
+		err = w.bw.Flush()
+	} else {
+		if len(w.body) > 0 {
+			_, err = w.sink(w.body)
+			w.body = w.body[:0]
+		}
+		if w.contentLength == -1 {
+			w.bw = newChunkBuffer(&w.sinkW)
+		}
+	}
+	if !w.headerSent {
+		w.writeHeader(nil)
+	}
+	if e := w.c.flushOut(); err == nil {
+		err = e
+	}
+	w.c.startBackgroundRead()
+	return err
+}
+
+// SetWriteDeadline sets the deadline for writing the response; it is
+// applied to the connection when the response is written.
+func (w *h1Writer) SetWriteDeadline(t time.Time) error {
+	w.writeDL, w.writeTimeout = t, 0
+	return nil
+}
+
+// setWriteTimeout sets the write deadline t of a route timeout d (> 0);
+// see writeTimeout.
+func (w *h1Writer) setWriteTimeout(t time.Time, d time.Duration) {
+	w.writeDL, w.writeTimeout = t, d
+}
+
+// SetReadDeadline sets the read deadline of the connection.
+func (w *h1Writer) SetReadDeadline(t time.Time) error {
+	w.c.setReadDeadline(t)
+	w.c.hdrDL = false
+	return nil
+}
+
+func (w *h1Writer) requestTooLarge() {
+	w.closeAfterReply = true
+	w.tooLarge = true
+	if !w.wroteHeader {
+		w.header.Set("Connection", "close")
+	}
+}
+
+// limitBody returns rc limited to n bytes, like http.MaxBytesReader.
+func (w *h1Writer) limitBody(rc io.ReadCloser, n int64) io.ReadCloser {
+	w.c.limit = maxBytesBody{w: w, r: rc, n: max(n, 0), limit: max(n, 0)}
+	return &w.c.limit
+}
+
+// finish completes the response after the handler returned.
+func (w *h1Writer) finish() {
+	w.handlerDone = true
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.bw != nil {
+		w.bw.Flush()
+		chunkBuffers.Put(w.bw)
+		w.bw = nil
+	} else if len(w.body) > 0 {
+		w.sink(w.body)
+		w.body = w.body[:0]
+	}
+	if !w.headerSent {
+		w.writeHeader(nil)
+	}
+	c := w.c
+	if w.chunking && !w.isHEAD {
+		c.out = append(c.out, "0\r\n\r\n"...)
+	}
+	c.flushOut()
+	if w.hasBody {
+		c.body.Close()
+	}
+}
+
+// reuse reports whether the connection can serve another request.
+func (w *h1Writer) reuse() bool {
+	switch {
+	case w.closeAfterReply:
+		return false
+	case !w.isHEAD && w.contentLength != -1 && bodyAllowedForStatus(w.status) && w.contentLength != w.written:
+		return false // the client would read the next response as body
+	case w.c.werr != nil:
+		return false
+	case w.hasBody && w.c.body.earlyClose:
+		return false
+	}
+	return true
+}
+
+// sinkWriter is the io.Writer below a chunked response's 2 KiB buffer.
+type sinkWriter struct{ w *h1Writer }
+
+func (s *sinkWriter) Write(p []byte) (int, error) { return s.w.sink(p) }
+
+var chunkBuffers sync.Pool
+
+func newChunkBuffer(s *sinkWriter) *bufio.Writer {
+	if bw, ok := chunkBuffers.Get().(*bufio.Writer); ok {
+		bw.Reset(s)
+		return bw
+	}
+	return bufio.NewWriterSize(s, bufferBeforeChunking)
+}
+
+// sink appends a piece of the body to c.out, after the header and framed
+// as a chunk if the response is chunked.
+func (w *h1Writer) sink(p []byte) (int, error) {
+	if !w.headerSent {
+		w.writeHeader(p)
+	}
+	if w.isHEAD {
+		return len(p), nil
+	}
+	c := w.c
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if w.chunking {
+		c.out = strconv.AppendInt(c.out, int64(len(p)), 16)
+		c.out = append(c.out, '\r', '\n')
+	}
+	c.out = append(c.out, p...)
+	if w.chunking {
+		c.out = append(c.out, '\r', '\n')
+	}
+	if len(c.out) >= maxBuffered {
+		if err := c.flushOut(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// writeHeader formats the response header into c.out. p is the start of
+// the body (all of it if the handler is done). The rules are net/http's:
+// which framing, which of Content-Length, Connection, Transfer-Encoding,
+// Date and a sniffed Content-Type are added or dropped, and whether the
+// connection stays open. It also reads what is left of the request body.
+func (w *h1Writer) writeHeader(p []byte) {
+	w.headerSent = true
+	c := w.c
+	keepAlives := !c.cs.shutting.Load()
+	var (
+		extraCL         = int64(-1)
+		extraType       string
+		extraConnection string
+		extraTE         string
+	)
+
+	te := w.get("Transfer-Encoding")
+	hasTE := te != ""
+	if w.handlerDone && !hasTE && bodyAllowedForStatus(w.status) && !w.has("Content-Length") && (!w.isHEAD || len(p) > 0) {
+		w.contentLength = int64(len(p))
+		extraCL = int64(len(p))
+	}
+	if w.wants10KeepAlive && keepAlives && w.get("Content-Length") != "" && w.get("Connection") == "keep-alive" {
+		w.closeAfterReply = false
+	}
+	hasCL := w.contentLength != -1
+	if w.wants10KeepAlive && (w.isHEAD || hasCL || !bodyAllowedForStatus(w.status)) {
+		if !w.has("Connection") {
+			extraConnection = "keep-alive"
+		}
+	} else if !w.req.ProtoAtLeast(1, 1) || w.wantsClose {
+		w.closeAfterReply = true
+	}
+	if w.get("Connection") == "close" || !keepAlives {
+		w.closeAfterReply = true
+	}
+
+	// A body the handler did not read to the end: read up to
+	// maxPostHandlerRead of it to keep the connection, else close it.
+	b := &c.body
+	if w.hasBody && b.expect && !b.handlerEOF {
+		w.closeAfterReply = true // 100 Continue was never sent
+	}
+	if w.hasBody && w.req.ContentLength != 0 && !w.closeAfterReply {
+		discard, tooBig := false, false
+		switch {
+		case b.expect:
+			// Only here after the handler read to EOF, see above.
+		case b.closed:
+			if !b.sawEOF {
+				w.closeAfterReply = true
+			}
+		case b.sawEOF:
+			// Nothing left; net/http would find EOF at once.
+		case !b.chunked && b.remain >= maxPostHandlerRead:
+			tooBig = true
+		default:
+			discard = true
+		}
+		if discard {
+			_, err := b.discard(maxPostHandlerRead + 1)
+			switch err {
+			case nil:
+				tooBig = true
+			case http.ErrBodyReadAfterClose:
+			case io.EOF:
+				if b.Close() != nil {
+					w.closeAfterReply = true
+				}
+			default:
+				w.closeAfterReply = true
+			}
+		}
+		if tooBig {
+			w.requestTooLarge()
+			w.del("Connection")
+			extraConnection = "close"
+		}
+	}
+
+	code := w.status
+	if bodyAllowedForStatus(code) {
+		if !w.has("Content-Type") && w.get("Content-Encoding") == "" && !hasTE && len(p) > 0 {
+			extraType = http.DetectContentType(p)
+		}
+	} else {
+		if code == http.StatusNotModified {
+			w.del("Content-Type")
+		}
+		w.del("Content-Length")
+		w.del("Transfer-Encoding")
+	}
+	addDate := !w.has("Date")
+	if hasCL && hasTE && te != "identity" {
+		c.cs.logf("http: WriteHeader called with both Transfer-Encoding of %q and a Content-Length of %d", te, w.contentLength)
+		w.del("Content-Length")
+		hasCL = false
+	}
+	switch {
+	case w.isHEAD || !bodyAllowedForStatus(code) || code == http.StatusNoContent:
+		w.del("Transfer-Encoding")
+	case hasCL:
+		w.del("Transfer-Encoding")
+	case w.req.ProtoAtLeast(1, 1):
+		if hasTE && te == "identity" {
+			w.chunking = false
+			w.closeAfterReply = true
+			w.del("Transfer-Encoding")
+		} else {
+			w.chunking = true
+			extraTE = "chunked"
+			if hasTE && te == "chunked" {
+				w.del("Transfer-Encoding")
+			}
+		}
+	default:
+		w.closeAfterReply = true
+		w.del("Transfer-Encoding")
+	}
+	if w.chunking {
+		w.del("Content-Length")
+	}
+	switchProto := code == http.StatusSwitchingProtocols && w.get("Upgrade") != "" && hasToken(w.get("Connection"), "upgrade")
+	if w.closeAfterReply && (!keepAlives || !hasToken(w.get("Connection"), "close")) && !switchProto {
+		w.del("Connection")
+		if w.req.ProtoAtLeast(1, 1) {
+			extraConnection = "close"
+		}
+	}
+
+	out := appendStatusLine(c.out, w.req.ProtoAtLeast(1, 1), code)
+	out = w.appendFields(out)
+	if addDate {
+		out = append(out, "Date: "...)
+		out = appendDate(out)
+		out = append(out, '\r', '\n')
+	}
+	if extraCL >= 0 {
+		out = append(out, "Content-Length: "...)
+		out = strconv.AppendInt(out, extraCL, 10)
+		out = append(out, '\r', '\n')
+	}
+	for _, kv := range [...][2]string{{"Content-Type", extraType}, {"Connection", extraConnection}, {"Transfer-Encoding", extraTE}} {
+		if kv[1] != "" {
+			out = append(out, kv[0]...)
+			out = append(out, ": "...)
+			out = append(out, kv[1]...)
+			out = append(out, '\r', '\n')
+		}
+	}
+	c.out = append(out, '\r', '\n')
+}
+
+func bodyAllowedForStatus(status int) bool {
+	switch {
+	case status >= 100 && status <= 199, status == http.StatusNoContent, status == http.StatusNotModified:
+		return false
+	}
+	return true
+}
+
+func appendStatusLine(b []byte, is11 bool, code int) []byte {
+	if is11 {
+		b = append(b, "HTTP/1.1 "...)
+	} else {
+		b = append(b, "HTTP/1.0 "...)
+	}
+	text := http.StatusText(code)
+	if text == "" {
+		return fmt.Appendf(b, "%03d status code %d\r\n", code, code)
+	}
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	b = append(b, text...)
+	return append(b, '\r', '\n')
+}
+
+// appendFields appends the header fields that were not dropped, in
+// sorted order, with net/http's value clean-up: line breaks become spaces
+// and surrounding whitespace goes. Fields with invalid names are left out.
+func (w *h1Writer) appendFields(b []byte) []byte {
+	for _, f := range w.fields {
+		if f.deleted || !validFieldName(f.key) {
+			continue
+		}
+		for _, v := range w.vals[f.start:f.end] {
+			b = append(b, f.key...)
+			b = append(b, ':', ' ')
+			b = appendFieldValue(b, v)
+			b = append(b, '\r', '\n')
+		}
+	}
+	return b
+}
+
+func appendFieldValue(b []byte, v string) []byte {
+	i, j := 0, len(v)
+	for i < j && isOWS(v[i]) {
+		i++
+	}
+	for j > i && isOWS(v[j-1]) {
+		j--
+	}
+	for k := i; k < j; k++ {
+		if c := v[k]; c == '\r' || c == '\n' {
+			b = append(b, ' ')
+		} else {
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// validFieldName reports whether k is an RFC 7230 token.
+func validFieldName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if !isTokenChar(k[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+// The Date header, formatted once per second.
+type dateValue struct {
+	sec int64
+	b   [len(http.TimeFormat)]byte
+}
+
+var currentDate atomic.Pointer[dateValue]
+
+func appendDate(b []byte) []byte {
+	now := time.Now()
+	sec := now.Unix()
+	d := currentDate.Load()
+	if d == nil || d.sec != sec {
+		d = &dateValue{sec: sec}
+		now.UTC().AppendFormat(d.b[:0], http.TimeFormat)
+		currentDate.Store(d)
+	}
+	return append(b, d.b[:]...)
+}
