@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"os"
@@ -130,16 +129,9 @@ func parse(data []byte, lookupEnv func(string) (string, bool), o Overrides) (*Fi
 	if lookupEnv == nil {
 		lookupEnv = os.LookupEnv
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	root, err := documentRoot(data)
+	if err != nil {
 		return nil, err
-	}
-	root := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"} // an empty file has no settings
-	if len(doc.Content) > 0 && !isNull(doc.Content[0]) {
-		root = doc.Content[0]
-		if root.Kind != yaml.MappingNode {
-			return nil, fmt.Errorf("config: the file must be a YAML mapping, found %s", kindName(root))
-		}
 	}
 
 	p := new(problems)

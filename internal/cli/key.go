@@ -1,0 +1,535 @@
+package cli
+
+import (
+	"context"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/openkes/openkes/kes"
+)
+
+const keyUsage = `Usage:
+    kes key <command> [options] [arguments]
+
+Commands:
+    create                   Create new keys.
+    import                   Import a key.
+    info                     Describe a key.
+    ls                       List keys.
+    rm                       Delete keys.
+    encrypt                  Encrypt a message.
+    decrypt                  Decrypt a ciphertext.
+    dek                      Generate a data encryption key.
+
+Options:
+    -h, --help               Print command line options.
+
+Examples:
+    $ kes key create my-key
+    $ kes key dek my-key
+    $ kes key ls
+`
+
+var keyCommand = &command{
+	name:  "key",
+	usage: keyUsage,
+	subs: []*command{
+		keyCreateCommand, keyImportCommand, keyInfoCommand, keyLsCommand,
+		keyRmCommand, keyEncryptCommand, keyDecryptCommand, keyDEKCommand,
+	},
+}
+
+// connOptions is the usage text of the connection options.
+const connOptions = `    -s, --server <host:port> KES server(s), comma-separated. Default: $KES_SERVER,
+                             else 127.0.0.1:7373.
+    -a, --api-key <key>      API key. Default: $KES_API_KEY. Without an API
+                             key, $KES_CLIENT_CERT and $KES_CLIENT_KEY name
+                             a client certificate and its private key.
+        --ca <path>          Trust the CA certificate(s) in this PEM file or
+                             directory. Default: $KES_CA.
+    -k, --insecure           Do not verify the server certificate.
+`
+
+const keyCreateUsage = `Usage:
+    kes key create [options] <name>...
+
+Creates a new key for each name, in order, and stops at the first error.
+
+Options:
+` + connOptions + `    -h, --help               Print command line options.
+
+Examples:
+    $ kes key create my-key
+    $ kes key create my-app-1 my-app-2
+`
+
+var keyCreateCommand = &command{
+	name:  "create",
+	usage: keyCreateUsage,
+	flags: func(fs *flag.FlagSet, e *env) runFunc {
+		conn := addConnFlags(fs)
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := argsBetween("key create", args, 1, -1, "key name"); err != nil {
+				return err
+			}
+			s, err := conn.connect(e)
+			if err != nil {
+				return err
+			}
+			for _, name := range args {
+				if err := s.client.CreateKey(ctx, name); err != nil {
+					return s.fail(err, "failed to create key %q", name)
+				}
+			}
+			return nil
+		}
+	},
+}
+
+const keyImportUsage = `Usage:
+    kes key import [options] <name> <key>
+
+Imports a 256-bit key, given in base64, as an AES256 key. A key of "-"
+is read from stdin, so that it does not show up in process listings.
+
+Options:
+    --algorithm <alg>        AES256 (default) or ChaCha20.
+` + connOptions + `    -h, --help               Print command line options.
+
+Examples:
+    $ kes key import my-key RSiw1iKMEz3rZEVeVTS7gB5IMjuKf8qKvbgnWIJYKlM=
+    $ head -c 32 /dev/urandom | base64 | kes key import my-key -
+`
+
+var keyImportCommand = &command{
+	name:  "import",
+	usage: keyImportUsage,
+	flags: func(fs *flag.FlagSet, e *env) runFunc {
+		conn := addConnFlags(fs)
+		algorithm := "AES256"
+		stringFlag(fs, &algorithm, "algorithm")
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := argsBetween("key import", args, 2, 2, "key name and key"); err != nil {
+				return err
+			}
+			var alg kes.KeyAlgorithm
+			if err := alg.UnmarshalText([]byte(algorithm)); err != nil {
+				return usagef("key import", "invalid --algorithm %q: use AES256 or ChaCha20", algorithm)
+			}
+			name, encoded := args[0], args[1]
+			if encoded == "-" {
+				b, err := io.ReadAll(io.LimitReader(e.stdin, 4096))
+				if err != nil {
+					return fmt.Errorf("reading the key from stdin: %w", err)
+				}
+				encoded = strings.TrimSpace(string(b))
+				clear(b)
+			}
+			key, err := base64.StdEncoding.DecodeString(encoded)
+			if err != nil {
+				return withHint(fmt.Errorf("failed to import %q: invalid key: %w", name, err), "the key must be 32 bytes in standard base64")
+			}
+			defer clear(key)
+			s, err := conn.connect(e)
+			if err != nil {
+				return err
+			}
+			if err := s.client.ImportKey(ctx, name, &kes.ImportKeyRequest{Key: key, Cipher: alg}); err != nil {
+				return s.fail(err, "failed to import %q", name)
+			}
+			return nil
+		}
+	},
+}
+
+const keyInfoUsage = `Usage:
+    kes key info [options] <name>
+
+Describes a key: its name, algorithm, creation date and creator.
+
+Options:
+    --json                   Print the description as JSON.
+    --color <when>           Colour the output: auto, never or always.
+` + connOptions + `    -h, --help               Print command line options.
+
+Examples:
+    $ kes key info my-key
+    $ kes key info my-key --json | jq -r .created_by
+`
+
+// keyInfoJSON is the JSON of 'kes key info': the SDK's KeyInfo. Unlike
+// upstream, the algorithm is also shown when it is AES256.
+type keyInfoJSON struct {
+	Name      string       `json:"name"`
+	Algorithm string       `json:"algorithm,omitempty"`
+	CreatedAt time.Time    `json:"created_at"`
+	CreatedBy kes.Identity `json:"created_by,omitempty"`
+}
+
+var keyInfoCommand = &command{
+	name:  "info",
+	usage: keyInfoUsage,
+	flags: func(fs *flag.FlagSet, e *env) runFunc {
+		conn := addConnFlags(fs)
+		var jsonOut bool
+		boolFlag(fs, &jsonOut, "json")
+		addColorFlag(fs, e)
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := argsBetween("key info", args, 1, 1, "key name"); err != nil {
+				return err
+			}
+			s, err := conn.connect(e)
+			if err != nil {
+				return err
+			}
+			info, err := s.client.DescribeKey(ctx, args[0])
+			if err != nil {
+				return s.fail(err, "failed to describe key %q", args[0])
+			}
+			if jsonOut {
+				return e.printJSON(keyInfoJSON{
+					Name:      info.Name,
+					Algorithm: info.Algorithm.String(),
+					CreatedAt: info.CreatedAt,
+					CreatedBy: info.CreatedBy,
+				})
+			}
+			e.fields().
+				add("Name", info.Name).
+				add("Algorithm", info.Algorithm.String()).
+				add("Date", dateTime(info.CreatedAt)).
+				add("Owner", orNone(info.CreatedBy.String())).
+				print("")
+			return nil
+		}
+	},
+}
+
+const keyLsUsage = `Usage:
+    kes key ls [options] [<pattern>]
+
+Lists the keys whose names match the pattern: a name prefix, optionally
+ending in '*'. Without a pattern, all keys are listed.
+
+Options:
+    --json                   Print the names as a JSON array.
+    --color <when>           Colour the output: auto, never or always.
+` + connOptions + `    -h, --help               Print command line options.
+
+Examples:
+    $ kes key ls
+    $ kes key ls 'my-app-*'
+    $ kes key ls --json | jq -r '.[]'
+`
+
+var keyLsCommand = &command{
+	name:  "ls",
+	usage: keyLsUsage,
+	flags: func(fs *flag.FlagSet, e *env) runFunc {
+		conn := addConnFlags(fs)
+		var jsonOut bool
+		boolFlag(fs, &jsonOut, "json")
+		addColorFlag(fs, e)
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := argsBetween("key ls", args, 0, 1, "pattern"); err != nil {
+				return err
+			}
+			pattern := listPattern(args)
+			s, err := conn.connect(e)
+			if err != nil {
+				return err
+			}
+			names, err := listAll(e, "keys", func() ([]string, string, error) {
+				return s.client.ListKeys(ctx, pattern, 0)
+			})
+			if err != nil {
+				return s.fail(err, "failed to list keys")
+			}
+			if jsonOut {
+				return e.printJSON(names)
+			}
+			e.printList("Key", names)
+			return nil
+		}
+	},
+}
+
+// listPattern returns the listing pattern for a command-line argument:
+// "*" for none, and a prefix ending in '-' (which the server refuses as
+// pattern) with '*' appended. Other prefixes are sent as they are: an
+// upstream server takes a trailing '*' of a key pattern literally.
+func listPattern(args []string) string {
+	if len(args) == 0 || args[0] == "" {
+		return "*"
+	}
+	if p := args[0]; strings.HasSuffix(p, "-") {
+		return p + "*"
+	}
+	return args[0]
+}
+
+// listAll calls list and returns the names, never nil. The KES API has no
+// way to ask for the page after a continuation (upstream's SDK passes it
+// as the next prefix, which skips names), so a truncated listing is
+// reported on stderr instead.
+func listAll(e *env, what string, list func() ([]string, string, error)) ([]string, error) {
+	names, next, err := list()
+	if err != nil {
+		return nil, err
+	}
+	if next != "" {
+		fmt.Fprintf(e.stderr, "kes: warning: the server listed only the first %d %s; narrow the pattern to see the others (next: %s)\n", len(names), what, next)
+	}
+	if names == nil {
+		names = []string{}
+	}
+	return names, nil
+}
+
+const keyRmUsage = `Usage:
+    kes key rm [options] <name>...
+
+Deletes each key, in order, and stops at the first error. A deleted key
+cannot be recovered: whatever it encrypted cannot be decrypted anymore.
+
+Options:
+` + connOptions + `    -h, --help               Print command line options.
+
+Examples:
+    $ kes key rm my-key
+`
+
+var keyRmCommand = &command{
+	name:  "rm",
+	usage: keyRmUsage,
+	flags: func(fs *flag.FlagSet, e *env) runFunc {
+		conn := addConnFlags(fs)
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := argsBetween("key rm", args, 1, -1, "key name"); err != nil {
+				return err
+			}
+			s, err := conn.connect(e)
+			if err != nil {
+				return err
+			}
+			for _, name := range args {
+				if err := s.client.DeleteKey(ctx, name); err != nil {
+					return s.fail(err, "failed to remove key %q", name)
+				}
+			}
+			return nil
+		}
+	},
+}
+
+const keyEncryptUsage = `Usage:
+    kes key encrypt [options] <name> <message> [<context>]
+
+Encrypts the message (the argument's text) with the key. The optional
+context, in base64, is authenticated associated data that decryption
+must repeat. On a terminal the ciphertext is printed as text, otherwise
+as JSON: {"ciphertext":"<base64>"}.
+
+Options:
+    --json                   Print JSON on a terminal, too.
+    --color <when>           Colour the output: auto, never or always.
+` + connOptions + `    -h, --help               Print command line options.
+
+Examples:
+    $ kes key encrypt my-key "Hello world"
+    $ kes key encrypt my-key "Hello world" | jq -r .ciphertext
+`
+
+var keyEncryptCommand = &command{
+	name:  "encrypt",
+	usage: keyEncryptUsage,
+	flags: func(fs *flag.FlagSet, e *env) runFunc {
+		conn := addConnFlags(fs)
+		var jsonOut bool
+		boolFlag(fs, &jsonOut, "json")
+		addColorFlag(fs, e)
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := argsBetween("key encrypt", args, 2, 3, "key name and message"); err != nil {
+				return err
+			}
+			var context []byte
+			if len(args) == 3 {
+				var err error
+				if context, err = decodeBase64("context", args[2]); err != nil {
+					return err
+				}
+			}
+			s, err := conn.connect(e)
+			if err != nil {
+				return err
+			}
+			ciphertext, err := s.client.Encrypt(ctx, args[0], []byte(args[1]), context)
+			if err != nil {
+				return s.fail(err, "failed to encrypt message")
+			}
+			return e.printValues(jsonOut, [][2]string{{"ciphertext", base64.StdEncoding.EncodeToString(ciphertext)}})
+		}
+	},
+}
+
+const keyDecryptUsage = `Usage:
+    kes key decrypt [options] <name> <ciphertext> [<context>]
+
+Decrypts a ciphertext, in base64, with the key. The context, in base64,
+must be the one used to encrypt. On a terminal the plaintext (in base64)
+is printed as text, otherwise as JSON: {"plaintext":"<base64>"}.
+
+Options:
+    --json                   Print JSON on a terminal, too.
+    --color <when>           Colour the output: auto, never or always.
+` + connOptions + `    -h, --help               Print command line options.
+
+Examples:
+    $ kes key decrypt my-key "$CIPHERTEXT"
+    $ kes key decrypt my-key "$CIPHERTEXT" | jq -r .plaintext | base64 -d
+`
+
+var keyDecryptCommand = &command{
+	name:  "decrypt",
+	usage: keyDecryptUsage,
+	flags: func(fs *flag.FlagSet, e *env) runFunc {
+		conn := addConnFlags(fs)
+		var jsonOut bool
+		boolFlag(fs, &jsonOut, "json")
+		addColorFlag(fs, e)
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := argsBetween("key decrypt", args, 2, 3, "key name and ciphertext"); err != nil {
+				return err
+			}
+			ciphertext, err := decodeBase64("ciphertext", args[1])
+			if err != nil {
+				return err
+			}
+			var context []byte
+			if len(args) == 3 {
+				if context, err = decodeBase64("context", args[2]); err != nil {
+					return err
+				}
+			}
+			s, err := conn.connect(e)
+			if err != nil {
+				return err
+			}
+			plaintext, err := s.client.Decrypt(ctx, args[0], ciphertext, context)
+			if err != nil {
+				return s.fail(err, "failed to decrypt ciphertext")
+			}
+			defer clear(plaintext)
+			return e.printValues(jsonOut, [][2]string{{"plaintext", base64.StdEncoding.EncodeToString(plaintext)}})
+		}
+	},
+}
+
+const keyDEKUsage = `Usage:
+    kes key dek [options] <name> [<context>]
+
+Generates a data encryption key (DEK): 32 random bytes, in plaintext and
+encrypted with the key. The context, in base64, is associated data that
+decrypting the DEK must repeat. On a terminal both are printed as text,
+otherwise as JSON: {"plaintext":"<base64>","ciphertext":"<base64>"}.
+
+Options:
+    --json                   Print JSON on a terminal, too.
+    --color <when>           Colour the output: auto, never or always.
+` + connOptions + `    -h, --help               Print command line options.
+
+Examples:
+    $ kes key dek my-key
+    $ kes key dek my-key "$(printf bucket/object | base64)"
+`
+
+var keyDEKCommand = &command{
+	name:  "dek",
+	usage: keyDEKUsage,
+	flags: func(fs *flag.FlagSet, e *env) runFunc {
+		conn := addConnFlags(fs)
+		var jsonOut bool
+		boolFlag(fs, &jsonOut, "json")
+		addColorFlag(fs, e)
+		return func(ctx context.Context, e *env, args []string) error {
+			if err := argsBetween("key dek", args, 1, 2, "key name"); err != nil {
+				return err
+			}
+			var context []byte
+			if len(args) == 2 {
+				var err error
+				if context, err = decodeBase64("context", args[1]); err != nil {
+					return err
+				}
+			}
+			s, err := conn.connect(e)
+			if err != nil {
+				return err
+			}
+			dek, err := s.client.GenerateKey(ctx, args[0], context)
+			if err != nil {
+				return s.fail(err, "failed to generate data encryption key")
+			}
+			defer clear(dek.Plaintext)
+			return e.printValues(jsonOut, [][2]string{
+				{"plaintext", base64.StdEncoding.EncodeToString(dek.Plaintext)},
+				{"ciphertext", base64.StdEncoding.EncodeToString(dek.Ciphertext)},
+			})
+		}
+	},
+}
+
+// decodeBase64 decodes an argument in standard base64.
+func decodeBase64(what, s string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, withHint(fmt.Errorf("invalid %s: %w", what, err), fmt.Sprintf("the %s must be standard base64", what))
+	}
+	return b, nil
+}
+
+// printValues prints name/value pairs as upstream's encrypt, decrypt and
+// dek do: on a terminal (and without --json) as a blank line and one
+// "name: value" line each, values aligned; else as a JSON object with the
+// names as keys, in order.
+func (e *env) printValues(jsonOut bool, values [][2]string) error {
+	if jsonOut || !e.outTTY {
+		var b strings.Builder
+		b.WriteByte('{')
+		for i, v := range values {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			k, _ := marshalJSON(v[0], false)
+			s, _ := marshalJSON(v[1], false)
+			b.Write(k)
+			b.WriteByte(':')
+			if jsonOut && e.outTTY {
+				b.WriteByte(' ')
+			}
+			b.Write(s)
+		}
+		b.WriteByte('}')
+		if e.outTTY {
+			b.WriteByte('\n')
+		}
+		_, err := io.WriteString(e.stdout, b.String())
+		return err
+	}
+	width := 0
+	for _, v := range values {
+		width = max(width, len(v[0]))
+	}
+	label := e.style(sgrBold)
+	var b strings.Builder
+	b.WriteByte('\n')
+	for _, v := range values {
+		fmt.Fprintf(&b, "%s %s%s\n", label.wrap(v[0]+":"), strings.Repeat(" ", width-len(v[0])), v[1])
+	}
+	_, err := io.WriteString(e.stdout, b.String())
+	return err
+}
