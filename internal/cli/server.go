@@ -141,6 +141,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	conf.ErrorLog, conf.AuditLog = errorLog, audit
+	conf.HTTP1Stdlib = http1Stdlib()
 
 	srv, err := server.New(ctx, conf)
 	if err != nil {
@@ -228,6 +229,7 @@ func reload(ctx context.Context, srv *server.Server, f *serverFlags, log *slog.L
 		return nil, err
 	}
 	conf.ErrorLog, conf.AuditLog = log, audit
+	conf.HTTP1Stdlib = http1Stdlib()
 	if err := srv.Update(ctx, conf); err != nil {
 		conf.Store.Close()
 		return nil, err
@@ -454,3 +456,8 @@ func checkAddr(addr string) error {
 	}
 	return nil
 }
+
+// http1Stdlib reports whether OPENKES_HTTP1=stdlib asks to serve HTTP/1.1
+// with net/http's server instead of the server's own connection loop: an
+// operational switch in case a client trips over the faster path.
+func http1Stdlib() bool { return os.Getenv("OPENKES_HTTP1") == "stdlib" }
