@@ -221,10 +221,13 @@ func (c *h1Conn) serve() {
 		// Like net/http: a client that speaks plain HTTP gets a hint.
 		reason := err.Error()
 		var re tls.RecordHeaderError
+		plainHTTP := false
 		if errors.As(err, &re) && re.Conn != nil && looksLikeHTTP(re.RecordHeader) {
 			io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
 			reason = "client sent an HTTP request to an HTTPS server"
+			plainHTTP = true
 		}
+		cs.s.metrics.x.tlsFailure(err, plainHTTP)
 		cs.logf("http: TLS handshake error from %s: %v", c.raw.RemoteAddr(), reason)
 		c.raw.Close()
 		return

@@ -29,6 +29,9 @@ type hub struct {
 	// delivered counts events written to subscribers
 	// (kes_log_{audit,error}_events). Set once by newMetrics.
 	delivered prometheus.Counter
+	// dropped counts events lost by subscribers that did not keep up
+	// (kes_log_{audit,error}_dropped_events_total). Set once by newMetrics.
+	dropped prometheus.Counter
 }
 
 type subscriber struct {
@@ -69,6 +72,9 @@ func (h *hub) publish(line []byte) {
 		case sub.ch <- line:
 		default:
 			sub.dropped.Add(1)
+			if h.dropped != nil {
+				h.dropped.Inc()
+			}
 		}
 	}
 	h.mu.Unlock()
@@ -129,6 +135,16 @@ func (s *Server) audit(r *http.Request, rq *request) {
 	stream := s.auditHub.active()
 	if handler == nil && !stream {
 		return
+	}
+	if rq.identity == "" {
+		// Routes without authentication, and requests the router
+		// answered before authentication (redirects, unknown paths,
+		// wrong methods), are still audited with the identity of the
+		// client certificate (computed once per connection).
+		rq.identity, _ = requestIdentity(r)
+		if st != nil && rq.identity != "" {
+			rq.policy = st.idents[rq.identity]
+		}
 	}
 	latency := time.Since(rq.start)
 	now := time.Now

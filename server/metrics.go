@@ -1,18 +1,25 @@
 package server
 
 import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
 	"net/http"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/openkes/openkes/internal/keycache"
+	"github.com/openkes/openkes/keystore"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 )
 
-// metrics is the private Prometheus registry of a Server with exactly the
-// families of spec 9.3.
+// metrics is the private Prometheus registry of a Server: exactly the
+// families of spec 9.3, plus the OpenKES families of extMetrics.
 type metrics struct {
 	reg *prometheus.Registry
 
@@ -24,6 +31,8 @@ type metrics struct {
 
 	auditEvents prometheus.Counter
 	errorEvents prometheus.Counter
+
+	x *extMetrics
 
 	// codes caches the counter bound to each status code. Counters are
 	// bound on first use so that, as upstream, a family only appears after
@@ -68,8 +77,11 @@ func newMetrics(started time.Time, auditHub, errorHub *hub) *metrics {
 	}
 	m.reg.MustRegister(m.active, m.success, m.errors, m.failures, m.latency,
 		m.auditEvents, m.errorEvents, newSystemCollector(started))
+	m.x = newExtMetrics(m.reg)
 	auditHub.delivered = m.auditEvents
 	errorHub.delivered = m.errorEvents
+	auditHub.dropped = m.x.auditDropped
+	errorHub.dropped = m.x.errorDropped
 	return m
 }
 
@@ -165,4 +177,183 @@ func (c *systemCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.heapUsed, float64(mem.HeapAlloc))
 	gauge(c.heapObjects, float64(mem.HeapObjects))
 	gauge(c.stackUsed, float64(mem.StackSys))
+}
+
+// OpenKES families beyond spec 9.3. kms-go's Client.Metrics rejects any
+// family other than the three kes_http_request_* counters that does not
+// hold exactly one sample, so none of them has labels: a dimension such
+// as the key-store operation or the failure reason is part of the family
+// name, and every family exists (at zero) from the start.
+
+// storeOps are the key-store operations that are timed, in the order of
+// the storeMetrics arrays.
+var storeOps = [...]string{"get", "create", "delete", "list", "status"}
+
+const (
+	opGet = iota
+	opCreate
+	opDelete
+	opList
+	opStatus
+)
+
+// tlsReasons are the classes of TLS handshake failures, each with a
+// counter kes_tls_handshake_failures_<reason>_total.
+var tlsReasons = [...]string{"no_certificate", "bad_certificate", "timeout", "plain_http", "other"}
+
+// tlsHelp are the HELP texts of the TLS failure counters.
+var tlsHelp = [len(tlsReasons)]string{
+	"Number of TLS handshakes that failed because the client sent no certificate although one is required.",
+	"Number of TLS handshakes that failed because a certificate was rejected (by the server or by the client).",
+	"Number of TLS handshakes that did not complete within the handshake timeout.",
+	"Number of connections that sent plain HTTP to the TLS port.",
+	"Number of TLS handshakes that failed for another reason (protocol errors, closed connections).",
+}
+
+const (
+	tlsNoCertificate = iota
+	tlsBadCertificate
+	tlsTimeout
+	tlsPlainHTTP
+	tlsOther
+)
+
+// storeBuckets are the buckets of the key-store latency histograms, in
+// seconds: a local store answers in microseconds, a remote KMS in
+// milliseconds to seconds.
+var storeBuckets = []float64{0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// extMetrics are the OpenKES families.
+type extMetrics struct {
+	storeLatency [len(storeOps)]prometheus.Histogram
+	storeErrors  [len(storeOps)]prometheus.Counter
+
+	cacheHits, cacheMisses, cacheEvictions, cacheOfflineHits prometheus.Counter
+
+	tlsFailures [len(tlsReasons)]prometheus.Counter
+
+	policyDenials prometheus.Counter
+
+	auditDropped, errorDropped prometheus.Counter
+}
+
+func newExtMetrics(reg *prometheus.Registry) *extMetrics {
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		reg.MustRegister(c)
+		return c
+	}
+	x := &extMetrics{}
+	for i, op := range storeOps {
+		x.storeLatency[i] = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kes_keystore_" + op + "_seconds",
+			Help:    "Latency of key store " + op + " operations in seconds.",
+			Buckets: storeBuckets,
+		})
+		reg.MustRegister(x.storeLatency[i])
+		x.storeErrors[i] = counter("kes_keystore_"+op+"_errors_total",
+			"Number of key store "+op+" operations that failed (not found and already exists are no failures).")
+	}
+	x.cacheHits = counter("kes_cache_hits_total", "Number of key reads served from the key cache.")
+	x.cacheMisses = counter("kes_cache_misses_total", "Number of key reads that had to ask the key store.")
+	x.cacheEvictions = counter("kes_cache_evictions_total", "Number of keys dropped from the key cache by expiry.")
+	x.cacheOfflineHits = counter("kes_cache_offline_hits_total",
+		"Number of key reads served from the key cache while the key store was offline.")
+	for i, reason := range tlsReasons {
+		x.tlsFailures[i] = counter("kes_tls_handshake_failures_"+reason+"_total", tlsHelp[i])
+	}
+	x.policyDenials = counter("kes_policy_denials_total",
+		"Number of requests denied because the identity is unknown or its policy does not allow the path.")
+	x.auditDropped = counter("kes_log_audit_dropped_events_total",
+		"Number of audit events lost by /v1/log/audit subscribers that did not keep up.")
+	x.errorDropped = counter("kes_log_error_dropped_events_total",
+		"Number of error events lost by /v1/log/error subscribers that did not keep up.")
+	return x
+}
+
+// CacheHit, CacheMiss and CacheEvicted implement keycache.Observer.
+func (x *extMetrics) CacheHit(offline bool) {
+	x.cacheHits.Inc()
+	if offline {
+		x.cacheOfflineHits.Inc()
+	}
+}
+
+func (x *extMetrics) CacheMiss() { x.cacheMisses.Inc() }
+
+func (x *extMetrics) CacheEvicted(n int) { x.cacheEvictions.Add(float64(n)) }
+
+var _ keycache.Observer = (*extMetrics)(nil)
+
+// tlsFailure counts a failed TLS handshake by the class of err.
+func (x *extMetrics) tlsFailure(err error, plainHTTP bool) {
+	x.tlsFailures[tlsReason(err, plainHTTP)].Inc()
+}
+
+func tlsReason(err error, plainHTTP bool) int {
+	var ne net.Error
+	var ce *tls.CertificateVerificationError
+	var ae tls.AlertError
+	switch {
+	case plainHTTP:
+		return tlsPlainHTTP
+	case errors.As(err, &ne) && ne.Timeout():
+		return tlsTimeout
+	case strings.Contains(err.Error(), "client didn't provide a certificate"):
+		return tlsNoCertificate
+	case errors.As(err, &ce), strings.Contains(err.Error(), "certificate"):
+		return tlsBadCertificate
+	case errors.As(err, &ae) && (ae == 42 || ae == 43 || ae == 44 || ae == 45 || ae == 46 || ae == 48):
+		return tlsBadCertificate // alerts bad_certificate ... unknown_ca
+	}
+	return tlsOther
+}
+
+// meteredStore times the operations of a key store and counts their
+// failures. It sits between the key cache and the configured store.
+type meteredStore struct {
+	keystore.Store
+	x *extMetrics
+}
+
+func (m meteredStore) done(op int, start time.Time, err error) {
+	m.x.storeLatency[op].Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, keystore.ErrNotFound) && !errors.Is(err, keystore.ErrExists) {
+		m.x.storeErrors[op].Inc()
+	}
+}
+
+func (m meteredStore) Get(ctx context.Context, name string) ([]byte, error) {
+	start := time.Now()
+	b, err := m.Store.Get(ctx, name)
+	m.done(opGet, start, err)
+	return b, err
+}
+
+func (m meteredStore) Create(ctx context.Context, name string, value []byte) error {
+	start := time.Now()
+	err := m.Store.Create(ctx, name, value)
+	m.done(opCreate, start, err)
+	return err
+}
+
+func (m meteredStore) Delete(ctx context.Context, name string) error {
+	start := time.Now()
+	err := m.Store.Delete(ctx, name)
+	m.done(opDelete, start, err)
+	return err
+}
+
+func (m meteredStore) List(ctx context.Context, prefix string, n int) ([]string, string, error) {
+	start := time.Now()
+	names, next, err := m.Store.List(ctx, prefix, n)
+	m.done(opList, start, err)
+	return names, next, err
+}
+
+func (m meteredStore) Status(ctx context.Context) (keystore.State, error) {
+	start := time.Now()
+	st, err := m.Store.Status(ctx)
+	m.done(opStatus, start, err)
+	return st, err
 }

@@ -203,6 +203,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			name, ok := st.idents[id]
 			if !ok {
 				st.logDebug(ctx, "access denied: identity not found", r, rq)
+				s.metrics.x.policyDenials.Inc()
 				s.reject(w, rq, api.ErrNotAllowed)
 				return
 			}
@@ -216,6 +217,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			if !st.policies[name].compiled.Allows(authPath) {
 				st.logDebug(ctx, "access denied: rejected by policy '"+name+"'", r, rq)
+				s.metrics.x.policyDenials.Inc()
 				s.reject(w, rq, api.ErrNotAllowed)
 				return
 			}

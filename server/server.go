@@ -220,10 +220,11 @@ func (s *Server) newState(conf *Config) (*state, error) {
 	}
 	st.tlsConfig = tlsConf
 
-	st.cache = keycache.New(conf.Store, keycache.Config{
-		Any:     conf.Cache.Any,
-		Unused:  conf.Cache.Unused,
-		Offline: conf.Cache.Offline,
+	st.cache = keycache.New(meteredStore{conf.Store, s.metrics.x}, keycache.Config{
+		Any:      conf.Cache.Any,
+		Unused:   conf.Cache.Unused,
+		Offline:  conf.Cache.Offline,
+		Observer: s.metrics.x,
 	}, st.log)
 	st.cancel = func() {}
 	return st, nil

@@ -33,6 +33,12 @@
 // so that cached keys keep working during the outage, but for at most
 // Offline after the outage was detected (and then for at most Offline per
 // entry while it lasts).
+//
+// # Metrics
+//
+// An optional [Observer] in [Config] learns about hits (and whether the
+// store was offline at the time), misses and expiry evictions. The hit
+// path stays lock- and allocation-free with an Observer set.
 package keycache
 
 import (
@@ -78,6 +84,25 @@ type Config struct {
 	// longer than the smaller of ProbeInterval and 5s, marks the store
 	// offline; a successful probe clears the mark.
 	ProbeInterval time.Duration
+	// Observer, if not nil, is told about hits, misses and evictions
+	// (metrics). It is called on the hit path of Get, so its methods
+	// must be cheap, must not block and must not allocate.
+	Observer Observer
+}
+
+// Observer receives cache events. Implementations must be safe for
+// concurrent use.
+type Observer interface {
+	// CacheHit is called when Get serves a key from the cache; offline
+	// reports whether the store is marked offline at that moment (the
+	// key is served only because it is cached).
+	CacheHit(offline bool)
+	// CacheMiss is called when Get has to ask the store (or wait for
+	// another Get asking it).
+	CacheMiss()
+	// CacheEvicted is called with the number of entries an expiry round
+	// dropped (Any, Unused or Offline expiry; not Delete).
+	CacheEvicted(n int)
 }
 
 // Cache is a key cache. Safe for concurrent use.
@@ -173,7 +198,13 @@ func New(store keystore.Store, conf Config, log *slog.Logger) *Cache {
 // started by another Get, the error wraps ctx's error.
 func (c *Cache) Get(ctx context.Context, name string) (crypto.KeyVersion, error) {
 	if v, ok := c.lookup(name); ok {
+		if o := c.conf.Observer; o != nil {
+			o.CacheHit(c.offline.Load())
+		}
 		return v, nil
+	}
+	if o := c.conf.Observer; o != nil {
+		o.CacheMiss()
 	}
 	return c.getSlow(ctx, name)
 }
@@ -390,7 +421,25 @@ func (c *Cache) offlineKeep() bool {
 
 func (c *Cache) expireAll() {
 	if !c.offlineKeep() {
+		c.clear()
+	}
+}
+
+// clear drops all entries, counting them for the Observer.
+func (c *Cache) clear() {
+	if c.conf.Observer == nil {
 		c.entries.Clear()
+		return
+	}
+	n := 0
+	c.entries.Range(func(name, e any) bool {
+		if c.entries.CompareAndDelete(name, e) {
+			n++
+		}
+		return true
+	})
+	if n > 0 {
+		c.conf.Observer.CacheEvicted(n)
 	}
 }
 
@@ -398,12 +447,18 @@ func (c *Cache) expireUnused() {
 	if c.offlineKeep() {
 		return
 	}
+	n := 0
 	c.entries.Range(func(name, e any) bool {
 		if en := e.(*entry); !en.used.Swap(false) {
-			c.entries.CompareAndDelete(name, en)
+			if c.entries.CompareAndDelete(name, en) {
+				n++
+			}
 		}
 		return true
 	})
+	if n > 0 && c.conf.Observer != nil {
+		c.conf.Observer.CacheEvicted(n)
+	}
 }
 
 // offlineLoop drops all entries every Offline while the store is offline.
@@ -421,7 +476,7 @@ func (c *Cache) offlineLoop(ctx context.Context) {
 			t.Reset(c.conf.Offline)
 		case <-t.C:
 			if c.offline.Load() {
-				c.entries.Clear()
+				c.clear()
 			}
 		}
 	}
