@@ -48,6 +48,16 @@ type File struct {
 	// audit log is on). "off" is slog.LevelError+1: nothing is logged.
 	AuditLevel slog.Level
 
+	// AuditFile is log.audit_file: a file to which every audit record is
+	// appended as one JSON object per line, independent of AuditLevel,
+	// which governs only the text lines on stdout. Empty means no file.
+	// The file is opened (and reopened on SIGHUP) by the caller.
+	AuditFile string
+
+	// AuditSync is log.audit_sync: write every audit record as soon as it
+	// is produced instead of buffering records for up to ~100 ms.
+	AuditSync bool
+
 	// Keys are the names of the keys to create at start-up.
 	Keys []string
 
@@ -230,6 +240,10 @@ type fileMirror struct {
 	Log struct {
 		Error string `yaml:"error"`
 		Audit string `yaml:"audit"`
+		// A pointer tells "not set" from a value that is empty, for
+		// instance a ${VAR} that is set but empty: that is an error.
+		AuditFile *string `yaml:"audit_file"`
+		AuditSync bool    `yaml:"audit_sync"`
 	} `yaml:"log"`
 	Keys []struct {
 		Name string `yaml:"name"`

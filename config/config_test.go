@@ -477,6 +477,11 @@ func TestValidation(t *testing.T) {
 			"keys[3].name: key name 'bad key' is empty, too long or contains invalid characters"}},
 		{name: "log levels", config: minimal + "log: {error: BOGUS, audit: WARN+x}\n", wantErr: []string{
 			"log.error: invalid log level 'BOGUS'", "log.audit: invalid log level 'WARN+x'"}},
+		{name: "audit file empty", config: minimal + "log: {audit_file: ' '}\n", wantErr: []string{
+			"log.audit_file: empty path (remove the setting to write no audit file)"}},
+		{name: "audit file directory", config: minimal + "log: {audit_file: /var/log/, audit_sync: sometimes}\n", wantErr: []string{
+			"log.audit_sync: invalid boolean 'sometimes' (use true or false)",
+			"log.audit_file: '/var/log/' is a directory, not a file"}},
 		{name: "policies", config: "admin: {identity: root-id}\ntls: {key: ./k, cert: ./c, proxy: {identities: [root-id, id-b, '', proxy]}}\n" + fsStore +
 			"policy:\n  a:\n    identities: [id-a, '', root-id]\n  b:\n    identities: [id-a, id-b]\n  bad.name:\n    identities: [bad/id]\n", wantErr: []string{
 			"policy.a.identities[2]: identity 'root-id' is the admin identity and cannot be assigned to a policy",
@@ -993,5 +998,57 @@ func TestOverrides(t *testing.T) {
 	}
 	if _, err := ReadFile(path, Overrides{Admin: strings.Repeat("a", 64), KeyFile: "k", CertFile: "c", Addr: "localhost:1"}); err == nil || !strings.Contains(err.Error(), "address") {
 		t.Errorf("addr override with a host name: err = %v, want an address error", err)
+	}
+}
+
+// TestAuditFile checks log.audit_file and log.audit_sync: not set, set,
+// set through ${VAR}, and an empty ${VAR}, which is an error rather than
+// a silent "no audit file".
+func TestAuditFile(t *testing.T) {
+	t.Parallel()
+	env := func(name string) (string, bool) {
+		switch name {
+		case "AUDIT_FILE":
+			return "/var/log/kes/audit.jsonl", true
+		case "EMPTY":
+			return "", true
+		case "SYNC":
+			return "yes", true
+		}
+		return "", false
+	}
+	tests := []struct {
+		name     string
+		log      string
+		wantFile string
+		wantSync bool
+		wantErr  string
+	}{
+		{name: "not set", log: ""},
+		{name: "null", log: "log: {audit_file: }\n"},
+		{name: "path", log: "log: {audit_file: ' ./audit.log ', audit_sync: true}\n", wantFile: "./audit.log", wantSync: true},
+		{name: "env", log: "log:\n  audit_file: ${AUDIT_FILE}\n  audit_sync: ${SYNC}\n", wantFile: "/var/log/kes/audit.jsonl", wantSync: true},
+		{name: "empty env", log: "log: {audit_file: '${EMPTY}'}\n", wantErr: "log.audit_file: empty path (remove the setting to write no audit file)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := Parse([]byte(minimal+tt.log), env)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("Parse() error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse() error = %v", err)
+			}
+			if f.AuditFile != tt.wantFile || f.AuditSync != tt.wantSync {
+				t.Errorf("Parse() AuditFile, AuditSync = %q, %v, want %q, %v", f.AuditFile, f.AuditSync, tt.wantFile, tt.wantSync)
+			}
+			if len(f.Warnings) > 0 {
+				t.Errorf("Parse() Warnings = %q, want none", f.Warnings)
+			}
+		})
 	}
 }

@@ -28,7 +28,9 @@
 //	  expiry: {any: 5m, unused: 30s, offline: 0s}
 //	log:
 //	  error: on                   # DEBUG, INFO, WARN, ERROR[+-N], N, ON, OFF
-//	  audit: on
+//	  audit: on                   # text lines on stdout
+//	  audit_file: ./audit.log     # JSON lines, reopened on SIGHUP
+//	  audit_sync: false           # true: write each record at once
 //	api:
 //	  /v1/metrics: {skip_auth: true, timeout: 15s}
 //	keys:
@@ -70,6 +72,8 @@
 //     errors, as in the original.
 //   - Policy names, identities and pre-defined key names are checked with
 //     the name rules of the API when the file is read.
+//   - log.audit_file and log.audit_sync are new: an audit file of JSON
+//     lines, written whatever log.audit says (see docs/monitoring.md).
 //   - A keystore.etcd section is understood (endpoints, prefix, username,
 //     password, tls, timeout).
 package config

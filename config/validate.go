@@ -133,6 +133,17 @@ func (d *decoder) build(m *fileMirror) *File {
 	if f.AuditLevel, err = ParseLevel(m.Log.Audit); err != nil {
 		d.add("log.audit", "%v", err)
 	}
+	if p := m.Log.AuditFile; p != nil {
+		// Whether the directory exists is checked when the file is
+		// opened: this package does not touch the file system.
+		switch f.AuditFile = strings.TrimSpace(*p); {
+		case f.AuditFile == "":
+			d.add("log.audit_file", "empty path (remove the setting to write no audit file)")
+		case strings.HasSuffix(f.AuditFile, "/"):
+			d.add("log.audit_file", "'%s' is a directory, not a file", f.AuditFile)
+		}
+	}
+	f.AuditSync = m.Log.AuditSync
 
 	seen := map[string]bool{}
 	for i, k := range m.Keys {

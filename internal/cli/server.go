@@ -52,7 +52,8 @@ Options:
     -h, --help               Print command line options.
 
 Signals:
-    SIGHUP reloads the configuration file. Certificate files are re-read
+    SIGHUP reloads the configuration file and reopens log.audit_file (to
+    rotate it, rename it and send SIGHUP). Certificate files are re-read
     when they change. SIGINT and SIGTERM stop the server gracefully.
 
 Examples:
@@ -121,7 +122,12 @@ func runServer(ctx context.Context, e *env, args []string) error {
 
 	errLevel, auditLevel := new(slog.LevelVar), new(slog.LevelVar)
 	errorLog := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: errLevel}))
-	audit := &auditLog{w: e.stdout, level: auditLevel}
+	audit := newAuditLog(e.stdout, auditLevel, func(sink string, err error) {
+		errorLog.Error("audit log: write failed", "sink", sink, "err", err)
+	})
+	// Deferred first, so it runs last: after the server has stopped
+	// producing records, what is buffered is written.
+	defer audit.Close()
 
 	var (
 		conf   *server.Config
@@ -132,10 +138,19 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	if f.dev {
 		conf, addr, apiKey, err = devConfig(&f, e.stderr)
 	} else {
-		var el, al slog.Level
-		conf, addr, el, al, err = fileConfig(ctx, &f, errorLog, e.stderr)
-		errLevel.Set(el)
-		auditLevel.Set(al)
+		var file *config.File
+		conf, file, err = fileConfig(ctx, &f, errorLog, e.stderr)
+		if err == nil {
+			if err = audit.useFile(file.AuditFile); err != nil {
+				conf.Store.Close()
+			}
+		}
+		if err == nil {
+			addr = file.Addr
+			errLevel.Set(file.ErrorLevel)
+			auditLevel.Set(file.AuditLevel)
+			audit.setSync(file.AuditSync)
+		}
 	}
 	if err != nil {
 		return err
@@ -155,7 +170,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	mlocked := mlock()
-	printBanner(e.stdout, conf, ln.Addr().String(), apiKey, storeName(conf.Store), mlocked, errLevel.Level(), auditLevel.Level())
+	printBanner(e.stdout, conf, ln.Addr().String(), apiKey, storeName(conf.Store), mlocked, errLevel.Level(), auditLevel.Level(), audit.path)
 
 	serveCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -171,10 +186,17 @@ func runServer(ctx context.Context, e *env, args []string) error {
 			newConf, err := reload(ctx, srv, &f, errorLog, audit, errLevel, e.stderr)
 			if err != nil {
 				fmt.Fprintf(e.stderr, "kes: error: failed to reload server config: %v\n", err)
+				// SIGHUP after renaming the audit file is how it is
+				// rotated; that must not depend on a valid config.
+				if err := audit.reopen(); err != nil {
+					fmt.Fprintf(e.stderr, "kes: error: failed to reopen the audit file: %v\n", err)
+				}
 				continue
 			}
-			// As after start-up, show what is running now.
-			printBanner(e.stdout, newConf, ln.Addr().String(), "", storeName(newConf.Store), mlocked, errLevel.Level(), auditLevel.Level())
+			// As after start-up, show what is running now, after the
+			// audit lines of the requests before the reload.
+			audit.Flush()
+			printBanner(e.stdout, newConf, ln.Addr().String(), "", storeName(newConf.Store), mlocked, errLevel.Level(), auditLevel.Level(), audit.path)
 			fmt.Fprintln(e.stdout, "=> Reloading configuration after SIGHUP signal completed.")
 		case err := <-done:
 			fmt.Fprintln(e.stdout, "\n=> Stopping server... Goodbye.")
@@ -187,9 +209,10 @@ func runServer(ctx context.Context, e *env, args []string) error {
 }
 
 // fileConfig reads the config file, applies the command-line overrides
-// and connects to the key store. The log levels of the file are returned
-// for the caller to apply once the configuration is in use.
-func fileConfig(ctx context.Context, f *serverFlags, log *slog.Logger, stderr io.Writer) (conf *server.Config, addr string, errLevel, auditLevel slog.Level, err error) {
+// and connects to the key store. The file is returned for the settings
+// the caller applies once the configuration is in use: address, log
+// levels and audit file.
+func fileConfig(ctx context.Context, f *serverFlags, log *slog.Logger, stderr io.Writer) (*server.Config, *config.File, error) {
 	// The flags replace file settings before the file is validated, so
 	// they can also stand in for settings the file leaves out.
 	file, err := config.ReadFile(f.config, config.Overrides{
@@ -200,42 +223,54 @@ func fileConfig(ctx context.Context, f *serverFlags, log *slog.Logger, stderr io
 		Addr:     f.addr,
 	})
 	if err != nil {
-		return nil, "", 0, 0, err
+		return nil, nil, err
 	}
 	for _, w := range file.Warnings {
 		fmt.Fprintf(stderr, "kes: warning: %s\n", w)
 	}
 	if err := file.KeyStoreError(); err != nil {
-		return nil, "", 0, 0, err
+		return nil, nil, err
 	}
-	addr = file.Addr
 	tlsConf, err := loadTLS(file, stderr)
 	if err != nil {
-		return nil, "", 0, 0, err
+		return nil, nil, err
 	}
 	store, err := file.KeyStore.Connect(ctx, log)
 	if err != nil {
-		return nil, "", 0, 0, fmt.Errorf("keystore.%s: %w", file.KeyStoreKind, err)
+		return nil, nil, fmt.Errorf("keystore.%s: %w", file.KeyStoreKind, err)
 	}
-	return file.ServerConfig(store, tlsConf), addr, file.ErrorLevel, file.AuditLevel, nil
+	return file.ServerConfig(store, tlsConf), file, nil
 }
 
-// reload builds a new configuration from the config file and swaps it in.
-// On failure the running configuration stays in place. On success the
-// new configuration is returned.
+// reload builds a new configuration from the config file and swaps it in,
+// together with the log levels and the audit file, which is reopened even
+// if its path has not changed (rotation). On failure the running
+// configuration, levels and audit file stay in place. On success the new
+// configuration is returned.
 func reload(ctx context.Context, srv *server.Server, f *serverFlags, log *slog.Logger, audit *auditLog, errLevel *slog.LevelVar, stderr io.Writer) (*server.Config, error) {
-	conf, _, newErrLevel, newAuditLevel, err := fileConfig(ctx, f, log, stderr)
+	conf, file, err := fileConfig(ctx, f, log, stderr)
 	if err != nil {
+		return nil, err
+	}
+	auditFile, err := openAuditFile(file.AuditFile)
+	if err != nil {
+		conf.Store.Close()
 		return nil, err
 	}
 	conf.ErrorLog, conf.AuditLog = log, audit
 	conf.HTTP1Stdlib = http1Stdlib()
 	if err := srv.Update(ctx, conf); err != nil {
 		conf.Store.Close()
+		if auditFile != nil {
+			auditFile.Close()
+		}
 		return nil, err
 	}
-	errLevel.Set(newErrLevel)
-	audit.level.Set(newAuditLevel)
+	errLevel.Set(file.ErrorLevel)
+	audit.level.Set(file.AuditLevel)
+	audit.setSync(file.AuditSync)
+	audit.setFile(auditFile)
+	audit.path = file.AuditFile
 	return conf, nil
 }
 
@@ -390,7 +425,7 @@ func storeName(s keystore.Store) string {
 }
 
 // printBanner prints the start-up summary.
-func printBanner(w io.Writer, conf *server.Config, addr, apiKey, store string, mlocked bool, errLevel, auditLevel slog.Level) {
+func printBanner(w io.Writer, conf *server.Config, addr, apiKey, store string, mlocked bool, errLevel, auditLevel slog.Level, auditFile string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Version    %s\n", buildVersion())
 	fmt.Fprintf(&b, "License    Apache-2.0\n\n")
@@ -415,6 +450,9 @@ func printBanner(w io.Writer, conf *server.Config, addr, apiKey, store string, m
 	fmt.Fprintf(&b, "Logs       error=stderr level=%s\n", errLevel)
 	if auditLevel <= slog.LevelInfo {
 		fmt.Fprintf(&b, "           audit=stdout level=%s\n", auditLevel)
+	}
+	if auditFile != "" {
+		fmt.Fprintf(&b, "           audit=%s format=json\n", auditFile)
 	}
 	if mlocked {
 		fmt.Fprintf(&b, "MLock      enabled\n")
