@@ -36,7 +36,7 @@ func (d *decoder) build(m *fileMirror) *File {
 	if m.Version != nil && *m.Version != "v1" {
 		d.add("version", "invalid server config version '%s'", *m.Version)
 	}
-	if err := checkAddr(f.Addr); err != nil {
+	if err := CheckAddr(f.Addr); err != nil {
 		d.add("address", "%v", err)
 	}
 
@@ -241,10 +241,10 @@ func fixIdentityIndex(path string, origIndex map[string][]int) string {
 	return index(join(join("policy", name), "identities"), origIndex[name][i])
 }
 
-// checkAddr checks a listen address: "[ip]:port", where the host part,
+// CheckAddr checks a listen address: "[ip]:port", where the host part,
 // if any, must be an IP address (the original rejects host names at
-// start-up with the same message).
-func checkAddr(addr string) error {
+// start-up with the same message). The error says what is wrong.
+func CheckAddr(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("invalid address '%s': use [ip]:port", addr)

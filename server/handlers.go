@@ -130,7 +130,13 @@ func (s *Server) handleCreateKey(ctx context.Context, w http.ResponseWriter, r *
 		s.fail(ctx, w, r, rq, err, api.ErrGenerateKey)
 		return
 	}
-	if err := st.cache.Create(ctx, name, &v); err != nil {
+	s.storeKey(ctx, w, r, rq, name, &v)
+}
+
+// storeKey creates the key version v under name in the key store (not in
+// the cache) and answers the create or import request.
+func (s *Server) storeKey(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request, name string, v *crypto.KeyVersion) {
+	if err := rq.st.cache.Create(ctx, name, v); err != nil {
 		s.fail(ctx, w, r, rq, err, api.ErrCreateKey)
 		return
 	}
@@ -171,12 +177,7 @@ func (s *Server) handleImportKey(ctx context.Context, w http.ResponseWriter, r *
 		s.fail(ctx, w, r, rq, err, api.ErrCreateKeyInternal)
 		return
 	}
-	if err := st.cache.Create(ctx, name, &v); err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrCreateKey)
-		return
-	}
-	writeOK(w, rq)
-	rq.message = "secret key '" + name + "' created"
+	s.storeKey(ctx, w, r, rq, name, &v)
 }
 
 // 3.9 GET /v1/key/describe/<name>

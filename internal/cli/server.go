@@ -15,11 +15,9 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -107,7 +105,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 		return &usageError{msg: "'--key' and '--cert' must be used together"}
 	}
 	if f.addr != "" {
-		if err := checkAddr(f.addr); err != nil {
+		if err := config.CheckAddr(f.addr); err != nil {
 			return &usageError{msg: "invalid --addr: " + err.Error()}
 		}
 	}
@@ -475,24 +473,6 @@ func isIdentity(s string) bool {
 		}
 	}
 	return true
-}
-
-// checkAddr checks a listen address given with --addr: "[ip]:port". As
-// for the address of the config file, the host must be an IP literal.
-func checkAddr(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("invalid address '%s': use [ip]:port", addr)
-	}
-	if host != "" {
-		if _, err := netip.ParseAddr(host); err != nil {
-			return fmt.Errorf("'%s' is not a valid IP address", host)
-		}
-	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("invalid port '%s' in address '%s'", port, addr)
-	}
-	return nil
 }
 
 // http1Stdlib reports whether OPENKES_HTTP1=stdlib asks to serve HTTP/1.1
