@@ -24,16 +24,20 @@ func TestObservability(t *testing.T) {
 	ctx := t.Context()
 	c := srv.apiKeyClient(t, adminKey)
 
-	audit, err := c.AuditLog(ctx)
+	// The streams get their own context: cancelling it ends both
+	// responses, so the readers below return before the streams are
+	// closed (the SDK's streams must not be closed while Next runs).
+	sctx, stopStreams := context.WithCancel(ctx)
+	defer stopStreams()
+	audit, err := c.AuditLog(sctx)
 	if err != nil {
 		t.Fatalf("AuditLog: %v", err)
 	}
-	defer audit.Close()
-	errLog, err := c.ErrorLog(ctx)
+	errLog, err := c.ErrorLog(sctx)
 	if err != nil {
+		audit.Close()
 		t.Fatalf("ErrorLog: %v", err)
 	}
-	defer errLog.Close()
 	auditEvents := make(chan kes.AuditEvent, 100)
 	go func() {
 		defer close(auditEvents)
@@ -48,6 +52,15 @@ func TestObservability(t *testing.T) {
 			errorEvents <- errLog.Event()
 		}
 	}()
+	defer func() {
+		stopStreams()
+		for range auditEvents {
+		}
+		for range errorEvents {
+		}
+		audit.Close()
+		errLog.Close()
+	}()
 
 	// Audit: the record of a request arrives within a second.
 	if err := c.CreateKey(ctx, "obs-a"); err != nil {
@@ -61,7 +74,7 @@ func TestObservability(t *testing.T) {
 			select {
 			case ev, ok := <-auditEvents:
 				if !ok {
-					t.Fatalf("audit stream ended: %v", audit.Close())
+					t.Fatal("audit stream ended")
 				}
 				if ev.APIPath != path {
 					continue
@@ -94,7 +107,7 @@ wait:
 		select {
 		case ev, ok := <-errorEvents:
 			if !ok {
-				t.Fatalf("error stream ended: %v", errLog.Close())
+				t.Fatal("error stream ended")
 			}
 			if strings.Contains(ev.Message, "level=ERROR") && strings.Contains(ev.Message, "/v1/key/encrypt/obs-a") {
 				break wait

@@ -2,6 +2,7 @@ package interop
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -175,15 +176,15 @@ func exerciseSDK(t *testing.T, p principal, admin kes.Identity) {
 		t.Errorf("ImportKey(16 bytes): err = %v, want %v", err, want)
 	}
 
-	context := bytes.Repeat([]byte("c"), 80)
-	dek, err := c.GenerateKey(ctx, name, context)
+	assoc := bytes.Repeat([]byte("c"), 80)
+	dek, err := c.GenerateKey(ctx, name, assoc)
 	if err != nil {
 		t.Fatalf("GenerateKey(%q): %v", name, err)
 	}
 	if len(dek.Plaintext) != 32 || len(dek.Ciphertext) != 76 {
 		t.Errorf("GenerateKey: plaintext %d bytes, ciphertext %d bytes, want 32 and 76", len(dek.Plaintext), len(dek.Ciphertext))
 	}
-	pt, err := c.Decrypt(ctx, name, dek.Ciphertext, context)
+	pt, err := c.Decrypt(ctx, name, dek.Ciphertext, assoc)
 	if err != nil || !bytes.Equal(pt, dek.Plaintext) {
 		t.Errorf("Decrypt(DEK) = %x, %v, want %x", pt, err, dek.Plaintext)
 	}
@@ -191,11 +192,11 @@ func exerciseSDK(t *testing.T, p principal, admin kes.Identity) {
 		t.Errorf("Decrypt with wrong context: err = %v, want %v", err, kes.ErrDecrypt)
 	}
 	msg := bytes.Repeat([]byte("m"), 1000)
-	ct, err := c.Encrypt(ctx, name, msg, context)
+	ct, err := c.Encrypt(ctx, name, msg, assoc)
 	if err != nil || len(ct) != len(msg)+44 {
 		t.Fatalf("Encrypt() = %d bytes, %v, want %d bytes", len(ct), err, len(msg)+44)
 	}
-	if pt, err := c.Decrypt(ctx, name, ct, context); err != nil || !bytes.Equal(pt, msg) {
+	if pt, err := c.Decrypt(ctx, name, ct, assoc); err != nil || !bytes.Equal(pt, msg) {
 		t.Errorf("Decrypt(Encrypt(msg)) = %d bytes, %v, want msg", len(pt), err)
 	}
 	mac1, err1 := c.HMAC(ctx, name, []byte("hello"))
@@ -291,11 +292,21 @@ func exerciseSDK(t *testing.T, p principal, admin kes.Identity) {
 	if m.RequestOK == 0 || m.RequestErr == 0 || m.CPUs == 0 || m.HeapAlloc == 0 || len(m.LatencyHistogram) != 10 {
 		t.Errorf("Metrics() = %+v", m)
 	}
-	audit, err := c.AuditLog(ctx)
+	// Cancelling streamCtx ends the stream, so the reader returns before
+	// the stream is closed (the SDK's streams are not safe for a Close
+	// during Next).
+	streamCtx, stopStream := context.WithCancel(ctx)
+	audit, err := c.AuditLog(streamCtx)
 	if err != nil {
+		stopStream()
 		t.Fatalf("AuditLog(): %v", err)
 	}
-	defer audit.Close()
+	readerDone := make(chan struct{})
+	defer func() {
+		stopStream()
+		<-readerDone
+		audit.Close()
+	}()
 	errLog, err := c.ErrorLog(ctx)
 	if err != nil {
 		t.Fatalf("ErrorLog(): %v", err)
@@ -307,6 +318,7 @@ func exerciseSDK(t *testing.T, p principal, admin kes.Identity) {
 	}
 	found := make(chan kes.AuditEvent, 1)
 	go func() {
+		defer close(readerDone)
 		for audit.Next() {
 			if ev := audit.Event(); ev.APIPath == path {
 				found <- ev
