@@ -643,35 +643,8 @@ Examples:
     $ kes identity ls --json
 `
 
-var identityLsCommand = &command{
-	name:  "ls",
-	usage: identityLsUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
-		var jsonOut bool
-		boolFlag(fs, &jsonOut, "json")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("identity ls", args, 0, 1, "pattern"); err != nil {
-				return err
-			}
-			pattern := listPattern(args)
-			s, err := conn.connect(e)
-			if err != nil {
-				return err
-			}
-			ids, err := listAll(e, "identities", func() ([]string, string, error) {
-				ids, next, err := s.client.ListIdentities(ctx, pattern, 0)
-				return identityStrings(ids), next, err
-			})
-			if err != nil {
-				return s.fail(err, "failed to list identities")
-			}
-			if jsonOut {
-				return e.printJSON(ids)
-			}
-			e.printList("Identity", ids)
-			return nil
-		}
-	},
-}
+var identityLsCommand = listCommand("identity", "identities", "Identity", identityLsUsage,
+	func(ctx context.Context, s *session, pattern string) ([]string, string, error) {
+		ids, next, err := s.client.ListIdentities(ctx, pattern, 0)
+		return identityStrings(ids), next, err
+	})

@@ -226,37 +226,10 @@ Examples:
     $ kes key ls --json | jq -r '.[]'
 `
 
-var keyLsCommand = &command{
-	name:  "ls",
-	usage: keyLsUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
-		var jsonOut bool
-		boolFlag(fs, &jsonOut, "json")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("key ls", args, 0, 1, "pattern"); err != nil {
-				return err
-			}
-			pattern := listPattern(args)
-			s, err := conn.connect(e)
-			if err != nil {
-				return err
-			}
-			names, err := listAll(e, "keys", func() ([]string, string, error) {
-				return s.client.ListKeys(ctx, pattern, 0)
-			})
-			if err != nil {
-				return s.fail(err, "failed to list keys")
-			}
-			if jsonOut {
-				return e.printJSON(names)
-			}
-			e.printList("Key", names)
-			return nil
-		}
-	},
-}
+var keyLsCommand = listCommand("key", "keys", "Key", keyLsUsage,
+	func(ctx context.Context, s *session, pattern string) ([]string, string, error) {
+		return s.client.ListKeys(ctx, pattern, 0)
+	})
 
 // listPattern returns the listing pattern for a command-line argument:
 // "*" for none, and a prefix ending in '-' (which the server refuses as
@@ -532,4 +505,42 @@ func (e *env) printValues(jsonOut bool, values [][2]string) error {
 	}
 	_, err := io.WriteString(e.stdout, b.String())
 	return err
+}
+
+// listCommand returns the "<parent> ls" command: it lists the names that
+// match an optional pattern, as a table on a terminal and as a JSON array
+// with --json. what names the listed things in errors ("keys"), header is
+// the table header ("Key").
+func listCommand(parent, what, header, usage string, list func(ctx context.Context, s *session, pattern string) ([]string, string, error)) *command {
+	return &command{
+		name:  "ls",
+		usage: usage,
+		flags: func(fs *flag.FlagSet, e *env) runFunc {
+			conn := addConnFlags(fs)
+			var jsonOut bool
+			boolFlag(fs, &jsonOut, "json")
+			addColorFlag(fs, e)
+			return func(ctx context.Context, e *env, args []string) error {
+				if err := argsBetween(parent+" ls", args, 0, 1, "pattern"); err != nil {
+					return err
+				}
+				pattern := listPattern(args)
+				s, err := conn.connect(e)
+				if err != nil {
+					return err
+				}
+				names, err := listAll(e, what, func() ([]string, string, error) {
+					return list(ctx, s, pattern)
+				})
+				if err != nil {
+					return s.fail(err, "failed to list "+what)
+				}
+				if jsonOut {
+					return e.printJSON(names)
+				}
+				e.printList(header, names)
+				return nil
+			}
+		},
+	}
 }

@@ -102,37 +102,10 @@ Examples:
     $ kes policy ls 'my-*' --json
 `
 
-var policyLsCommand = &command{
-	name:  "ls",
-	usage: policyLsUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
-		var jsonOut bool
-		boolFlag(fs, &jsonOut, "json")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("policy ls", args, 0, 1, "pattern"); err != nil {
-				return err
-			}
-			pattern := listPattern(args)
-			s, err := conn.connect(e)
-			if err != nil {
-				return err
-			}
-			names, err := listAll(e, "policies", func() ([]string, string, error) {
-				return s.client.ListPolicies(ctx, pattern, 0)
-			})
-			if err != nil {
-				return s.fail(err, "failed to list policies")
-			}
-			if jsonOut {
-				return e.printJSON(names)
-			}
-			e.printList("Policy", names)
-			return nil
-		}
-	},
-}
+var policyLsCommand = listCommand("policy", "policies", "Policy", policyLsUsage,
+	func(ctx context.Context, s *session, pattern string) ([]string, string, error) {
+		return s.client.ListPolicies(ctx, pattern, 0)
+	})
 
 const policyShowUsage = `Usage:
     kes policy show [options] <name>
