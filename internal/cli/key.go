@@ -73,10 +73,7 @@ var keyCreateCommand = &command{
 	flags: func(fs *flag.FlagSet, e *env) runFunc {
 		conn := addConnFlags(fs)
 		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("key create", args, 1, -1, "key name"); err != nil {
-				return err
-			}
-			s, err := conn.connect(e)
+			s, err := conn.start(e, "key create", args, 1, -1, "key name")
 			if err != nil {
 				return err
 			}
@@ -179,10 +176,7 @@ var keyInfoCommand = &command{
 		boolFlag(fs, &jsonOut, "json")
 		addColorFlag(fs, e)
 		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("key info", args, 1, 1, "key name"); err != nil {
-				return err
-			}
-			s, err := conn.connect(e)
+			s, err := conn.start(e, "key info", args, 1, 1, "key name")
 			if err != nil {
 				return err
 			}
@@ -282,10 +276,7 @@ var keyRmCommand = &command{
 	flags: func(fs *flag.FlagSet, e *env) runFunc {
 		conn := addConnFlags(fs)
 		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("key rm", args, 1, -1, "key name"); err != nil {
-				return err
-			}
-			s, err := conn.connect(e)
+			s, err := conn.start(e, "key rm", args, 1, -1, "key name")
 			if err != nil {
 				return err
 			}

@@ -59,10 +59,7 @@ var policyInfoCommand = &command{
 		boolFlag(fs, &jsonOut, "json")
 		addColorFlag(fs, e)
 		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("policy info", args, 1, 1, "policy name"); err != nil {
-				return err
-			}
-			s, err := conn.connect(e)
+			s, err := conn.start(e, "policy info", args, 1, 1, "policy name")
 			if err != nil {
 				return err
 			}
@@ -133,10 +130,7 @@ var policyShowCommand = &command{
 		boolFlag(fs, &jsonOut, "json")
 		addColorFlag(fs, e)
 		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("policy show", args, 1, 1, "policy name"); err != nil {
-				return err
-			}
-			s, err := conn.connect(e)
+			s, err := conn.start(e, "policy show", args, 1, 1, "policy name")
 			if err != nil {
 				return err
 			}

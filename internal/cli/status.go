@@ -55,10 +55,7 @@ var statusCommand = &command{
 		boolFlag(fs, &jsonOut, "json")
 		addColorFlag(fs, e)
 		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("status", args, 0, 0, ""); err != nil {
-				return err
-			}
-			s, err := conn.connect(e)
+			s, err := conn.start(e, "status", args, 0, 0, "")
 			if err != nil {
 				return err
 			}
