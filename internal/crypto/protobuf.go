@@ -182,89 +182,77 @@ func decodeKeyVersion(b []byte) (KeyVersion, error) {
 // message field is merged into it, a field with an unexpected wire type is
 // treated as unknown, and unknown fields are skipped.
 func (m *pbKeyVersion) unmarshal(b []byte) error {
-	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
+	return forEachField(b, func(num, typ int, b []byte) (int, bool, error) {
+		if typ != wireBytes || num < fieldVersionKey || num > fieldVersionCreatedBy {
+			return 0, false, nil
+		}
+		v, n, err := consumeBytes(b)
 		if err != nil {
-			return err
+			return 0, true, err
 		}
-		b = b[n:]
-		if typ == wireBytes && num >= fieldVersionKey && num <= fieldVersionCreatedBy {
-			v, n, err := consumeBytes(b)
-			if err != nil {
-				return err
+		switch num {
+		case fieldVersionKey:
+			err = m.key.unmarshal(v)
+		case fieldVersionHMACKey:
+			m.hasHMAC = true
+			err = m.hmac.unmarshal(v)
+		case fieldVersionCreatedAt:
+			err = m.unmarshalTimestamp(v)
+		case fieldVersionCreatedBy:
+			// proto3 strings must be UTF-8; protobuf-go rejects others.
+			if !utf8.Valid(v) {
+				return 0, true, fmt.Errorf("%w: created_by is not valid UTF-8", ErrInvalidKeyVersion)
 			}
-			b = b[n:]
-			switch num {
-			case fieldVersionKey:
-				err = m.key.unmarshal(v)
-			case fieldVersionHMACKey:
-				m.hasHMAC = true
-				err = m.hmac.unmarshal(v)
-			case fieldVersionCreatedAt:
-				err = m.unmarshalTimestamp(v)
-			case fieldVersionCreatedBy:
-				// proto3 strings must be UTF-8; protobuf-go rejects others.
-				if !utf8.Valid(v) {
-					return fmt.Errorf("%w: created_by is not valid UTF-8", ErrInvalidKeyVersion)
-				}
-				m.createdBy = v
-			}
-			if err != nil {
-				return err
-			}
-			continue
+			m.createdBy = v
 		}
-		n, err = skipField(b, num, typ, 0)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
+		return n, true, err
+	})
 }
 
 func (k *pbKey) unmarshal(b []byte) error {
-	for len(b) > 0 {
-		num, typ, n, err := consumeTag(b)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+	return forEachField(b, func(num, typ int, b []byte) (int, bool, error) {
 		switch {
 		case num == fieldKeyBytes && typ == wireBytes:
-			k.key, n, err = consumeBytes(b)
+			v, n, err := consumeBytes(b)
+			k.key = v
+			return n, true, err
 		case num == fieldKeyType && typ == wireVarint:
-			var v uint64
-			v, n, err = consumeVarint(b)
+			v, n, err := consumeVarint(b)
 			k.typ = uint32(v)
-		default:
-			n, err = skipField(b, num, typ, 0)
+			return n, true, err
 		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
+		return 0, false, nil
+	})
 }
 
 func (m *pbKeyVersion) unmarshalTimestamp(b []byte) error {
+	return forEachField(b, func(num, typ int, b []byte) (int, bool, error) {
+		if typ != wireVarint || (num != fieldTimeSeconds && num != fieldTimeNanos) {
+			return 0, false, nil
+		}
+		v, n, err := consumeVarint(b)
+		if num == fieldTimeSeconds {
+			m.seconds = int64(v)
+		} else {
+			m.nanos = int32(v)
+		}
+		return n, true, err
+	})
+}
+
+// forEachField calls field for every field of the encoded message b with
+// the field's number, wire type and the bytes after its tag. field returns
+// how many of those bytes the value took, or handled=false to have the
+// field skipped as unknown.
+func forEachField(b []byte, field func(num, typ int, b []byte) (n int, handled bool, err error)) error {
 	for len(b) > 0 {
 		num, typ, n, err := consumeTag(b)
 		if err != nil {
 			return err
 		}
 		b = b[n:]
-		switch {
-		case num == fieldTimeSeconds && typ == wireVarint:
-			var v uint64
-			v, n, err = consumeVarint(b)
-			m.seconds = int64(v)
-		case num == fieldTimeNanos && typ == wireVarint:
-			var v uint64
-			v, n, err = consumeVarint(b)
-			m.nanos = int32(v)
-		default:
+		n, handled, err := field(num, typ, b)
+		if err == nil && !handled {
 			n, err = skipField(b, num, typ, 0)
 		}
 		if err != nil {
