@@ -170,3 +170,19 @@ func Page(names []string, prefix string, n int) (page []string, next string) {
 	}
 	return page, ""
 }
+
+// Watcher is implemented by stores that can tell a server about changes
+// made through other servers, so that its key cache never serves a key
+// that was deleted or replaced elsewhere (see the etcd store). The server
+// checks for it with a type assertion.
+type Watcher interface {
+	// Watch calls changed with the name of every key that is created,
+	// replaced or deleted in the store, by any client, from the moment
+	// Watch is called until ctx is done. It calls changed with "" when it
+	// cannot tell which keys changed (for example when the store's change
+	// history it was following is gone); the caller must then treat every
+	// key as changed. Watch blocks until ctx is done and returns nil then;
+	// it reconnects by itself after errors. Calls of changed are not
+	// concurrent.
+	Watch(ctx context.Context, changed func(name string)) error
+}
