@@ -170,7 +170,7 @@ func TestAuditFileErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "no-such-dir", "audit.log")
-	writeFile(t, dir, "config.yml", []byte(renderConfig(freeAddr(t), "admin:\n  identity: disabled\nlog:\n  audit_file: "+missing+"\n")))
+	writeFile(t, dir, "config.yml", []byte((&kesServer{configAddr: freeAddr(t)}).renderConfig("admin:\n  identity: disabled\nlog:\n  audit_file: "+missing+"\n")))
 	stdout, stderr, code := runKes(t, dir, "server", "--config", "config.yml")
 	if code != 1 || !strings.Contains(stderr, "log.audit_file: open "+missing+": no such file or directory") {
 		t.Errorf("kes server with an audit file in a missing directory: exit code %d, stderr:\n%s\nwant exit code 1 and the path", code, stderr)

@@ -74,6 +74,7 @@ type kesServer struct {
 	Process *os.Process
 
 	configAddr string        // the address written into config.yml
+	keyStore   string        // the keystore section, see serverOptions
 	done       chan struct{} // closed when the process has exited
 	waitErr    error         // the result of cmd.Wait, once done is closed
 }
@@ -81,9 +82,12 @@ type kesServer struct {
 // serverOptions describe the server to start.
 type serverOptions struct {
 	// Config is the YAML config without address, tls.key/cert and
-	// keystore; those are added by startServer. "{{KEYSTORE}}" is not
-	// needed: an fs key store in <dir>/keys is always used.
+	// keystore; those are added by startServer.
 	Config string
+	// KeyStore is the YAML of the "keystore" section, indented as its
+	// children (e.g. "  etcd:\n    endpoints: [...]\n"). Empty means an
+	// fs key store in <dir>/keys.
+	KeyStore string
 	// KeyFiles are copied into the fs key store before start.
 	KeyFiles map[string][]byte
 	// Files are written into the server's directory before start.
@@ -122,15 +126,16 @@ func startServer(t *testing.T, opts serverOptions) *kesServer {
 	}
 
 	addr := freeAddr(t)
-	write("config.yml", []byte(renderConfig(addr, opts.Config)), 0o600)
-
 	srv := &kesServer{
 		Addr:       addr,
 		URL:        "https://" + addr,
 		Dir:        dir,
 		CA:         x509.NewCertPool(),
 		configAddr: addr,
+		keyStore:   opts.KeyStore,
 	}
+	write("config.yml", []byte(srv.renderConfig(opts.Config)), 0o600)
+
 	if opts.ListenAddr != "" {
 		srv.Addr, srv.URL = opts.ListenAddr, "https://"+opts.ListenAddr
 	}
@@ -141,8 +146,12 @@ func startServer(t *testing.T, opts serverOptions) *kesServer {
 }
 
 // renderConfig returns the config file startServer writes for body.
-func renderConfig(addr, body string) string {
-	config := fmt.Sprintf("address: %s\n%s\nkeystore:\n  fs:\n    path: keys\n", addr, body)
+func (s *kesServer) renderConfig(body string) string {
+	keyStore := s.keyStore
+	if keyStore == "" {
+		keyStore = "  fs:\n    path: keys\n"
+	}
+	config := fmt.Sprintf("address: %s\n%s\nkeystore:\n%s", s.configAddr, body, keyStore)
 	if !strings.Contains(body, "tls:") {
 		config += "tls:\n  key: server.key\n  cert: server.cert\n"
 	}
@@ -153,7 +162,7 @@ func renderConfig(addr, body string) string {
 // with the file startServer would write for body.
 func (s *kesServer) rewriteConfig(t *testing.T, body string) {
 	t.Helper()
-	writeFile(t, s.Dir, "config.yml", []byte(renderConfig(s.configAddr, body)))
+	writeFile(t, s.Dir, "config.yml", []byte(s.renderConfig(body)))
 }
 
 // launch starts kes with args in s.Dir, writing its output to s.Stdout
