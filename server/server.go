@@ -225,9 +225,19 @@ func (s *Server) newState(conf *Config) (*state, error) {
 		Unused:   conf.Cache.Unused,
 		Offline:  conf.Cache.Offline,
 		Observer: s.metrics.x,
+		Watcher:  watcherOf(conf.Store),
 	}, st.log)
 	st.cancel = func() {}
 	return st, nil
+}
+
+// watcherOf returns store as a keystore.Watcher if it can report changes
+// made through other servers, else nil.
+func watcherOf(store keystore.Store) keystore.Watcher {
+	if w, ok := store.(keystore.Watcher); ok {
+		return w
+	}
+	return nil
 }
 
 func ruleSet(patterns []string) api.RuleSet {

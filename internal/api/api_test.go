@@ -104,7 +104,7 @@ func TestTranslate(t *testing.T) {
 		{"decrypt", crypto.ErrDecrypt, ErrDecryptInternal, ErrDecrypt, false},
 		{"no hmac", crypto.ErrNoHMAC, ErrInternal, ErrNoHMAC, false},
 		{"other", errors.New("disk on fire"), ErrReadKey, ErrReadKey, true},
-		{"unreachable", &keystore.UnreachableError{Err: io.EOF}, ErrListKeys, ErrListKeys, true},
+		{"unreachable", &keystore.UnreachableError{Err: io.EOF}, ErrListKeys, ErrStoreDown, true},
 		{"nil generic", errors.New("x"), nil, ErrInternal, true},
 	}
 	for _, tt := range tests {

@@ -121,6 +121,8 @@ func RoutingError(path, route string) *Error {
 //   - keystore.ErrNotFound → 404 "key does not exist".
 //   - crypto.ErrDecrypt → 400 "decryption failed: ciphertext is not authentic".
 //   - crypto.ErrNoHMAC → 409 "key does not support HMAC".
+//   - a *keystore.UnreachableError → 504 "key store is not reachable"
+//     (internal: the cause is logged).
 //   - Anything else → generic (the route's generic failure, e.g. 502
 //     "failed to read key"), and internal is true: the caller must log err
 //     to the error log, never to the client.
@@ -142,6 +144,12 @@ func Translate(err error, generic *Error) (e *Error, internal bool) {
 		return ErrDecrypt, false
 	case errors.Is(err, crypto.ErrNoHMAC):
 		return ErrNoHMAC, false
+	case keystore.IsUnreachable(err):
+		// The original answers every key-store failure with the
+		// operation's generic 502. An outage gets the clearer 504 of
+		// /v1/ready instead, so clients can tell "try again later" from
+		// a broken store; the cause is logged.
+		return ErrStoreDown, true
 	}
 	if generic == nil {
 		generic = ErrInternal

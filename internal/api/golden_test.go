@@ -1534,7 +1534,7 @@ func goldenStoreFailures(g *goldenEnv) {
 	g.do(req{method: "GET", path: "/v1/key/list/"})
 	g.do(req{note: "cached keys are still served", method: "GET", path: "/v1/key/describe/cached"})
 
-	g.section("the store is unreachable: also 502 on key routes")
+	g.section("the store is unreachable: 504 on key routes (the original: 502)")
 	g.store.set(&keystore.UnreachableError{Err: errors.New("connection refused")}, nil)
 	fmt.Fprintf(&g.out, "## key store: Create, Get, Delete and List fail with *keystore.UnreachableError\n\n")
 	g.do(req{method: "POST", path: "/v1/key/create/new"})

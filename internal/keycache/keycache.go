@@ -88,6 +88,11 @@ type Config struct {
 	// (metrics). It is called on the hit path of Get, so its methods
 	// must be cheap, must not block and must not allocate.
 	Observer Observer
+
+	// Watcher, if not nil, reports keys changed by other servers sharing
+	// the store; the cache drops them at once (see [Cache.Invalidate]).
+	// The cache runs Watch until Close.
+	Watcher keystore.Watcher
 }
 
 // Observer receives cache events. Implementations must be safe for
@@ -185,6 +190,13 @@ func New(store keystore.Store, conf Config, log *slog.Logger) *Cache {
 		c.wg.Go(func() { c.offlineLoop(ctx) })
 	}
 	c.every(ctx, conf.ProbeInterval, func() { c.probe(ctx) })
+	if w := conf.Watcher; w != nil {
+		c.wg.Go(func() {
+			if err := w.Watch(ctx, c.Invalidate); err != nil && ctx.Err() == nil {
+				c.log.Error("keycache: watching the key store for changes stopped; keys deleted through other servers stay cached until they expire", slog.Any("err", err))
+			}
+		})
+	}
 	return c
 }
 
@@ -329,6 +341,21 @@ func (c *Cache) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("keycache: delete %q: %w", name, err)
 	}
 	return nil
+}
+
+// Invalidate drops name from the cache, or every entry if name is "".
+// A store read of name in flight when Invalidate is called returns its
+// result to its callers but does not cache it, so a key changed elsewhere
+// is read again by the next Get.
+func (c *Cache) Invalidate(name string) {
+	c.mu.Lock()
+	c.epoch++
+	if name == "" {
+		c.entries.Clear()
+	} else {
+		c.entries.Delete(name)
+	}
+	c.mu.Unlock()
 }
 
 // List passes through to the store's List (see [keystore.Store]). Store

@@ -1,0 +1,107 @@
+package keycache
+
+import (
+	"context"
+	"sync"
+	"testing"
+)
+
+// chanWatcher is a keystore.Watcher fed by a test.
+type chanWatcher struct {
+	events  chan string
+	stopped chan struct{}
+	once    sync.Once
+}
+
+func newChanWatcher() *chanWatcher {
+	return &chanWatcher{events: make(chan string), stopped: make(chan struct{})}
+}
+
+func (w *chanWatcher) Watch(ctx context.Context, changed func(string)) error {
+	defer w.once.Do(func() { close(w.stopped) })
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case name := <-w.events:
+			changed(name)
+		}
+	}
+}
+
+// send delivers name and waits until changed has returned for it (the
+// next send or the close of events can only be received after that).
+func (w *chanWatcher) send(name string) {
+	w.events <- name
+	w.events <- "\x00sync" // a name no key can have: acts as a barrier
+}
+
+func TestWatcherInvalidates(t *testing.T) {
+	t.Parallel()
+	store := newFakeStore()
+	for _, name := range []string{"a", "b", "c"} {
+		_, v := newKey(t)
+		store.put(name, v)
+	}
+	w := newChanWatcher()
+	conf := quiet
+	conf.Watcher = w
+	c := newCache(t, store, conf)
+	for _, name := range []string{"a", "b", "c"} {
+		mustGet(t, c, name)
+	}
+
+	w.send("b")
+	if c.cached("b") {
+		t.Error("b still cached after the watcher reported it changed")
+	}
+	if !c.cached("a") || !c.cached("c") {
+		t.Error("a change of b dropped other keys")
+	}
+	w.send("")
+	if c.cached("a") || c.cached("c") {
+		t.Error("keys still cached after the watcher reported that anything may have changed")
+	}
+	// The store is asked again, once per key.
+	before := store.gets.Load()
+	mustGet(t, c, "a")
+	mustGet(t, c, "a")
+	if got := store.gets.Load() - before; got != 1 {
+		t.Errorf("store reads after invalidation = %d, want 1", got)
+	}
+
+	c.Close()
+	select {
+	case <-w.stopped:
+	default:
+		t.Error("Close returned before Watch did")
+	}
+}
+
+// TestInvalidateDuringGet checks that a read in flight when a change is
+// reported is not cached: it may have read the old value.
+func TestInvalidateDuringGet(t *testing.T) {
+	t.Parallel()
+	_, b := newKey(t)
+	store := newFakeStore()
+	store.put("k", b)
+	release := store.gate("k")
+	t.Cleanup(release)
+	store.started = make(chan string, 10)
+	c := newCache(t, store, quiet)
+
+	got := make(chan error, 1)
+	go func() {
+		_, err := c.Get(t.Context(), "k")
+		got <- err
+	}()
+	<-store.started
+	c.Invalidate("k")
+	release()
+	if err := <-got; err != nil {
+		t.Fatalf("Get(%q): %v", "k", err)
+	}
+	if c.cached("k") {
+		t.Error("a read that raced a reported change was cached")
+	}
+}
