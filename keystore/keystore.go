@@ -186,3 +186,13 @@ type Watcher interface {
 	// concurrent.
 	Watch(ctx context.Context, changed func(name string)) error
 }
+
+// Replacer is implemented by stores that can atomically replace the value
+// of an existing key, which `kes migrate --force` uses to rewrite keys in
+// place (for example to seal them) without a moment in which the key is
+// missing. The server itself never replaces keys.
+type Replacer interface {
+	// Replace sets the value of the existing key name. It returns an
+	// error wrapping ErrNotFound if there is no such key.
+	Replace(ctx context.Context, name string, value []byte) error
+}

@@ -35,10 +35,15 @@ Options:
     --to <path>              Config file of the target key store.
     --merge                  Skip keys that already exist in the target.
     -f, --force              Replace keys that already exist in the target
-                             with the source's value. A replacement is a
-                             delete followed by a create, not atomic: if the
-                             create fails the key is missing from the target
-                             (never from the source) until the next run.
+                             with the source's value. Stores that can
+                             replace a value atomically (fs, etcd) do so;
+                             for others a replacement is a delete followed
+                             by a create: if the create fails the key is
+                             missing from the target (never from the
+                             source) until the next run. With a sealed
+                             target, keys stored unsealed or sealed with an
+                             old KEK are rewritten sealed with the current
+                             one.
     -h, --help               Print command line options.
 
 Without --merge or --force, a key that exists in the target stops the
@@ -55,6 +60,10 @@ Examples:
 
   3. Resume an interrupted migration:
      $ kes migrate --merge --from old.yml --to new.yml
+
+  4. Seal the keys of a store in place after adding a seal section to
+     its config (plain.yml: the same store without the seal section):
+     $ kes migrate --force --from plain.yml --to sealed.yml
 `
 
 // migrateWorkers is the number of keys copied at the same time. Copying
@@ -405,6 +414,12 @@ func (m *migration) list(ctx context.Context) ([]string, error) {
 	return matching, nil
 }
 
+// resealer is implemented by sealing key stores (keystore/seal): it
+// reports whether a stored value is not sealed with the current KEK.
+type resealer interface {
+	NeedsReseal(ctx context.Context, name string) (bool, error)
+}
+
 // copyKey copies one key, as the mode says. Errors name the key; the
 // value never appears in them.
 func (m *migration) copyKey(ctx context.Context, name string) (migrateOutcome, error) {
@@ -436,6 +451,18 @@ func (m *migration) copyKey(ctx context.Context, name string) (migrateOutcome, e
 	case err == nil:
 		same := subtle.ConstantTimeCompare(old, value) == 1
 		clear(old)
+		if same && m.mode == modeForce {
+			// A sealing target reads sealed values back unsealed: an
+			// identical value may still be stored unsealed or under an
+			// old KEK, and --force rewrites it sealed.
+			if r, ok := m.dst.(resealer); ok {
+				need, err := r.NeedsReseal(ctx, name)
+				if err != nil {
+					return 0, fmt.Errorf("reading key '%s' from the target: %w", name, err)
+				}
+				same = !need
+			}
+		}
 		if same {
 			return keyIdentical, nil
 		}
@@ -456,6 +483,16 @@ func (m *migration) copyKey(ctx context.Context, name string) (migrateOutcome, e
 	// new one must be written, interrupt or not.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replaceTimeout)
 	defer cancel()
+	if r, ok := m.dst.(keystore.Replacer); ok {
+		// Atomic: the key is never missing from the target.
+		err := r.Replace(wctx, name, value)
+		if err == nil {
+			return keyReplaced, nil
+		}
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return 0, fmt.Errorf("replacing key '%s' in the target: %w", name, err)
+		}
+	}
 	if err := m.dst.Delete(wctx, name); err != nil && !errors.Is(err, keystore.ErrNotFound) {
 		return 0, fmt.Errorf("deleting key '%s' from the target: %w", name, err)
 	}

@@ -21,7 +21,9 @@ import (
 
 	"github.com/openkes/openkes/internal/crypto"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/fs"
 	"github.com/openkes/openkes/keystore/mem"
+	"github.com/openkes/openkes/keystore/seal"
 )
 
 // migrateCmd runs "kes migrate args..." in-process.
@@ -806,4 +808,83 @@ func TestMigrationStores(t *testing.T) {
 			t.Errorf("source Get(a) = %q after the migration", got)
 		}
 	})
+}
+
+// TestMigrateResealInPlace seals the keys of an fs store in place, as
+// the usage text says: the same sealed config as source and target. Keys
+// stored unsealed or sealed with an old KEK end up sealed with the
+// current KEK, keep their values, and are never missing (the fs store
+// replaces atomically).
+func TestMigrateResealInPlace(t *testing.T) {
+	dir := t.TempDir()
+	keys := newKeyValues(t, "k", 30)
+	kekDir := t.TempDir()
+	oldKEKFile, newKEKFile := filepath.Join(kekDir, "kek.1"), filepath.Join(kekDir, "kek.2")
+	os.WriteFile(oldKEKFile, bytes.Repeat([]byte{1}, 32), 0o600)
+	os.WriteFile(newKEKFile, bytes.Repeat([]byte{2}, 32), 0o600)
+	oldKEK, err := seal.ReadKEKFile(oldKEKFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKEK, err := seal.ReadKEKFile(newKEKFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Twenty keys unsealed, ten sealed with the old KEK.
+	inner, err := fs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSealed := seal.Wrap(inner, oldKEK)
+	for name, v := range keys {
+		st := keystore.Store(inner)
+		if name < "k-000010" {
+			st = oldSealed
+		}
+		if err := st.Create(t.Context(), name, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A plain source would hand the target sealed text to seal again:
+	// refused, and nothing changes.
+	plain := fsStoreConfig(t, dir)
+	sealed := writeMigrateConfig(t, fmt.Sprintf("keystore:\n  fs:\n    path: '%s'\n    seal:\n      kek_file: '%s'\n      old_kek_files: ['%s']\n", dir, newKEKFile, oldKEKFile))
+	before := readFSKeys(t, dir)
+	if code, _, stderr := migrateCmd(t.Context(), "--force", "--from", plain, "--to", sealed); code == 0 || !strings.Contains(stderr, "sealed already") {
+		t.Errorf("kes migrate --force from the unsealed view = %d, stderr %q; want a refusal to seal twice", code, stderr)
+	}
+	if d := diffKeys(readFSKeys(t, dir), before); d != "" {
+		t.Fatalf("a refused migration changed the store: %s", d)
+	}
+
+	code, stdout, stderr := migrateCmd(t.Context(), "--force", "--from", sealed, "--to", sealed)
+	if code != 0 || !strings.Contains(stdout, "Replaced 30 keys") {
+		t.Fatalf("kes migrate --force = %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	files := readFSKeys(t, dir)
+	if len(files) != len(keys) {
+		t.Fatalf("found %d files after resealing, want %d", len(files), len(keys))
+	}
+	for name, data := range files {
+		if id, ok := seal.SealedWith(data); !ok || id != newKEK.ID() {
+			t.Fatalf("%s is sealed with %q (sealed: %t) after resealing, want %s", name, id, ok, newKEK.ID())
+		}
+	}
+	// Only the new KEK is needed now, and every value is unchanged.
+	only := seal.Wrap(inner, newKEK)
+	for name, want := range keys {
+		got, err := only.Get(t.Context(), name)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("Get(%s) after resealing: %v (value equal: %t)", name, err, bytes.Equal(got, want))
+		}
+	}
+	// Running it again changes nothing.
+	code, stdout, stderr = migrateCmd(t.Context(), "--force", "--from", sealed, "--to", sealed)
+	if code != 0 || strings.Contains(stdout, "Replaced") {
+		t.Errorf("second kes migrate --force = %d, stdout %q, stderr %q; want nothing replaced", code, stdout, stderr)
+	}
+	if d := diffKeys(readFSKeys(t, dir), files); d != "" {
+		t.Errorf("second run changed the store: %s", d)
+	}
 }

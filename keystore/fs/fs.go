@@ -25,6 +25,12 @@
 //	keystore:
 //	  fs:
 //	    path: ./keys
+//	    seal:                 # optional, see package keystore/seal
+//	      kek_file: ./kek
+//
+// With a seal section every value is encrypted with a key-encryption key
+// before it is written, so the files reveal no key material; files
+// written without a seal are still read.
 package fs
 
 import (
@@ -40,6 +46,7 @@ import (
 	"time"
 
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/seal"
 )
 
 func init() {
@@ -59,28 +66,44 @@ type Config struct {
 	// Path is the directory that holds the keys. It is created, with its
 	// parents and mode 0755, if it does not exist.
 	Path string `yaml:"path"`
+
+	// Seal, if set, encrypts every stored value with a key-encryption
+	// key (see package keystore/seal).
+	Seal *seal.Config `yaml:"seal"`
 }
 
 var _ keystore.Config = (*Config)(nil)
 
-// Validate returns an error "path: required" if Path is empty.
+// Validate returns an error "path: required" if Path is empty, and the
+// problems of the seal section prefixed with "seal.".
 func (c *Config) Validate() error {
+	var errs []error
 	if c.Path == "" {
-		return errors.New("path: required")
+		errs = append(errs, errors.New("path: required"))
 	}
-	return nil
+	if c.Seal != nil {
+		errs = append(errs, seal.PrefixErrors(c.Seal.Validate()))
+	}
+	return errors.Join(errs...)
 }
 
-// Connect opens the store at c.Path as [New] does and returns its errors.
-// log is not used: the store reports everything through its errors.
-func (c *Config) Connect(ctx context.Context, _ *slog.Logger) (keystore.Store, error) {
+// Connect opens the store at c.Path as [New] does and returns its errors,
+// wrapped by the seal if one is configured.
+func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("fs: %w", err)
 	}
-	return New(c.Path)
+	s, err := New(c.Path)
+	if err != nil {
+		return nil, err
+	}
+	if c.Seal == nil {
+		return s, nil
+	}
+	return c.Seal.Wrap(ctx, s, log)
 }
 
 // Store is a key store in a directory of the local filesystem. It is safe
@@ -152,12 +175,44 @@ func checkName(op, name string) error {
 //
 // An error from syncing the directory after the link is returned although
 // the key then exists: its durability is not known.
-func (s *Store) Create(ctx context.Context, name string, value []byte) (err error) {
-	if err := checkName("create", name); err != nil {
+func (s *Store) Create(ctx context.Context, name string, value []byte) error {
+	return s.write(ctx, "create", name, value, func(tmp, path string) error {
+		if err := s.link(tmp, path); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return keystore.ErrExists
+			}
+			return err
+		}
+		return nil
+	})
+}
+
+// Replace atomically replaces the value of the existing key name: the new
+// value is written to a temporary file, synced and renamed over the old
+// one, so a reader sees either the old or the new value, never a mix, and
+// a crash loses neither. It returns an error wrapping
+// [keystore.ErrNotFound] if there is no key name. (A Delete of name racing
+// a Replace may be undone by it.)
+func (s *Store) Replace(ctx context.Context, name string, value []byte) error {
+	return s.write(ctx, "replace", name, value, func(tmp, path string) error {
+		if _, err := os.Lstat(path); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return keystore.ErrNotFound
+			}
+			return err
+		}
+		return os.Rename(tmp, path)
+	})
+}
+
+// write writes value to a synced temporary file, calls install to move it
+// to the key's path, syncs the directory and removes the temporary name.
+func (s *Store) write(ctx context.Context, op, name string, value []byte, install func(tmp, path string) error) (err error) {
+	if err := checkName(op, name); err != nil {
 		return err
 	}
 	if len(value) > MaxValueSize {
-		return fmt.Errorf("fs: create %q: value exceeds %d bytes", name, MaxValueSize)
+		return fmt.Errorf("fs: %s %q: value exceeds %d bytes", op, name, MaxValueSize)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -167,7 +222,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) (err erro
 	// link shares the inode).
 	f, err := os.CreateTemp(s.dir, tempPrefix+"*")
 	if err != nil {
-		return fmt.Errorf("fs: create %q: %w", name, err)
+		return fmt.Errorf("fs: %s %q: %w", op, name, err)
 	}
 	tmp := f.Name()
 	defer func() {
@@ -175,33 +230,31 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) (err erro
 			f.Close()
 		}
 		// After a successful link the key's name holds the inode, so
-		// removing the temporary name is the last step of success too.
-		// A failure here leaves a stray file that List ignores.
-		if rmErr := os.Remove(tmp); rmErr != nil && err != nil {
+		// removing the temporary name is the last step of success too
+		// (after a rename it is gone already). A failure here leaves a
+		// stray file that List ignores.
+		if rmErr := os.Remove(tmp); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) && err != nil {
 			err = errors.Join(err, fmt.Errorf("fs: remove temporary file: %w", rmErr))
 		}
 	}()
 
 	if _, err := f.Write(value); err != nil {
-		return fmt.Errorf("fs: create %q: %w", name, err)
+		return fmt.Errorf("fs: %s %q: %w", op, name, err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fs: create %q: %w", name, err)
+		return fmt.Errorf("fs: %s %q: %w", op, name, err)
 	}
 	err = f.Close()
 	f = nil
 	if err != nil {
-		return fmt.Errorf("fs: create %q: %w", name, err)
+		return fmt.Errorf("fs: %s %q: %w", op, name, err)
 	}
 
-	if err := s.link(tmp, filepath.Join(s.dir, name)); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("fs: create %q: %w", name, keystore.ErrExists)
-		}
-		return fmt.Errorf("fs: create %q: %w", name, err)
+	if err := install(tmp, filepath.Join(s.dir, name)); err != nil {
+		return fmt.Errorf("fs: %s %q: %w", op, name, err)
 	}
 	if err := syncDir(s.dir); err != nil {
-		return fmt.Errorf("fs: create %q: %w", name, err)
+		return fmt.Errorf("fs: %s %q: %w", op, name, err)
 	}
 	return nil
 }

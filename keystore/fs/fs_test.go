@@ -458,3 +458,39 @@ func BenchmarkGet(b *testing.B) {
 		}
 	}
 }
+
+func TestReplace(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := s.Replace(ctx, "missing", []byte("v")); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("Replace of a missing key = %v, want ErrNotFound", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("Replace of a missing key created it")
+	}
+	if err := s.Create(ctx, "k", []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Replace(ctx, "k", []byte("new")); err != nil {
+		t.Fatalf("Replace = %v", err)
+	}
+	got, err := s.Get(ctx, "k")
+	if err != nil || string(got) != "new" {
+		t.Fatalf("Get after Replace = %q, %v", got, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "k"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("replaced file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory has %d entries after Replace, want 1 (no temporary file left)", len(entries))
+	}
+	if err := s.Replace(ctx, "../k", []byte("x")); err == nil {
+		t.Error("Replace accepted an invalid name")
+	}
+}

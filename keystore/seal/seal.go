@@ -1,0 +1,359 @@
+// Package seal encrypts the values of a key store with a key-encryption
+// key (KEK) before they leave the server, for stores that are not a KMS
+// themselves (a directory, etcd). A copy of the directory or of the etcd
+// data then reveals no key material.
+//
+// # Configuration
+//
+// The fs and etcd stores take an optional "seal" section:
+//
+//	keystore:
+//	  etcd:
+//	    endpoints: [https://etcd-1:2379]
+//	    seal:
+//	      kek_file: /etc/kes/kek          # 32 random bytes, raw, hex or base64
+//	      old_kek_files: [/etc/kes/kek.1] # still unseal, never seal
+//
+// or, with a Vault transit key as KEK (the Vault connection settings are
+// those of keystore.vault):
+//
+//	seal:
+//	  vault:
+//	    endpoint: https://vault:8200
+//	    approle: {id: ..., secret: ...}
+//	    transit: {engine: transit, key: kes-kek}
+//
+// # Format
+//
+// A sealed value is the text
+//
+//	kes:sealed:v1:<kek-id>:<payload>
+//
+// where <kek-id> names the KEK that sealed it ("local-" and 16 hex digits
+// of a hash of a local KEK, or "vault-transit.<engine>.<key>") and the
+// payload is, for a local KEK, base64(nonce ‖ AES-256-GCM ciphertext) with
+// the key name as associated data, and for Vault the transit ciphertext of
+// the key name and value. Binding the name means a value copied to
+// another name does not unseal.
+//
+// Values that do not start with "kes:sealed:" are returned as they are,
+// so a store written without a seal keeps working after one is added;
+// `kes migrate` into a sealed store rewrites them sealed.
+package seal
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/openkes/openkes/keystore"
+)
+
+// prefix starts every sealed value; version 1 of the format.
+const (
+	prefix   = "kes:sealed:"
+	prefixV1 = prefix + "v1:"
+)
+
+// ErrUnseal is returned, wrapped, when a sealed value cannot be unsealed:
+// it was modified, belongs to another key name or was sealed with another
+// KEK.
+var ErrUnseal = errors.New("seal: cannot unseal the stored value")
+
+// KEK is a key-encryption key.
+type KEK interface {
+	// ID identifies the KEK in sealed values. It contains no ':'.
+	ID() string
+	// Seal encrypts value, bound to name, and returns the payload.
+	Seal(ctx context.Context, name string, value []byte) (string, error)
+	// Unseal reverses Seal.
+	Unseal(ctx context.Context, name, payload string) ([]byte, error)
+}
+
+// IsSealed reports whether a stored value is sealed.
+func IsSealed(value []byte) bool { return bytes.HasPrefix(value, []byte(prefix)) }
+
+// SealedWith returns the ID of the KEK that sealed value, or "" and false
+// if value is not sealed (or not in a format this package knows).
+func SealedWith(value []byte) (id string, ok bool) {
+	rest, ok := bytes.CutPrefix(value, []byte(prefixV1))
+	if !ok {
+		return "", false
+	}
+	id, _, ok = strings.Cut(string(rest), ":")
+	return id, ok && id != ""
+}
+
+// Store is a key store whose values are sealed. Create seals with the
+// current KEK; Get unseals with whichever configured KEK sealed the value
+// and passes unsealed values through. Names, List, Delete and Status are
+// those of the inner store.
+type Store struct {
+	inner   keystore.Store
+	current KEK
+	keks    map[string]KEK
+}
+
+var _ keystore.Store = (*Store)(nil)
+
+// Wrap returns a store that seals the values of inner with current. The
+// old KEKs can still unseal values, but never seal. If inner implements
+// keystore.Watcher, so does the returned store.
+func Wrap(inner keystore.Store, current KEK, old ...KEK) keystore.Store {
+	s := &Store{inner: inner, current: current, keks: map[string]KEK{current.ID(): current}}
+	for _, k := range old {
+		if _, ok := s.keks[k.ID()]; !ok {
+			s.keks[k.ID()] = k
+		}
+	}
+	if w, ok := inner.(keystore.Watcher); ok {
+		return &watchingStore{Store: s, w: w}
+	}
+	return s
+}
+
+type watchingStore struct {
+	*Store
+	w keystore.Watcher
+}
+
+func (s *watchingStore) Watch(ctx context.Context, changed func(string)) error {
+	return s.w.Watch(ctx, changed)
+}
+
+// Create seals value and creates it in the inner store.
+func (s *Store) Create(ctx context.Context, name string, value []byte) error {
+	sealed, err := s.seal(ctx, name, value)
+	if err != nil {
+		return err
+	}
+	return s.inner.Create(ctx, name, sealed)
+}
+
+func (s *Store) seal(ctx context.Context, name string, value []byte) ([]byte, error) {
+	if IsSealed(value) {
+		// Sealing a sealed value would make a key nobody can parse:
+		// this happens when a store is read without its seal config
+		// and written with it (kes migrate from the wrong config).
+		return nil, fmt.Errorf("seal: the value for key '%s' is sealed already; read it through the sealed key store", name)
+	}
+	payload, err := s.current.Seal(ctx, name, value)
+	if err != nil {
+		return nil, fmt.Errorf("seal: key '%s' with KEK %s: %w", name, s.current.ID(), err)
+	}
+	return []byte(prefixV1 + s.current.ID() + ":" + payload), nil
+}
+
+// Replace seals value and replaces the value of name in the inner store.
+// It fails if the inner store is not a keystore.Replacer.
+func (s *Store) Replace(ctx context.Context, name string, value []byte) error {
+	r, ok := s.inner.(keystore.Replacer)
+	if !ok {
+		return fmt.Errorf("seal: the key store cannot replace key '%s' in place: %w", name, errors.ErrUnsupported)
+	}
+	sealed, err := s.seal(ctx, name, value)
+	if err != nil {
+		return err
+	}
+	return r.Replace(ctx, name, sealed)
+}
+
+// Get reads name from the inner store and unseals it.
+func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
+	v, err := s.inner.Get(ctx, name)
+	if err != nil || !IsSealed(v) {
+		return v, err
+	}
+	return s.unseal(ctx, name, v)
+}
+
+func (s *Store) unseal(ctx context.Context, name string, v []byte) ([]byte, error) {
+	id, ok := SealedWith(v)
+	if !ok {
+		return nil, fmt.Errorf("%w: key '%s' is sealed in an unknown format", ErrUnseal, name)
+	}
+	kek, ok := s.keks[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: key '%s' is sealed with KEK %s, which is not configured", ErrUnseal, name, id)
+	}
+	payload := string(v[len(prefixV1)+len(id)+1:])
+	plain, err := kek.Unseal(ctx, name, payload)
+	if err != nil {
+		return nil, fmt.Errorf("seal: key '%s' with KEK %s: %w", name, id, err)
+	}
+	return plain, nil
+}
+
+// NeedsReseal reports whether the stored value of name is not sealed with
+// the current KEK (it is unsealed, or sealed with an old KEK).
+func (s *Store) NeedsReseal(ctx context.Context, name string) (bool, error) {
+	v, err := s.inner.Get(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	id, ok := SealedWith(v)
+	return !ok || id != s.current.ID(), nil
+}
+
+func (s *Store) Delete(ctx context.Context, name string) error { return s.inner.Delete(ctx, name) }
+
+func (s *Store) List(ctx context.Context, prefix string, n int) ([]string, string, error) {
+	return s.inner.List(ctx, prefix, n)
+}
+
+func (s *Store) Status(ctx context.Context) (keystore.State, error) { return s.inner.Status(ctx) }
+
+// Close closes the inner store and the KEKs that need closing.
+func (s *Store) Close() error {
+	err := s.inner.Close()
+	for _, k := range s.keks {
+		if c, ok := k.(io.Closer); ok {
+			err = errors.Join(err, c.Close())
+		}
+	}
+	return err
+}
+
+// LocalKEK is a 256-bit key-encryption key held by the server, used with
+// AES-256-GCM.
+type LocalKEK struct {
+	id   string
+	aead cipher.AEAD
+}
+
+// NewLocalKEK returns a KEK for the 32-byte key k.
+func NewLocalKEK(k []byte) (*LocalKEK, error) {
+	if len(k) != 32 {
+		return nil, fmt.Errorf("seal: a KEK must be 32 bytes, not %d", len(k))
+	}
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	// The ID is a hash of the KEK under a fixed label: it identifies the
+	// KEK without revealing anything usable about it.
+	h := sha256.Sum256(append([]byte("openkes seal kek id\x00"), k...))
+	return &LocalKEK{id: "local-" + hex.EncodeToString(h[:8]), aead: aead}, nil
+}
+
+// ReadKEKFile reads a KEK from a file holding 32 bytes, raw or as hex or
+// standard base64 text (white space around the text is ignored).
+func ReadKEKFile(path string) (*LocalKEK, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	k, err := parseKEK(b)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %s: %w", path, err)
+	}
+	return NewLocalKEK(k)
+}
+
+func parseKEK(b []byte) ([]byte, error) {
+	if len(b) == 32 {
+		return b, nil
+	}
+	text := bytes.TrimSpace(b)
+	if len(text) == 64 {
+		if k, err := hex.DecodeString(string(text)); err == nil {
+			return k, nil
+		}
+	}
+	if k, err := base64.StdEncoding.DecodeString(string(text)); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	return nil, errors.New("not a 256-bit key: want 32 bytes, raw or as 64 hex digits or base64 text (e.g. from 'openssl rand -base64 32')")
+}
+
+func (k *LocalKEK) ID() string { return k.id }
+
+// String returns the KEK's ID, never the key.
+func (k *LocalKEK) String() string { return "seal KEK " + k.id }
+
+// LogValue logs the KEK's ID, never the key.
+func (k *LocalKEK) LogValue() slog.Value { return slog.StringValue(k.id) }
+
+func (k *LocalKEK) Seal(_ context.Context, name string, value []byte) (string, error) {
+	nonce := make([]byte, k.aead.NonceSize(), k.aead.NonceSize()+len(value)+k.aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(k.aead.Seal(nonce, nonce, value, []byte(name))), nil
+}
+
+func (k *LocalKEK) Unseal(_ context.Context, name, payload string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(payload)
+	if err != nil || len(b) < k.aead.NonceSize()+k.aead.Overhead() {
+		return nil, fmt.Errorf("%w: malformed payload", ErrUnseal)
+	}
+	n := k.aead.NonceSize()
+	plain, err := k.aead.Open(nil, b[:n], b[n:], []byte(name))
+	if err != nil {
+		return nil, fmt.Errorf("%w: not authentic (modified, moved from another key name, or sealed with another KEK)", ErrUnseal)
+	}
+	return plain, nil
+}
+
+// transit is the part of a Vault client a TransitKEK uses.
+type transit interface {
+	Encrypt(ctx context.Context, plaintext []byte) (string, error)
+	Decrypt(ctx context.Context, ciphertext string) ([]byte, error)
+}
+
+// TransitKEK is a KEK kept in Vault's transit engine: sealing and
+// unsealing are Vault requests, the KEK never leaves Vault.
+type TransitKEK struct {
+	id     string
+	t      transit
+	closer io.Closer
+}
+
+func (k *TransitKEK) ID() string { return k.id }
+
+// Seal encrypts name and value as one transit plaintext: a varint-free,
+// length-prefixed name followed by the value.
+func (k *TransitKEK) Seal(ctx context.Context, name string, value []byte) (string, error) {
+	if len(name) > 255 {
+		return "", errors.New("key name too long to seal")
+	}
+	plain := make([]byte, 0, 1+len(name)+len(value))
+	plain = append(plain, byte(len(name)))
+	plain = append(plain, name...)
+	plain = append(plain, value...)
+	return k.t.Encrypt(ctx, plain)
+}
+
+func (k *TransitKEK) Unseal(ctx context.Context, name, payload string) ([]byte, error) {
+	plain, err := k.t.Decrypt(ctx, payload)
+	if err != nil {
+		return nil, err
+	}
+	if len(plain) < 1 || len(plain) < 1+int(plain[0]) || string(plain[1:1+int(plain[0])]) != name {
+		return nil, fmt.Errorf("%w: the value belongs to another key name", ErrUnseal)
+	}
+	return plain[1+int(plain[0]):], nil
+}
+
+// Close closes the Vault client.
+func (k *TransitKEK) Close() error {
+	if k.closer == nil {
+		return nil
+	}
+	return k.closer.Close()
+}
