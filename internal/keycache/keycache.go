@@ -25,7 +25,9 @@
 //
 // # Outages
 //
-// The cache probes the store's Status every ProbeInterval. While a probe
+// The cache probes the store's Status every ProbeInterval, and every
+// second while the store is marked offline, so that it notices the end of
+// an outage quickly. While a probe
 // fails, or since a store read failed with a *keystore.UnreachableError
 // and until the next successful probe, the store is marked offline:
 // [Cache.Status] then fails at once without asking the store and, if
@@ -189,7 +191,7 @@ func New(store keystore.Store, conf Config, log *slog.Logger) *Cache {
 	if conf.Offline > 0 {
 		c.wg.Go(func() { c.offlineLoop(ctx) })
 	}
-	c.every(ctx, conf.ProbeInterval, func() { c.probe(ctx) })
+	c.wg.Go(func() { c.probeLoop(ctx) })
 	if w := conf.Watcher; w != nil {
 		c.wg.Go(func() {
 			if err := w.Watch(ctx, c.Invalidate); err != nil && ctx.Err() == nil {
@@ -416,6 +418,7 @@ func (c *Cache) setOffline(err error) {
 	case c.wentOffline <- struct{}{}:
 	default:
 	}
+
 }
 
 func (c *Cache) setOnline() {
@@ -506,6 +509,31 @@ func (c *Cache) offlineLoop(ctx context.Context) {
 				c.clear()
 			}
 		}
+	}
+}
+
+// offlineProbeInterval is how often the store is probed while it is
+// marked offline (if ProbeInterval is not shorter), so that the server
+// reports ready soon after the store is back.
+const offlineProbeInterval = time.Second
+
+// probeLoop probes the store every ProbeInterval, and every
+// offlineProbeInterval while it is marked offline.
+func (c *Cache) probeLoop(ctx context.Context) {
+	t := time.NewTimer(c.conf.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.probe(ctx)
+		d := c.conf.ProbeInterval
+		if c.offline.Load() {
+			d = min(d, offlineProbeInterval)
+		}
+		t.Reset(d)
 	}
 }
 

@@ -843,3 +843,15 @@ func BenchmarkGetMiss(b *testing.B) {
 		c.entries.Clear()
 	}
 }
+
+// TestOfflineRecovery checks that the probes that found the store down
+// also notice that it is back, without anything else happening.
+func TestOfflineRecovery(t *testing.T) {
+	t.Parallel()
+	store := newFakeStore()
+	store.down(true)
+	c := newCache(t, store, Config{ProbeInterval: 50 * time.Millisecond})
+	eventually(t, "a probe marks the store offline", c.Offline)
+	store.down(false)
+	eventually(t, "the store is online again", func() bool { return !c.Offline() })
+}
