@@ -391,13 +391,13 @@ func TestReload(t *testing.T) {
 		},
 		{
 			name: "identity in two policies",
-			config: srv.renderConfig(good+fmt.Sprintf(
+			config: srv.renderConfig(good + fmt.Sprintf(
 				"  other:\n    allow: [/v1/key/generate/*]\n    identities: [%s]\n", appKey.Identity())),
 			why: []string{"policy.other.identities[0]", "assigned to both policy 'app' and policy 'other'"},
 		},
 		{
 			name:   "missing certificate file",
-			config: srv.renderConfig(good+"tls:\n  key: server.key\n  cert: missing.cert\n"),
+			config: srv.renderConfig(good + "tls:\n  key: server.key\n  cert: missing.cert\n"),
 			why:    []string{"missing.cert"},
 		},
 	} {

@@ -84,6 +84,10 @@ type serverOptions struct {
 	// Config is the YAML config without address, tls.key/cert and
 	// keystore; those are added by startServer.
 	Config string
+	// RawConfig, if set, is the complete config file, written as it is
+	// except that "{{ADDR}}" becomes the listen address and "{{DIR}}" the
+	// server's directory. Config and KeyStore are then ignored.
+	RawConfig string
 	// KeyStore is the YAML of the "keystore" section, indented as its
 	// children (e.g. "  etcd:\n    endpoints: [...]\n"). Empty means an
 	// fs key store in <dir>/keys.
@@ -134,7 +138,11 @@ func startServer(t *testing.T, opts serverOptions) *kesServer {
 		configAddr: addr,
 		keyStore:   opts.KeyStore,
 	}
-	write("config.yml", []byte(srv.renderConfig(opts.Config)), 0o600)
+	if opts.RawConfig != "" {
+		write("config.yml", []byte(strings.NewReplacer("{{ADDR}}", addr, "{{DIR}}", dir).Replace(opts.RawConfig)), 0o600)
+	} else {
+		write("config.yml", []byte(srv.renderConfig(opts.Config)), 0o600)
+	}
 
 	if opts.ListenAddr != "" {
 		srv.Addr, srv.URL = opts.ListenAddr, "https://"+opts.ListenAddr
