@@ -490,9 +490,9 @@ func TestUnsupportedKeyStore(t *testing.T) {
 		want         []string
 	}{
 		{
-			name:   "vault",
-			config: header + "keystore:\n  vault:\n    endpoint: https://127.0.0.1:8200\n    approle:\n      id: kes-role\n      secret: kes-secret\n",
-			want:   []string{"keystore.vault", "not supported"},
+			name:   "gcp",
+			config: header + "keystore:\n  gcp:\n    secretmanager:\n      project_id: my-project\n",
+			want:   []string{"keystore.gcp.secretmanager", "not supported"},
 		},
 		{
 			name:   "aws",

@@ -1,0 +1,281 @@
+package interop
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/kms-go/kes"
+
+	"github.com/openkes/openkes/internal/vaultfake"
+)
+
+// The Vault key store against internal/vaultfake, a fake of Vault's HTTP
+// API, through the kes binary and the upstream SDK.
+
+const (
+	vaultRoleID   = "kes-interop-role"
+	vaultSecretID = "kes-interop-secret"
+	vaultPrefix   = "kes/tenant-1"
+)
+
+// startVault starts a fake Vault with a K/V mount "kv" of the given
+// version, a transit mount and an AppRole whose tokens live for ttl. It
+// returns the fake, the keystore section for startServer and the files
+// (the fake's CA) to put next to the config.
+func startVault(t *testing.T, version int, ttl time.Duration) (*vaultfake.Server, string, map[string][]byte) {
+	t.Helper()
+	v := vaultfake.New(t, vaultfake.Options{})
+	v.MountKV("", "kv", version)
+	v.MountTransit("", "transit")
+	v.AddAppRole("", "approle", vaultfake.AppRole{Name: "kes", RoleID: vaultRoleID, SecretID: vaultSecretID, Token: vaultfake.TokenOptions{TTL: ttl}})
+	keyStore := fmt.Sprintf("  vault:\n    endpoint: %s\n    engine: kv\n    version: v%d\n    prefix: %s\n"+
+		"    approle:\n      id: %s\n      secret: %s\n      retry: 15s\n    tls:\n      ca: vault-ca.pem\n    status:\n      ping: 1s\n",
+		v.URL, version, vaultPrefix, vaultRoleID, vaultSecretID)
+	return v, keyStore, map[string][]byte{"vault-ca.pem": v.CACertPEM()}
+}
+
+// readFixtures reads the fixture file and the original's key files.
+func readFixtures(t *testing.T) (fixtures, map[string][]byte) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(fixtureDir, "kes-crypto-fixtures.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fx fixtures
+	if err := json.Unmarshal(data, &fx); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, k := range fx.Keys {
+		if files[k.Name], err = os.ReadFile(filepath.Join(fixtureDir, "keystore", k.Name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fx, files
+}
+
+// TestVaultFixtures stores the key files written by the original server
+// in Vault entries of the original's layout (K/V v1 and v2, with a
+// prefix) and checks that the server reads them unchanged: every
+// recorded ciphertext decrypts, every HMAC is reproduced, the keys are
+// listed and serve new requests, and no entry is rewritten. Keys it
+// creates get the same layout.
+func TestVaultFixtures(t *testing.T) {
+	fx, files := readFixtures(t)
+	for _, version := range []int{1, 2} {
+		t.Run(fmt.Sprintf("kv-v%d", version), func(t *testing.T) {
+			t.Parallel()
+			v, keyStore, vaultFiles := startVault(t, version, time.Hour)
+			for name, data := range files {
+				// The original writes {"<name>": "<value>"}; on v2 as
+				// version 1 (created with cas 0).
+				v.WriteKV("", "kv", vaultPrefix+"/"+name, map[string]any{name: string(data)})
+			}
+			admin := newAPIKey(t)
+			srv := startServer(t, serverOptions{
+				Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
+				KeyStore: keyStore,
+				Files:    vaultFiles,
+			})
+			c := srv.apiKeyClient(t, admin)
+			ctx := t.Context()
+
+			for _, tc := range slices.Concat(fx.Encrypt, fx.Generate, fx.Legacy) {
+				var context []byte
+				if tc.HasContext {
+					context = b64(t, tc.Context)
+				}
+				pt, err := c.Decrypt(ctx, tc.Key, b64(t, tc.Ciphertext), context)
+				if err != nil || !bytes.Equal(pt, b64(t, tc.Plaintext)) {
+					t.Errorf("%s: Decrypt = %x, %v; want the recorded plaintext", tc.ID, pt, err)
+				}
+			}
+			for _, tc := range fx.Negative {
+				_, err := c.Decrypt(ctx, tc.Key, b64(t, tc.Ciphertext), b64(t, tc.Context))
+				if want := kes.NewError(tc.WantStatus, tc.WantMessage); !errors.Is(err, want) {
+					t.Errorf("%s: Decrypt: err = %v, want %d %q", tc.ID, err, tc.WantStatus, tc.WantMessage)
+				}
+			}
+			for _, tc := range fx.HMAC {
+				mac, err := c.HMAC(ctx, tc.Key, b64(t, tc.Message))
+				switch {
+				case tc.ErrStatus != 0:
+					if want := kes.NewError(tc.ErrStatus, tc.ErrMessage); !errors.Is(err, want) {
+						t.Errorf("%s: HMAC: err = %v, want %d %q", tc.ID, err, tc.ErrStatus, tc.ErrMessage)
+					}
+				case err != nil || hex.EncodeToString(mac) != tc.MACHex:
+					t.Errorf("%s: HMAC = %x, %v; want %s", tc.ID, mac, err, tc.MACHex)
+				}
+			}
+
+			names, _, err := c.ListKeys(ctx, "fixture", 0)
+			if err != nil {
+				t.Fatalf("ListKeys: %v", err)
+			}
+			var want []string
+			for _, k := range fx.Keys {
+				want = append(want, k.Name)
+			}
+			slices.Sort(want)
+			if !slices.Equal(names, want) {
+				t.Errorf("ListKeys = %q, want %q", names, want)
+			}
+			for _, k := range fx.Keys {
+				if err := roundTripDEK(t, c, k.Name); err != nil {
+					t.Error(err)
+				}
+			}
+
+			// Reading never rewrites the original's entries.
+			for name, data := range files {
+				got, ok := v.ReadKV("", "kv", vaultPrefix+"/"+name)
+				if !ok || len(got) != 1 || got[name] != string(data) {
+					t.Errorf("entry %s changed after use: %v", name, got)
+				}
+			}
+
+			// A new key gets the same layout, and can be deleted.
+			if err := c.CreateKey(ctx, "new-key"); err != nil {
+				t.Fatalf("CreateKey: %v", err)
+			}
+			got, ok := v.ReadKV("", "kv", vaultPrefix+"/new-key")
+			if value, _ := got["new-key"].(string); !ok || len(got) != 1 || value == "" {
+				t.Errorf("entry of a new key = %v, want one field named like the key", got)
+			}
+			if err := roundTripDEK(t, c, "new-key"); err != nil {
+				t.Error(err)
+			}
+			if err := c.DeleteKey(ctx, "new-key"); err != nil {
+				t.Fatalf("DeleteKey: %v", err)
+			}
+			if paths := v.KVPaths("", "kv"); slices.Contains(paths, vaultPrefix+"/new-key") {
+				t.Errorf("the deleted key's entry is still there: %q", paths)
+			}
+			if !strings.Contains(srv.Stdout.String(), "Hashicorp Vault: "+v.URL) {
+				t.Errorf("the banner does not name the key store:\n%s", srv.Stdout)
+			}
+		})
+	}
+}
+
+// roundTripDEK generates a data key with key name and decrypts it.
+func roundTripDEK(t *testing.T, c *kes.Client, name string) error {
+	dek, err := c.GenerateKey(t.Context(), name, []byte("ctx"))
+	if err != nil {
+		return fmt.Errorf("GenerateKey(%s): %w", name, err)
+	}
+	pt, err := c.Decrypt(t.Context(), name, dek.Ciphertext, []byte("ctx"))
+	if err != nil || !bytes.Equal(pt, dek.Plaintext) {
+		return fmt.Errorf("Decrypt(%s, new DEK) = %x, %v", name, pt, err)
+	}
+	return nil
+}
+
+// errStatus returns the HTTP status of a kms-go error, 200 for nil.
+func errStatus(err error) int {
+	var e kes.Error
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.As(err, &e):
+		return e.Status()
+	}
+	return -1
+}
+
+// eventually polls f every 50 ms until it returns nil; it fails the test
+// with f's last error after d.
+func eventually(t *testing.T, d time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestVaultOutage checks the server on a Vault whose tokens live for 2 s
+// and which is sealed for a while: keys are created without a single
+// error while the token is renewed; while sealed, key operations fail
+// fast with 504 and /v1/ready says 504; after unsealing everything works
+// again without restarting kes.
+func TestVaultOutage(t *testing.T) {
+	t.Parallel()
+	v, keyStore, vaultFiles := startVault(t, 2, 2*time.Second)
+	admin := newAPIKey(t)
+	srv := startServer(t, serverOptions{
+		Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
+		KeyStore: keyStore,
+		Files:    vaultFiles,
+	})
+	c := srv.apiKeyClient(t, admin)
+	ctx := t.Context()
+
+	// Creates always reach the store; the token is renewed meanwhile.
+	for i := range 40 {
+		if err := c.CreateKey(ctx, fmt.Sprintf("key-%02d", i)); err != nil {
+			t.Fatalf("CreateKey(key-%02d): %v", i, err)
+		}
+		time.Sleep(75 * time.Millisecond)
+	}
+	if n := v.Count(vaultfake.CountRenewSelf); n == 0 {
+		t.Errorf("no token renewal in 3 s with a 2 s token")
+	}
+	if ready, err := c.IsReady(ctx); !ready || err != nil {
+		t.Fatalf("IsReady = %t, %v; want true", ready, err)
+	}
+
+	v.Seal()
+	for i := range 5 {
+		start := time.Now()
+		err := c.CreateKey(ctx, fmt.Sprintf("sealed-%d", i))
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("CreateKey while sealed took %v, want it to fail fast", took)
+		}
+		if errStatus(err) != http.StatusGatewayTimeout {
+			t.Errorf("CreateKey while sealed = %v, want 504", err)
+		}
+	}
+	if ready, err := c.IsReady(ctx); ready || errStatus(err) != http.StatusGatewayTimeout {
+		t.Errorf("IsReady while sealed = %t, %v; want false, 504", ready, err)
+	}
+	if !strings.Contains(srv.Stderr.String()+srv.Stdout.String(), "sealed") {
+		t.Errorf("the error log does not mention the seal:\nstdout:\n%s\nstderr:\n%s", srv.Stdout, srv.Stderr)
+	}
+
+	v.Unseal()
+	eventually(t, 15*time.Second, func() error { return c.CreateKey(ctx, "after-unseal") })
+	eventually(t, 25*time.Second, func() error {
+		if ready, err := c.IsReady(ctx); !ready {
+			return fmt.Errorf("IsReady = %t, %v", ready, err)
+		}
+		return nil
+	})
+	if err := roundTripDEK(t, c, "after-unseal"); err != nil {
+		t.Error(err)
+	}
+	for _, tok := range v.Tokens() {
+		if strings.Contains(srv.Stdout.String()+srv.Stderr.String(), tok) {
+			t.Errorf("the server's output contains a Vault token")
+		}
+	}
+	if strings.Contains(srv.Stdout.String()+srv.Stderr.String(), vaultSecretID) {
+		t.Errorf("the server's output contains the AppRole secret ID")
+	}
+}
