@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/openkes/openkes/internal/crypto"
+	"github.com/openkes/openkes/internal/vaultfake"
 	"github.com/openkes/openkes/keystore"
 	"github.com/openkes/openkes/keystore/fs"
 	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/mem"
 	"github.com/openkes/openkes/keystore/seal"
+	"github.com/openkes/openkes/keystore/vault"
 )
 
 func newKEK(t *testing.T, b byte) *seal.LocalKEK {
@@ -246,7 +248,13 @@ func TestConfigValidate(t *testing.T) {
 		want []string
 	}{
 		{"ok", seal.Config{KEKFile: good, OldKEKFiles: []string{good}}, nil},
-		{"missing", seal.Config{}, []string{"seal.kek_file: required"}},
+		{"missing", seal.Config{}, []string{"seal: no KEK specified (kek_file or vault)"}},
+		{"both", seal.Config{KEKFile: good, Vault: &seal.VaultConfig{}}, []string{"seal: more than one KEK specified (kek_file, vault)"}},
+		{"vault incomplete", seal.Config{Vault: &seal.VaultConfig{}}, []string{
+			"seal.vault.endpoint: required",
+			"seal.vault: no authentication method specified (approle or kubernetes)",
+			"seal.vault.transit.key: required",
+		}},
 		{"bad files", seal.Config{KEKFile: bad, OldKEKFiles: []string{good, filepath.Join(dir, "nope")}}, []string{
 			"seal.kek_file: " + bad + ": not a 256-bit key",
 			"seal.old_kek_files[1]: open " + filepath.Join(dir, "nope"),
@@ -301,5 +309,77 @@ func TestWatcherForwarded(t *testing.T) {
 	w.Watch(t.Context(), func(n string) { got = n })
 	if !inner.called || got != "x" {
 		t.Error("Watch not forwarded to the inner store")
+	}
+}
+
+// TestVaultTransitKEK seals an fs store with a Vault transit key (Vault's
+// API served by vaultfake): values are transit ciphertexts recorded with
+// the transit key's ID, they read back, are bound to their name, and
+// fail clearly while Vault is sealed.
+func TestVaultTransitKEK(t *testing.T) {
+	v := vaultfake.New(t, vaultfake.Options{})
+	v.MountTransit("", "transit")
+	v.AddAppRole("", "approle", vaultfake.AppRole{Name: "kes", RoleID: "role", SecretID: "secret", Token: vaultfake.TokenOptions{TTL: time.Hour}})
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "vault-ca.pem")
+	if err := os.WriteFile(ca, v.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := &fs.Config{Path: filepath.Join(dir, "keys"), Seal: &seal.Config{Vault: &seal.VaultConfig{
+		ClientConfig: vault.ClientConfig{
+			Endpoint: v.URL,
+			AppRole:  vault.AppRoleConfig{ID: "role", Secret: keystore.NewSecret("secret")},
+			TLS:      vault.TLSConfig{CA: ca},
+		},
+		Transit: vault.TransitConfig{Key: "kes-kek"},
+	}}}
+	if err := conf.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := conf.Connect(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := t.Context()
+	if err := st.Create(ctx, "k", []byte("the value")); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "keys", "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, ok := seal.SealedWith(raw); !ok || id != "vault-transit.transit.kes-kek" {
+		t.Fatalf("sealed with %q (%t), want vault-transit.transit.kes-kek", id, ok)
+	}
+	if !bytes.Contains(raw, []byte(":vault:v1:")) || bytes.Contains(raw, []byte("the value")) {
+		t.Fatalf("stored value %q is not a transit ciphertext", raw)
+	}
+	if got, err := st.Get(ctx, "k"); err != nil || string(got) != "the value" {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+	// Moved to another name: refused.
+	if err := os.WriteFile(filepath.Join(dir, "keys", "k2"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Get(ctx, "k2"); !errors.Is(err, seal.ErrUnseal) {
+		t.Fatalf("Get of a moved value = %v, want ErrUnseal", err)
+	}
+	// Sealed Vault: a clear, fast, unreachable error; then recovery.
+	v.Seal()
+	start := time.Now()
+	_, err = st.Get(ctx, "k")
+	if !keystore.IsUnreachable(err) || time.Since(start) > 5*time.Second {
+		t.Fatalf("Get while Vault is sealed = %v after %v, want an unreachable error", err, time.Since(start))
+	}
+	v.Unseal()
+	var got []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got, err = st.Get(ctx, "k"); err == nil {
+			break
+		}
+	}
+	if err != nil || string(got) != "the value" {
+		t.Fatalf("Get after unseal = %q, %v", got, err)
 	}
 }

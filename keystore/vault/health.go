@@ -15,14 +15,28 @@ import (
 func (c *Client) healthLoop() {
 	defer c.wg.Done()
 	healthy := true
+	last := time.Now() // of the last probe
 	for {
+		// A data request that finds Vault sealed changes the state
+		// between probes: from then on, probe at the unhealthy pace.
+		c.mu.Lock()
+		wake, unsealedNow := c.changed, c.state == unsealed
+		c.mu.Unlock()
 		interval := c.conf.Status.Ping
-		if !healthy {
+		if !healthy || !unsealedNow {
 			interval = min(interval, c.t.unhealthyPing)
 		}
-		if !c.sleep(interval, nil) {
+		t := time.NewTimer(max(time.Until(last.Add(interval)), 0))
+		select {
+		case <-c.ctx.Done():
+			t.Stop()
 			return
+		case <-wake:
+			t.Stop()
+			continue // recompute the interval, keeping the schedule
+		case <-t.C:
 		}
+		last = time.Now()
 		ctx, cancel := context.WithTimeout(c.ctx, c.t.requestTimeout)
 		_, err := c.probe(ctx)
 		cancel()
