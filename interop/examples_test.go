@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/kms-go/kes"
 
 	"github.com/openkes/openkes/internal/etcdtest"
+	"github.com/openkes/openkes/internal/vaultfake"
 )
 
 // exampleDir holds the example configs of docs/production.md.
@@ -129,5 +131,28 @@ func TestExampleFS(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(srv.Dir, "keys", "minio-default"))
 	if err != nil || !bytes.HasPrefix(b, []byte("kes:sealed:v1:")) {
 		t.Fatalf("key file of minio-default: %v, sealed: %t", err, bytes.HasPrefix(b, []byte("kes:sealed:v1:")))
+	}
+}
+
+// TestExampleVault runs examples/config/vault.yml against the Vault API
+// fake: K/V v2 in the upstream layout, wrapped with transit.
+func TestExampleVault(t *testing.T) {
+	v := vaultfake.New(t, vaultfake.Options{})
+	v.MountKV("", "kv", 2)
+	v.MountTransit("", "transit")
+	v.AddAppRole("", "approle", vaultfake.AppRole{Name: "kes", RoleID: "example-role", SecretID: "example-secret", Token: vaultfake.TokenOptions{TTL: time.Hour}})
+	t.Setenv("KES_VAULT_ROLE_ID", "example-role")
+	t.Setenv("KES_VAULT_SECRET_ID", "example-secret")
+	_, minio := exampleIdentities(t)
+
+	config := exampleConfig(t, "vault.yml", "https://vault.example.net:8200", v.URL)
+	srv := startServer(t, serverOptions{RawConfig: config, Files: map[string][]byte{"vault-ca.pem": v.CACertPEM()}})
+	minioStartup(t, srv, minio)
+	data, ok := v.ReadKV("", "kv", "kes/minio-default")
+	if !ok {
+		t.Fatal("no K/V entry kes/minio-default")
+	}
+	if value, _ := data["minio-default"].(string); !strings.HasPrefix(value, "vault:v1:") {
+		t.Fatalf("K/V entry kes/minio-default = %v, want the field minio-default holding a transit ciphertext", data)
 	}
 }

@@ -131,7 +131,7 @@ func TestVaultFixtures(t *testing.T) {
 				t.Errorf("ListKeys = %q, want %q", names, want)
 			}
 			for _, k := range fx.Keys {
-				if err := roundTripDEK(t, c, k.Name); err != nil {
+				if err := roundTrip(t.Context(), c, c, k.Name); err != nil {
 					t.Error(err)
 				}
 			}
@@ -152,7 +152,7 @@ func TestVaultFixtures(t *testing.T) {
 			if value, _ := got["new-key"].(string); !ok || len(got) != 1 || value == "" {
 				t.Errorf("entry of a new key = %v, want one field named like the key", got)
 			}
-			if err := roundTripDEK(t, c, "new-key"); err != nil {
+			if err := roundTrip(t.Context(), c, c, "new-key"); err != nil {
 				t.Error(err)
 			}
 			if err := c.DeleteKey(ctx, "new-key"); err != nil {
@@ -168,45 +168,12 @@ func TestVaultFixtures(t *testing.T) {
 	}
 }
 
-// roundTripDEK generates a data key with key name and decrypts it.
-func roundTripDEK(t *testing.T, c *kes.Client, name string) error {
-	dek, err := c.GenerateKey(t.Context(), name, []byte("ctx"))
-	if err != nil {
-		return fmt.Errorf("GenerateKey(%s): %w", name, err)
-	}
-	pt, err := c.Decrypt(t.Context(), name, dek.Ciphertext, []byte("ctx"))
-	if err != nil || !bytes.Equal(pt, dek.Plaintext) {
-		return fmt.Errorf("Decrypt(%s, new DEK) = %x, %v", name, pt, err)
-	}
-	return nil
-}
-
-// errStatus returns the HTTP status of a kms-go error, 200 for nil.
-func errStatus(err error) int {
-	var e kes.Error
-	switch {
-	case err == nil:
-		return http.StatusOK
-	case errors.As(err, &e):
-		return e.Status()
-	}
-	return -1
-}
-
-// eventually polls f every 50 ms until it returns nil; it fails the test
-// with f's last error after d.
+// eventually polls f until it returns nil; it fails the test with f's
+// last error after d.
 func eventually(t *testing.T, d time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if _, err := within(d, f); err != nil {
+		t.Fatalf("after %v: %v", d, err)
 	}
 }
 
@@ -248,11 +215,11 @@ func TestVaultOutage(t *testing.T) {
 		if took := time.Since(start); took > 2*time.Second {
 			t.Errorf("CreateKey while sealed took %v, want it to fail fast", took)
 		}
-		if errStatus(err) != http.StatusGatewayTimeout {
+		if status(err) != http.StatusGatewayTimeout {
 			t.Errorf("CreateKey while sealed = %v, want 504", err)
 		}
 	}
-	if ready, err := c.IsReady(ctx); ready || errStatus(err) != http.StatusGatewayTimeout {
+	if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
 		t.Errorf("IsReady while sealed = %t, %v; want false, 504", ready, err)
 	}
 	if !strings.Contains(srv.Stderr.String()+srv.Stdout.String(), "sealed") {
@@ -267,7 +234,7 @@ func TestVaultOutage(t *testing.T) {
 		}
 		return nil
 	})
-	if err := roundTripDEK(t, c, "after-unseal"); err != nil {
+	if err := roundTrip(t.Context(), c, c, "after-unseal"); err != nil {
 		t.Error(err)
 	}
 	for _, tok := range v.Tokens() {
