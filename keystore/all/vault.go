@@ -2,4 +2,10 @@
 
 package all
 
-import _ "github.com/openkes/openkes/keystore/vault" // registers "vault"
+import (
+	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/vault"
+)
+
+// The vault package does not register itself (see vault.NewConfig).
+func init() { keystore.Register("vault", vault.NewConfig) }

@@ -14,9 +14,12 @@ import (
 	"github.com/openkes/openkes/keystore"
 )
 
-func init() {
-	keystore.Register("vault", func() keystore.Config { return new(Config) })
-}
+// NewConfig returns an empty Config, for keystore.Register. Unlike the
+// other backends, this package does not register itself when imported:
+// it is also the Vault client of other packages (the transit KEK of
+// keystore/seal), whose importers must not get a "vault" key store as a
+// side effect. keystore/all registers it.
+func NewConfig() keystore.Config { return new(Config) }
 
 // Defaults applied by [Config.Connect] and [NewClient] to empty fields.
 const (

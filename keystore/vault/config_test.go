@@ -15,8 +15,14 @@ import (
 	"github.com/openkes/openkes/keystore"
 )
 
-// The config parser decodes "keystore.vault" into Config once this
-// package is linked in (it is, in this test binary). These tests use the
+func init() {
+	if _, ok := keystore.Lookup("vault"); !ok {
+		keystore.Register("vault", NewConfig)
+	}
+}
+
+// The config parser decodes "keystore.vault" into Config once it is
+// registered, as keystore/all does; this test binary registers it here. These tests use the
 // config files and the expected messages of the config package's own
 // tests for Vault sections without a backend, so both stay the same.
 
