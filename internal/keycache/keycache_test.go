@@ -506,33 +506,49 @@ func TestDelete(t *testing.T) {
 	}
 }
 
-// TestDeleteDuringGet checks that a store read overtaken by a Delete does
-// not put the deleted key back into the cache.
-func TestDeleteDuringGet(t *testing.T) {
+// TestChangeDuringGet checks that a store read overtaken by a Delete, or
+// by a change reported by the store's Watcher, does not put the old key
+// back into the cache.
+func TestChangeDuringGet(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
-	release := store.gate("k")
-	t.Cleanup(release)
-	store.started = make(chan string, 10)
-	c := newCache(t, store, quiet)
+	tests := []struct {
+		name   string
+		change func(t *testing.T, c *Cache)
+	}{
+		{"delete", func(t *testing.T, c *Cache) {
+			if err := c.Delete(t.Context(), "k"); err != nil {
+				t.Fatalf("Delete(%q) error: %v", "k", err)
+			}
+		}},
+		{"invalidate", func(t *testing.T, c *Cache) { c.Invalidate("k") }},
+		{"invalidate all", func(t *testing.T, c *Cache) { c.Invalidate("") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, b := newKey(t)
+			store := newFakeStore()
+			store.put("k", b)
+			release := store.gate("k")
+			t.Cleanup(release)
+			store.started = make(chan string, 10)
+			c := newCache(t, store, quiet)
 
-	got := make(chan error, 1)
-	go func() {
-		_, err := c.Get(t.Context(), "k")
-		got <- err
-	}()
-	<-store.started // the read has happened; it now blocks
-	if err := c.Delete(t.Context(), "k"); err != nil {
-		t.Fatalf("Delete(%q) error: %v", "k", err)
-	}
-	release()
-	if err := <-got; err != nil {
-		t.Fatalf("Get(%q) that read before the Delete: %v", "k", err)
-	}
-	if c.cached("k") {
-		t.Errorf("deleted key %q was cached by a read that started before the Delete", "k")
+			got := make(chan error, 1)
+			go func() {
+				_, err := c.Get(t.Context(), "k")
+				got <- err
+			}()
+			<-store.started // the read has happened; it now blocks
+			tt.change(t, c)
+			release()
+			if err := <-got; err != nil {
+				t.Fatalf("Get(%q) that read before the change: %v", "k", err)
+			}
+			if c.cached("k") {
+				t.Errorf("key %q was cached by a read that started before it changed", "k")
+			}
+		})
 	}
 }
 

@@ -77,31 +77,3 @@ func TestWatcherInvalidates(t *testing.T) {
 		t.Error("Close returned before Watch did")
 	}
 }
-
-// TestInvalidateDuringGet checks that a read in flight when a change is
-// reported is not cached: it may have read the old value.
-func TestInvalidateDuringGet(t *testing.T) {
-	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
-	release := store.gate("k")
-	t.Cleanup(release)
-	store.started = make(chan string, 10)
-	c := newCache(t, store, quiet)
-
-	got := make(chan error, 1)
-	go func() {
-		_, err := c.Get(t.Context(), "k")
-		got <- err
-	}()
-	<-store.started
-	c.Invalidate("k")
-	release()
-	if err := <-got; err != nil {
-		t.Fatalf("Get(%q): %v", "k", err)
-	}
-	if c.cached("k") {
-		t.Error("a read that raced a reported change was cached")
-	}
-}
