@@ -285,7 +285,8 @@ type caMirror struct {
 }
 
 type fsMirror struct {
-	Path string `yaml:"path"`
+	Path string  `yaml:"path"`
+	Seal ignored `yaml:"seal"` // checked by the backend
 }
 
 func (c *fsMirror) validate(p *problems, path string) {
@@ -368,6 +369,7 @@ type etcdMirror struct {
 	Password  string          `yaml:"password"`
 	TLS       tlsClientMirror `yaml:"tls"`
 	Timeout   time.Duration   `yaml:"timeout"`
+	Seal      ignored         `yaml:"seal"` // checked by the backend
 }
 
 func (c *etcdMirror) validate(p *problems, path string) {
