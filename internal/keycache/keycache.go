@@ -134,6 +134,7 @@ type Cache struct {
 
 	offline     atomic.Bool
 	wentOffline chan struct{} // capacity 1; signals offline transitions
+	probeNow    chan struct{} // capacity 1; asks for a probe now
 
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -180,6 +181,7 @@ func New(store keystore.Store, conf Config, log *slog.Logger) *Cache {
 		log:         log,
 		inflight:    make(map[string]*call),
 		wentOffline: make(chan struct{}, 1),
+		probeNow:    make(chan struct{}, 1),
 		stop:        stop,
 	}
 	if conf.Any > 0 {
@@ -294,8 +296,8 @@ func (c *Cache) fill(ctx context.Context, name string, cl *call, epoch uint64) {
 // load reads and decodes one key from the store.
 func (c *Cache) load(ctx context.Context, name string) (crypto.KeyVersion, error) {
 	b, err := c.store.Get(ctx, name)
+	c.observe(err)
 	if err != nil {
-		c.observe(err)
 		return crypto.KeyVersion{}, fmt.Errorf("keycache: get %q: %w", name, err)
 	}
 	v, err := crypto.ParseKeyVersion(b)
@@ -319,8 +321,9 @@ func (c *Cache) Create(ctx context.Context, name string, v *crypto.KeyVersion) e
 	}
 	// b is not cleared afterwards: a store may keep the slice (the
 	// in-memory store does), so it is not ours any more.
-	if err := c.store.Create(ctx, name, b); err != nil {
-		c.observe(err)
+	err = c.store.Create(ctx, name, b)
+	c.observe(err)
+	if err != nil {
 		return fmt.Errorf("keycache: create %q: %w", name, err)
 	}
 	return nil
@@ -338,8 +341,8 @@ func (c *Cache) Delete(ctx context.Context, name string) error {
 		c.entries.Delete(name)
 		c.mu.Unlock()
 	}
+	c.observe(err)
 	if err != nil {
-		c.observe(err)
 		return fmt.Errorf("keycache: delete %q: %w", name, err)
 	}
 	return nil
@@ -364,8 +367,8 @@ func (c *Cache) Invalidate(name string) {
 // errors are wrapped.
 func (c *Cache) List(ctx context.Context, prefix string, n int) ([]string, string, error) {
 	names, next, err := c.store.List(ctx, prefix, n)
+	c.observe(err)
 	if err != nil {
-		c.observe(err)
 		return nil, "", fmt.Errorf("keycache: list %q: %w", prefix, err)
 	}
 	return names, next, nil
@@ -403,8 +406,19 @@ func (c *Cache) Close() error {
 }
 
 // observe marks the store offline if err says it is unreachable.
+// observe marks the store offline if err says it is unreachable. A store
+// call that succeeded while the store is marked offline asks for a probe
+// now, so that the end of an outage is reported at once.
 func (c *Cache) observe(err error) {
-	if keystore.IsUnreachable(err) {
+	switch {
+	case err == nil:
+		if c.offline.Load() {
+			select {
+			case c.probeNow <- struct{}{}:
+			default:
+			}
+		}
+	case keystore.IsUnreachable(err):
 		c.setOffline(err)
 	}
 }
@@ -526,6 +540,11 @@ func (c *Cache) probeLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-c.probeNow:
+			if !c.offline.Load() {
+				continue // a stale request; the timer keeps running
+			}
+			t.Stop()
 		case <-t.C:
 		}
 		c.probe(ctx)

@@ -871,3 +871,24 @@ func TestOfflineRecovery(t *testing.T) {
 	store.down(false)
 	eventually(t, "the store is online again", func() bool { return !c.Offline() })
 }
+
+// TestOfflineEndsWithFirstSuccess checks that a store call that succeeds
+// while the store is marked offline makes the cache probe at once, so the
+// end of an outage is reported without waiting for the probe interval.
+func TestOfflineEndsWithFirstSuccess(t *testing.T) {
+	t.Parallel()
+	_, b := newKey(t)
+	store := newFakeStore()
+	store.put("k", b)
+	store.down(true)
+	c := newCache(t, store, quiet) // probes once an hour
+	if _, err := c.Get(t.Context(), "k"); !keystore.IsUnreachable(err) {
+		t.Fatalf("Get = %v, want unreachable", err)
+	}
+	if !c.Offline() {
+		t.Fatal("not offline after an unreachable Get")
+	}
+	store.down(false)
+	mustGet(t, c, "k")
+	eventually(t, "the cache reports the store online", func() bool { return !c.Offline() })
+}

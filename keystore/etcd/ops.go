@@ -293,6 +293,16 @@ func (s *Store) do(parent context.Context, op, name string, f func(ctx context.C
 		if err != nil {
 			return err
 		}
+		if cli.ActiveConnection().GetState() == connectivity.TransientFailure {
+			// The last attempt to connect to every member failed, and
+			// gRPC waits (at most a second) before it tries again: no
+			// member is up. Fail now rather than at the timeout, like
+			// every request until a member answers.
+			if last == nil {
+				last = errNoMember
+			}
+			return s.fail(parent, ctx, op, name, start, last)
+		}
 		actx, acancel := context.WithTimeout(ctx, s.attemptTimeout())
 		err = f(clientv3.WithRequireLeader(actx), cli, attempt > 0)
 		attemptTimedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
@@ -325,6 +335,10 @@ func (s *Store) do(parent context.Context, op, name string, f func(ctx context.C
 		wait = min(2*wait, maxRetryWait)
 	}
 }
+
+// errNoMember is the cause of a request that was not sent because no
+// member could be connected to.
+var errNoMember = status.Error(codes.Unavailable, "no member is reachable")
 
 // attemptTimeout bounds one attempt of an operation: a third of the
 // store's timeout, at least a second, so that an operation can try again

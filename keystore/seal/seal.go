@@ -206,6 +206,17 @@ func (s *Store) NeedsReseal(ctx context.Context, name string) (bool, error) {
 	return !ok || id != s.current.ID(), nil
 }
 
+// String describes the inner store and the current KEK, e.g.
+// "Filesystem: ./keys (sealed, KEK local-0123456789abcdef)", for the
+// start-up banner.
+func (s *Store) String() string {
+	inner := "key store"
+	if str, ok := s.inner.(fmt.Stringer); ok {
+		inner = str.String()
+	}
+	return inner + " (sealed, KEK " + s.current.ID() + ")"
+}
+
 func (s *Store) Delete(ctx context.Context, name string) error { return s.inner.Delete(ctx, name) }
 
 func (s *Store) List(ctx context.Context, prefix string, n int) ([]string, string, error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -381,5 +382,21 @@ func TestVaultTransitKEK(t *testing.T) {
 	}
 	if err != nil || string(got) != "the value" {
 		t.Fatalf("Get after unseal = %q, %v", got, err)
+	}
+}
+
+func TestString(t *testing.T) {
+	dir := t.TempDir()
+	inner, err := fs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek := newKEK(t, 1)
+	want := "Filesystem: " + dir + " (sealed, KEK " + kek.ID() + ")"
+	if got := fmt.Sprint(seal.Wrap(inner, kek)); got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	if got := fmt.Sprint(seal.Wrap(&watchStore{Store: inner}, kek)); !strings.HasSuffix(got, "(sealed, KEK "+kek.ID()+")") {
+		t.Errorf("String() of a watching store = %q", got)
 	}
 }
