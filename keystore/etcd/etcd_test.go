@@ -564,7 +564,7 @@ func testMemberFailures(t *testing.T, c *etcdtest.Cluster) {
 	// The quick store is back too (after at most a few tries: its
 	// timeout is short compared with a leader election).
 	var err error
-	for range 10 {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if _, err = sq.Status(t.Context()); err == nil {
 			break
 		}
@@ -637,9 +637,9 @@ func TestStartDown(t *testing.T) {
 		if err := c.WaitHealthy(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		// The store reconnects by itself; give it a few tries of its
-		// short timeout.
-		for range 20 {
+		// The store reconnects by itself (gRPC retries at least every
+		// second); requests fail at once until it has.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 			if _, err = s.Status(t.Context()); err == nil {
 				break
 			}
