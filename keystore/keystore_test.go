@@ -103,10 +103,14 @@ func (testConfig) Connect(context.Context, *slog.Logger) (keystore.Store, error)
 	return nil, errors.New("not implemented")
 }
 
+// registerRuns makes the kind of TestRegister unique per run (-count).
+var registerRuns int
+
 // TestRegister touches the global registry, so it does not run in parallel
 // and uses a kind no backend uses.
 func TestRegister(t *testing.T) {
-	const kind = "keystore_test.register"
+	registerRuns++
+	kind := fmt.Sprintf("keystore_test.register%d", registerRuns)
 	keystore.Register(kind, func() keystore.Config { return testConfig{} })
 
 	newConfig, ok := keystore.Lookup(kind)
