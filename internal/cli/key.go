@@ -320,12 +320,9 @@ var keyEncryptCommand = &command{
 			if err := argsBetween("key encrypt", args, 2, 3, "key name and message"); err != nil {
 				return err
 			}
-			var context []byte
-			if len(args) == 3 {
-				var err error
-				if context, err = decodeBase64("context", args[2]); err != nil {
-					return err
-				}
+			context, err := optionalContext(args, 2)
+			if err != nil {
+				return err
 			}
 			s, err := conn.connect(e)
 			if err != nil {
@@ -373,11 +370,9 @@ var keyDecryptCommand = &command{
 			if err != nil {
 				return err
 			}
-			var context []byte
-			if len(args) == 3 {
-				if context, err = decodeBase64("context", args[2]); err != nil {
-					return err
-				}
+			context, err := optionalContext(args, 2)
+			if err != nil {
+				return err
 			}
 			s, err := conn.connect(e)
 			if err != nil {
@@ -423,12 +418,9 @@ var keyDEKCommand = &command{
 			if err := argsBetween("key dek", args, 1, 2, "key name"); err != nil {
 				return err
 			}
-			var context []byte
-			if len(args) == 2 {
-				var err error
-				if context, err = decodeBase64("context", args[1]); err != nil {
-					return err
-				}
+			context, err := optionalContext(args, 1)
+			if err != nil {
+				return err
 			}
 			s, err := conn.connect(e)
 			if err != nil {
@@ -454,6 +446,15 @@ func decodeBase64(what, s string) ([]byte, error) {
 		return nil, withHint(fmt.Errorf("invalid %s: %w", what, err), fmt.Sprintf("the %s must be standard base64", what))
 	}
 	return b, nil
+}
+
+// optionalContext decodes the optional base64 context argument at index
+// i, or returns nil if there is none.
+func optionalContext(args []string, i int) ([]byte, error) {
+	if len(args) <= i {
+		return nil, nil
+	}
+	return decodeBase64("context", args[i])
 }
 
 // printValues prints name/value pairs as upstream's encrypt, decrypt and

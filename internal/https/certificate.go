@@ -53,6 +53,19 @@ var ErrNoSAN = errors.New("invalid TLS certificate: certificate does not contain
 // belong to the leaf certificate, or the leaf certificate has no DNS or IP
 // SAN ([ErrNoSAN]).
 func LoadCertificate(certFile, keyFile, password string) (*tls.Certificate, error) {
+	cert, err := loadKeyPair(certFile, keyFile, password)
+	if err != nil {
+		return nil, err
+	}
+	if len(cert.Leaf.DNSNames) == 0 && len(cert.Leaf.IPAddresses) == 0 {
+		return nil, ErrNoSAN
+	}
+	return cert, nil
+}
+
+// loadKeyPair is LoadCertificate without the SAN check, which client
+// certificates need not pass.
+func loadKeyPair(certFile, keyFile, password string) (*tls.Certificate, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
 		return nil, fmt.Errorf("https: %w", err)
@@ -65,7 +78,8 @@ func LoadCertificate(certFile, keyFile, password string) (*tls.Certificate, erro
 	return parseKeyPair(certPEM, keyPEM, password)
 }
 
-// parseKeyPair is LoadCertificate on file contents.
+// parseKeyPair is loadKeyPair on file contents. The returned
+// certificate's Leaf is set.
 func parseKeyPair(certPEM, keyPEM []byte, password string) (*tls.Certificate, error) {
 	chain, err := certificateBlocks(certPEM)
 	if err != nil {
@@ -89,9 +103,6 @@ func parseKeyPair(certPEM, keyPEM []byte, password string) (*tls.Certificate, er
 		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
 			return nil, fmt.Errorf("https: %w", err)
 		}
-	}
-	if len(cert.Leaf.DNSNames) == 0 && len(cert.Leaf.IPAddresses) == 0 {
-		return nil, ErrNoSAN
 	}
 	return &cert, nil
 }

@@ -387,6 +387,19 @@ func TestCertificateLoader(t *testing.T) {
 			t.Errorf("NewCertificateLoader() error = %v, want ErrNoSAN", err)
 		}
 	})
+	t.Run("client certificate without SAN", func(t *testing.T) {
+		t.Parallel()
+		noSAN := testpki.SelfSigned(t, testpki.Options{})
+		dir := t.TempDir()
+		l, err := NewClientCertificateLoader(writeFile(t, dir, "c", noSAN.CertPEM()), writeFile(t, dir, "k", noSAN.KeyPEM(t)), "")
+		if err != nil {
+			t.Fatalf("NewClientCertificateLoader() error = %v", err)
+		}
+		cert, err := l.GetClientCertificate(nil)
+		if err != nil || !cert.Leaf.Equal(noSAN.X509) {
+			t.Errorf("GetClientCertificate() = %v, want the loaded certificate", err)
+		}
+	})
 }
 
 // TestCertificateLoaderConcurrent is meant for -race: handshakes read the

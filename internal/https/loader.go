@@ -39,6 +39,7 @@ type CertificateLoader struct {
 	OnError func(error)
 
 	certFile, keyFile, password string
+	load                        func(certFile, keyFile, password string) (*tls.Certificate, error)
 
 	cert      atomic.Pointer[tls.Certificate]
 	lastCheck atomic.Int64 // time.Now().UnixNano() of the last check
@@ -68,7 +69,18 @@ func stampOf(name string) fileStamp {
 // returns a loader serving it. It fails if the certificate cannot be
 // loaded.
 func NewCertificateLoader(certFile, keyFile, password string) (*CertificateLoader, error) {
-	l := &CertificateLoader{certFile: certFile, keyFile: keyFile, password: password, now: time.Now}
+	return newLoader(certFile, keyFile, password, LoadCertificate)
+}
+
+// NewClientCertificateLoader is NewCertificateLoader for a client
+// certificate, which need not name a DNS or IP SAN. Serve it with
+// [CertificateLoader.GetClientCertificate].
+func NewClientCertificateLoader(certFile, keyFile, password string) (*CertificateLoader, error) {
+	return newLoader(certFile, keyFile, password, loadKeyPair)
+}
+
+func newLoader(certFile, keyFile, password string, load func(string, string, string) (*tls.Certificate, error)) (*CertificateLoader, error) {
+	l := &CertificateLoader{certFile: certFile, keyFile: keyFile, password: password, load: load, now: time.Now}
 	if err := l.Reload(); err != nil {
 		return nil, err
 	}
@@ -86,6 +98,12 @@ func (l *CertificateLoader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certifica
 	return l.cert.Load(), nil
 }
 
+// GetClientCertificate is GetCertificate with the signature of
+// [tls.Config.GetClientCertificate].
+func (l *CertificateLoader) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return l.GetCertificate(nil)
+}
+
 // Reload loads the certificate files now, whether they changed or not.
 // On error the certificate being served stays in place and the error is
 // returned.
@@ -101,7 +119,7 @@ func (l *CertificateLoader) reloadLocked() error {
 	stamp := [2]fileStamp{stampOf(l.certFile), stampOf(l.keyFile)}
 	l.stamp = stamp
 	l.lastCheck.Store(l.now().UnixNano())
-	cert, err := LoadCertificate(l.certFile, l.keyFile, l.password)
+	cert, err := l.load(l.certFile, l.keyFile, l.password)
 	if err != nil {
 		return err
 	}

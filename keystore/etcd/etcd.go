@@ -69,7 +69,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,57 +390,16 @@ func clientTLS(c *TLSConfig) (*tls.Config, error) {
 		conf.RootCAs = pool
 	}
 	if cert := strings.TrimSpace(c.Cert); cert != "" {
-		cc := &clientCert{certFile: cert, keyFile: strings.TrimSpace(c.Key)}
-		if err := cc.load(); err != nil {
+		cc, err := https.NewClientCertificateLoader(cert, strings.TrimSpace(c.Key), "")
+		if err != nil {
 			return nil, fmt.Errorf("etcd: tls.cert: %w", err)
 		}
-		conf.GetClientCertificate = cc.get
+		// Handshakes with etcd are rare (connections live long): look at
+		// the files at every one, so a rotated certificate is used at once.
+		cc.CheckInterval = time.Nanosecond
+		conf.GetClientCertificate = cc.GetClientCertificate
 	}
 	return conf, nil
-}
-
-// clientCert is a client certificate that is loaded again when its files
-// change, so it can be rotated without a restart. (The server's
-// certificate loader insists on subject alternative names, which client
-// certificates need not have.)
-type clientCert struct {
-	certFile, keyFile string
-
-	mu    sync.Mutex
-	cert  *tls.Certificate
-	stamp string // of the files at the last load
-}
-
-// fileStamp returns what changes when a file is replaced or written to.
-func fileStamp(name string) string {
-	fi, err := os.Stat(name)
-	if err != nil {
-		return ""
-	}
-	return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
-}
-
-func (c *clientCert) load() error {
-	stamp := fileStamp(c.certFile) + "/" + fileStamp(c.keyFile)
-	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
-	if err != nil {
-		return err
-	}
-	c.cert, c.stamp = &cert, stamp
-	return nil
-}
-
-// get returns the certificate, loaded again if the files changed since
-// the last load. If they cannot be loaded (for example because the
-// certificate was replaced but its key not yet) it returns the previous
-// certificate.
-func (c *clientCert) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if fileStamp(c.certFile)+"/"+fileStamp(c.keyFile) != c.stamp {
-		c.load() // on error the old certificate stays
-	}
-	return c.cert, nil
 }
 
 // newClient creates an etcd client. With authentication it logs in,

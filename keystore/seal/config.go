@@ -56,15 +56,7 @@ func (c *Config) Validate() error {
 	case hasFile && c.Vault != nil:
 		errs = append(errs, errors.New("more than one KEK specified (kek_file, vault)"))
 	case c.Vault != nil:
-		if err := c.Vault.ClientConfig.Validate(); err != nil {
-			for _, e := range unjoin(err) {
-				if field, rest, ok := strings.Cut(e.Error(), ": "); ok && !strings.ContainsAny(field, " '") {
-					errs = append(errs, fmt.Errorf("vault.%s: %s", field, rest))
-				} else {
-					errs = append(errs, fmt.Errorf("vault: %w", e))
-				}
-			}
-		}
+		errs = append(errs, prefixed("vault", c.Vault.ClientConfig.Validate())...)
 		if strings.TrimSpace(c.Vault.Transit.Key) == "" {
 			errs = append(errs, errors.New("vault.transit.key: required"))
 		}
@@ -145,7 +137,12 @@ func unjoin(err error) []error {
 
 // PrefixErrors returns err with every joined error prefixed by "seal.",
 // for a backend's Validate.
-func PrefixErrors(err error) error {
+func PrefixErrors(err error) error { return errors.Join(prefixed("seal", err)...) }
+
+// prefixed returns the errors joined in err, each relative to the
+// subsection section: "field: msg" becomes "section.field: msg", any other
+// message "section: msg".
+func prefixed(section string, err error) []error {
 	if err == nil {
 		return nil
 	}
@@ -153,10 +150,10 @@ func PrefixErrors(err error) error {
 	for _, e := range unjoin(err) {
 		msg := e.Error()
 		if field, rest, ok := strings.Cut(msg, ": "); ok && !strings.ContainsAny(field, " '") {
-			out = append(out, fmt.Errorf("seal.%s: %s", field, rest))
+			out = append(out, fmt.Errorf("%s.%s: %s", section, field, rest))
 			continue
 		}
-		out = append(out, fmt.Errorf("seal: %s", msg))
+		out = append(out, fmt.Errorf("%s: %s", section, msg))
 	}
-	return errors.Join(out...)
+	return out
 }
