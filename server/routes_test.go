@@ -816,6 +816,9 @@ func TestIdentifyErrors(t *testing.T) {
 		{"no certs", &tls.ConnectionState{}, "tls: client certificate is required"},
 		{"only ca", &tls.ConnectionState{PeerCertificates: certs(ca.X509)}, "tls: client certificate is required"},
 		{"two leaves", &tls.ConnectionState{PeerCertificates: certs(leaf1.X509, leaf2.X509)}, "tls: received more than one client certificate"},
+		{"ca then leaf", &tls.ConnectionState{PeerCertificates: certs(ca.X509, leaf1.X509)}, "tls: client certificate is required"},
+		{"two cas then leaf", &tls.ConnectionState{PeerCertificates: certs(ca.X509, ca.X509, leaf1.X509)}, "tls: client certificate is required"},
+		{"leaf, ca and leaf", &tls.ConnectionState{PeerCertificates: certs(leaf1.X509, ca.X509, leaf2.X509)}, "tls: received more than one client certificate"},
 		{"leaf and ca", &tls.ConnectionState{PeerCertificates: certs(leaf1.X509, ca.X509)}, ""},
 	}
 	for _, tt := range tests {

@@ -16,7 +16,7 @@ import (
 )
 
 // newTLSConfig returns the per-handshake TLS configuration of one server
-// state (spec 1.1, 1.2 and 14.1):
+// state (see docs/production.md, "Clients and identities"):
 //
 //   - VerifyClients false ("auth: off"): a client certificate is required
 //     (only requested if some route skips authentication) but not chained to
@@ -26,6 +26,10 @@ import (
 //   - VerifyClients true ("auth: on"): the certificate must chain to
 //     ClientCAs (system roots when nil) with EKU clientAuth; it is only
 //     verified-if-given when some route skips authentication.
+//
+// In both modes checkPeer refuses a first certificate with CA:TRUE: the
+// handshake proves possession of the first certificate's key only, so it
+// alone can name the client (see identify).
 //
 // Each state gets fresh session ticket keys, so a TLS session can never be
 // resumed across an Update that changed the client-auth settings.
@@ -42,13 +46,17 @@ func newTLSConfig(c *TLSConfig, skipAuth bool, now func() time.Time) (*tls.Confi
 			conf.ClientAuth = tls.VerifyClientCertIfGiven
 		}
 		conf.ClientCAs = c.ClientCAs
+		// Go has verified the chain from PeerCertificates[0] already.
+		conf.VerifyConnection = func(cs tls.ConnectionState) error {
+			return checkPeer(cs.PeerCertificates, time.Time{})
+		}
 	} else {
 		conf.ClientAuth = tls.RequireAnyClientCert
 		if skipAuth {
 			conf.ClientAuth = tls.RequestClientCert
 		}
 		conf.VerifyConnection = func(cs tls.ConnectionState) error {
-			return checkValidity(cs.PeerCertificates, now())
+			return checkPeer(cs.PeerCertificates, now())
 		}
 	}
 	var key [32]byte
@@ -59,45 +67,59 @@ func newTLSConfig(c *TLSConfig, skipAuth bool, now func() time.Time) (*tls.Confi
 	return conf, nil
 }
 
-// checkValidity rejects non-CA certificates that are not valid at now.
-// VerifyConnection also runs on session resumption, unlike
-// VerifyPeerCertificate.
-func checkValidity(certs []*x509.Certificate, now time.Time) error {
-	for _, c := range certs {
-		if c.IsCA {
-			continue
-		}
-		if now.Before(c.NotBefore) {
-			return errors.New("tls: client certificate is not valid yet")
-		}
-		if now.After(c.NotAfter) {
-			return errors.New("tls: client certificate has expired")
-		}
+// checkPeer refuses a client whose first certificate is a CA certificate
+// and, unless now is zero, one whose first certificate is not valid at now.
+// An empty chain passes: whether a certificate is required is the
+// handshake's ClientAuth setting. VerifyConnection also runs on session
+// resumption, unlike VerifyPeerCertificate.
+func checkPeer(certs []*x509.Certificate, now time.Time) error {
+	if len(certs) == 0 {
+		return nil
+	}
+	leaf := certs[0]
+	if leaf.IsCA {
+		return errors.New("tls: client certificate is a CA certificate")
+	}
+	if now.IsZero() {
+		return nil
+	}
+	if now.Before(leaf.NotBefore) {
+		return errors.New("tls: client certificate is not valid yet")
+	}
+	if now.After(leaf.NotAfter) {
+		return errors.New("tls: client certificate has expired")
 	}
 	return nil
 }
 
 // identify returns the KES identity of the TLS peer: the lowercase hex
-// SHA-256 of the SubjectPublicKeyInfo of its single non-CA certificate.
-// Errors are the API errors of spec 2.1 (all 400).
+// SHA-256 of the SubjectPublicKeyInfo of its first certificate, the only
+// one whose private key the handshake proved the client holds. With
+// "auth: on" it is also the leaf of the verified chain.
+//
+// The certificates after the first do not take part in the identity. With
+// "auth: on" they are the intermediates Go used to verify the chain; with
+// "auth: off" nothing is verified and they are ignored, except that, as in
+// the original server, a chain holding a second certificate that is not a
+// CA certificate is refused ("received more than one client certificate").
+// A first certificate with CA:TRUE never names a client: it is refused in
+// the handshake (checkPeer) and here ("client certificate is required",
+// the original server's answer for a chain without a leaf).
+//
+// Errors are the API errors of docs/production.md (all 400).
 func identify(cs *tls.ConnectionState) (string, *api.Error) {
 	if cs == nil {
 		return "", api.ErrInsecure
 	}
-	var leaf *x509.Certificate
-	for _, c := range cs.PeerCertificates {
-		if c.IsCA {
-			continue
-		}
-		if leaf != nil {
-			return "", api.ErrTooManyCerts
-		}
-		leaf = c
-	}
-	if leaf == nil {
+	if len(cs.PeerCertificates) == 0 || cs.PeerCertificates[0].IsCA {
 		return "", api.ErrCertRequired
 	}
-	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	for _, c := range cs.PeerCertificates[1:] {
+		if !c.IsCA {
+			return "", api.ErrTooManyCerts
+		}
+	}
+	sum := sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo)
 	return hex.EncodeToString(sum[:]), nil
 }
 
