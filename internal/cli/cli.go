@@ -34,10 +34,10 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"slices"
-	"strings"
 	"syscall"
+
+	"github.com/openkes/openkes/server"
 )
 
 // SIGTERM is re-exported so that cmd/kes needs no syscall import.
@@ -184,7 +184,8 @@ func run(ctx context.Context, e *env, args []string) error {
 		fmt.Fprint(e.stdout, usage)
 		return nil
 	case "-v", "--version", "-version", "version":
-		fmt.Fprintf(e.stdout, "Version    %s\nRuntime    %s %s/%s\nLicense    Apache-2.0\nCopyright  OpenKES authors\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		version, commit := server.BuildVersion()
+		fmt.Fprintf(e.stdout, "Version    %s\nCommit     %s\nRuntime    %s %s/%s\nLicense    Apache-2.0\nCopyright  OpenKES authors\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
 	case "--auto-completion":
 		return withHint(&usageError{msg: "'--auto-completion' is not supported"},
@@ -219,20 +220,3 @@ func (e *env) exit(err error) int {
 	return 1
 }
 
-// buildVersion returns the version recorded by the Go toolchain: the VCS
-// commit time in the upstream tag format, or the module version.
-func buildVersion() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "<unknown>"
-	}
-	for _, s := range info.Settings {
-		if s.Key == "vcs.time" {
-			return strings.ReplaceAll(s.Value, ":", "-")
-		}
-	}
-	if v := info.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	return "<unknown>"
-}

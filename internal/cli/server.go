@@ -425,7 +425,8 @@ func storeName(s keystore.Store) string {
 // printBanner prints the start-up summary.
 func printBanner(w io.Writer, conf *server.Config, addr, apiKey, store string, mlocked bool, errLevel, auditLevel slog.Level, auditFile string) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Version    %s\n", buildVersion())
+	version, commit := server.BuildVersion()
+	fmt.Fprintf(&b, "Version    %s\nCommit     %s\n", version, commit)
 	fmt.Fprintf(&b, "License    Apache-2.0\n\n")
 	fmt.Fprintf(&b, "KMS        %s\n", store)
 	host, port, _ := net.SplitHostPort(addr)
