@@ -33,7 +33,9 @@ type AuditRequest struct {
 
 // AuditResponse describes the response of an audit event.
 //
-// Its JSON form is the server's: {"code":<status>,"time":<milliseconds>}.
+// Its JSON form is the server's: {"code":<status>,"time":<milliseconds>},
+// plus "time_ns" with the time in nanoseconds from OpenKES servers, which
+// decoding prefers: most requests take well under a millisecond.
 type AuditResponse struct {
 	StatusCode int           // HTTP status
 	Time       time.Duration // time the server took to respond
@@ -42,12 +44,17 @@ type AuditResponse struct {
 type auditResponseJSON struct {
 	StatusCode int         `json:"code"`
 	Time       json.Number `json:"time"`
+	TimeNS     json.Number `json:"time_ns,omitempty"`
 }
 
-// MarshalJSON encodes the response with the time in whole milliseconds,
-// as the server does. It never fails.
+// MarshalJSON encodes the response as an OpenKES server does: the time in
+// whole milliseconds and in nanoseconds. It never fails.
 func (r AuditResponse) MarshalJSON() ([]byte, error) {
-	return json.Marshal(auditResponseJSON{StatusCode: r.StatusCode, Time: numberOf(r.Time, time.Millisecond)})
+	v := auditResponseJSON{StatusCode: r.StatusCode, Time: numberOf(r.Time, time.Millisecond)}
+	if r.Time != 0 {
+		v.TimeNS = numberOf(r.Time, time.Nanosecond)
+	}
+	return json.Marshal(v)
 }
 
 // UnmarshalJSON decodes the server's format, reading the time as
@@ -59,6 +66,9 @@ func (r *AuditResponse) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	d, err := durationOf(v.Time, time.Millisecond)
+	if v.TimeNS != "" {
+		d, err = durationOf(v.TimeNS, time.Nanosecond)
+	}
 	if err != nil {
 		return fmt.Errorf("kes: invalid response time: %w", err)
 	}

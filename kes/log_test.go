@@ -39,9 +39,11 @@ func TestAuditLog(t *testing.T) {
 	t.Parallel()
 	id := string(apiKeyVectors[0].identity)
 	lines := []string{
-		`{"time":"2026-11-27T12:26:23.047Z","request":{"ip":"127.0.0.1","path":"/v1/key/create/my-key","identity":"` + id + `"},"response":{"code":200,"time":12}}`,
+		`{"time":"2026-11-27T12:26:23.047Z","request":{"ip":"127.0.0.1","path":"/v1/key/create/my-key","identity":"` + id + `"},"response":{"code":200,"time":12,"time_ns":12345678}}`,
 		``, // blank lines are skipped
 		`{"time":"2026-11-27T12:26:24Z","request":{"path":"/v1/key/delete/my-key","method":"DELETE"},"response":{"code":404,"time":0}}`,
+		// An upstream server sends whole milliseconds only.
+		`{"time":"2026-11-27T12:26:25Z","request":{"path":"/v1/key/create/x"},"response":{"code":200,"time":3}}`,
 	}
 	c := streamServer(t, "/v1/log/audit", lines, false)
 	stream, err := c.AuditLog(t.Context())
@@ -60,12 +62,17 @@ func TestAuditLog(t *testing.T) {
 		{
 			Time:     time.Date(2026, 11, 27, 12, 26, 23, 47e6, time.UTC),
 			Request:  AuditRequest{IP: net.IPv4(127, 0, 0, 1), Path: "/v1/key/create/my-key", Identity: Identity(id)},
-			Response: AuditResponse{StatusCode: 200, Time: 12 * time.Millisecond},
+			Response: AuditResponse{StatusCode: 200, Time: 12345678 * time.Nanosecond},
 		},
 		{
 			Time:     time.Date(2026, 11, 27, 12, 26, 24, 0, time.UTC),
 			Request:  AuditRequest{Path: "/v1/key/delete/my-key", Method: "DELETE"},
 			Response: AuditResponse{StatusCode: 404},
+		},
+		{
+			Time:     time.Date(2026, 11, 27, 12, 26, 25, 0, time.UTC),
+			Request:  AuditRequest{Path: "/v1/key/create/x"},
+			Response: AuditResponse{StatusCode: 200, Time: 3 * time.Millisecond},
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

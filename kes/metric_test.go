@@ -40,6 +40,15 @@ kes_http_response_time_bucket{le="10"} 50
 kes_http_response_time_bucket{le="+Inf"} 50
 kes_http_response_time_sum 3.0270000000000006
 kes_http_response_time_count 50
+# HELP kes_http_request_duration_seconds Response times of the requests counted by kes_http_response_time, in seconds, from 50µs to 10s.
+# TYPE kes_http_request_duration_seconds histogram
+kes_http_request_duration_seconds_bucket{le="5e-05"} 10
+kes_http_request_duration_seconds_bucket{le="0.00025"} 30
+kes_http_request_duration_seconds_bucket{le="0.01"} 40
+kes_http_request_duration_seconds_bucket{le="10"} 50
+kes_http_request_duration_seconds_bucket{le="+Inf"} 50
+kes_http_request_duration_seconds_sum 3.027
+kes_http_request_duration_seconds_count 50
 # HELP kes_log_audit_events Number of audit log events written to the audit log targets.
 # TYPE kes_log_audit_events counter
 kes_log_audit_events 3
@@ -87,6 +96,12 @@ var expositionMetric = Metric{
 		3 * time.Second:         50,
 		5 * time.Second:         50,
 		10 * time.Second:        50,
+	},
+	RequestDuration: map[time.Duration]uint64{
+		50 * time.Microsecond:  10,
+		250 * time.Microsecond: 30,
+		10 * time.Millisecond:  40,
+		10 * time.Second:       50,
 	},
 	UpTime:      3725*time.Second + 430*time.Millisecond,
 	CPUs:        8,

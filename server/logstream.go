@@ -172,7 +172,7 @@ func (s *Server) audit(r *http.Request, rq *request) {
 		line, err := json.Marshal(&api.AuditEvent{
 			Time:     rec.Time,
 			Request:  api.AuditRequest{IP: rec.IP, Path: rec.Path, Identity: rec.Identity},
-			Response: api.AuditResponse{StatusCode: rec.Status, Time: rec.Latency.Milliseconds()},
+			Response: api.AuditResponse{StatusCode: rec.Status, Time: rec.Latency.Milliseconds(), TimeNS: rec.Latency.Nanoseconds()},
 		})
 		if err == nil {
 			s.auditHub.publish(append(line, '\n'))

@@ -237,7 +237,7 @@ func (s *Server) serveCounted(ctx context.Context, w http.ResponseWriter, r *htt
 	m.active.Inc()
 	start := time.Now()
 	defer func() {
-		m.latency.Observe(time.Since(start).Seconds())
+		m.observeLatency(time.Since(start))
 		m.active.Dec()
 		m.count(rq.status)
 	}()

@@ -182,7 +182,10 @@ type AuditRequest struct {
 // AuditResponse describes the response of an AuditEvent.
 type AuditResponse struct {
 	StatusCode int   `json:"code"`
-	Time       int64 `json:"time"` // milliseconds
+	Time       int64 `json:"time"` // milliseconds, as upstream (most requests: 0)
+	// TimeNS is the same time in nanoseconds, an OpenKES extension that
+	// clients ignoring unknown fields (kms-go) do not see.
+	TimeNS int64 `json:"time_ns,omitempty"`
 }
 
 // ErrorEvent is one line of the /v1/log/error stream.

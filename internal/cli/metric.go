@@ -268,9 +268,15 @@ func computeRates(prev, cur kes.Metric, dt time.Duration) rates {
 	if secs := dt.Seconds(); secs > 0 {
 		r.ok, r.err, r.fail = float64(ok)/secs, float64(errs)/secs, float64(fail)/secs
 	}
-	hist := make(map[time.Duration]uint64, len(cur.LatencyHistogram))
-	for bound, n := range cur.LatencyHistogram {
-		hist[bound] = delta(prev.LatencyHistogram[bound], n)
+	// The finer OpenKES histogram when the server has it: the upstream
+	// one starts at 10 ms, below which most requests are answered.
+	curHist, prevHist := cur.LatencyHistogram, prev.LatencyHistogram
+	if cur.RequestDuration != nil {
+		curHist, prevHist = cur.RequestDuration, prev.RequestDuration
+	}
+	hist := make(map[time.Duration]uint64, len(curHist))
+	for bound, n := range curHist {
+		hist[bound] = delta(prevHist[bound], n)
 	}
 	r.p50 = percentile(hist, r.total, 0.50)
 	r.p90 = percentile(hist, r.total, 0.90)
