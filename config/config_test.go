@@ -672,8 +672,8 @@ func TestLegacyRoot(t *testing.T) {
 		wantAdmin string
 		wantWarn  string
 	}{
-		{name: "root only", config: "root: legacy-admin\n", wantAdmin: "legacy-admin", wantWarn: "root: deprecated, use admin.identity"},
-		{name: "both", config: "root: legacy-admin\nadmin: {identity: new-admin}\n", wantAdmin: "new-admin", wantWarn: "root: ignored because admin.identity is set"},
+		{name: "root only", config: "root: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", wantAdmin: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", wantWarn: "root: deprecated, use admin.identity"},
+		{name: "both", config: "root: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nadmin: {identity: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb}\n", wantAdmin: "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", wantWarn: "root: ignored because admin.identity is set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -694,7 +694,7 @@ func TestLegacyRoot(t *testing.T) {
 
 func TestUnknownKeysWarn(t *testing.T) {
 	t.Parallel()
-	config := "admin: {identity: x, name: y}\ntls: {key: k, cert: c, ciphers: [a]}\nfoo: 1\n" +
+	config := "admin: {identity: disabled, name: y}\ntls: {key: k, cert: c, ciphers: [a]}\nfoo: 1\n" +
 		"policy:\n  p: {allow: [/v1/status], allwo: [/v1/api]}\napi:\n  /v1/status: {skip: true}\n" +
 		"keystore:\n  fs: {path: /tmp, mode: 0700}\n  aws: {kms: {}}\n  mem: {}\n"
 	f, err := Parse([]byte(config), noEnv)
@@ -743,9 +743,9 @@ func TestPatternWarnings(t *testing.T) {
 		t.Fatalf("Parse() error = %v", err)
 	}
 	want := []string{
-		"policy.p.allow[2]: pattern 'v1/key/list/*' never matches: request paths start with '/'",
-		"policy.p.allow[3]: pattern '' never matches: request paths start with '/'",
-		"policy.p.deny[0]: pattern 'key/delete' never matches: request paths start with '/'",
+		`policy.p.allow[2]: pattern "v1/key/list/*" never matches: it must start with '/' or '*'`,
+		"policy.p.allow[3]: empty pattern never matches",
+		`policy.p.deny[0]: pattern "key/delete" never matches: it must start with '/' or '*'`,
 	}
 	if diff := cmp.Diff(want, f.Warnings); diff != "" {
 		t.Errorf("Warnings mismatch (-want +got):\n%s", diff)

@@ -53,6 +53,11 @@ func (d *decoder) build(m *fileMirror) *File {
 		}
 	}
 	d.required("admin.identity", f.Admin)
+	if f.Admin != "" {
+		if err := checkIdentity(f.Admin); err != nil {
+			d.warn("admin.identity", "%v", err)
+		}
+	}
 
 	d.required("tls.key", m.TLS.Key)
 	d.required("tls.cert", m.TLS.Cert)
@@ -79,8 +84,8 @@ func (d *decoder) build(m *fileMirror) *File {
 			patterns []string
 		}{{"allow", pm.Allow}, {"deny", pm.Deny}} {
 			for i, pat := range list.patterns {
-				if !strings.HasPrefix(pat, "/") && !strings.HasPrefix(pat, "*") {
-					d.warn(index(join(path, list.key), i), "pattern '%s' never matches: request paths start with '/'", pat)
+				if err := checkPattern(pat); err != nil {
+					d.warn(index(join(path, list.key), i), "%v", err)
 				}
 			}
 		}
@@ -88,6 +93,9 @@ func (d *decoder) build(m *fileMirror) *File {
 		for i, id := range pm.Identities {
 			if strings.TrimSpace(id) == "" {
 				continue
+			}
+			if err := checkIdentity(id); err != nil {
+				d.warn(index(join(path, "identities"), i), "%v", err)
 			}
 			ids = append(ids, id)
 			origIndex[name] = append(origIndex[name], i)
