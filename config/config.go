@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"os"
@@ -71,8 +72,10 @@ type File struct {
 	KeyStore keystore.Config
 
 	// Warnings lists problems that do not prevent the file from being
-	// used, such as unknown keys, each prefixed with its dotted path.
-	Warnings []string
+	// used, such as unknown keys, each prefixed with its dotted path (and,
+	// from [ReadFile], with the file and line).
+	Warnings  []string
+	warnLines []int
 
 	// keyStoreMirror is the decoded section when KeyStore is nil.
 	keyStoreMirror mirror
@@ -112,6 +115,9 @@ type Overrides struct {
 // ReadFile reads and parses the config file at path, resolving ${VAR}
 // references from the process environment and applying the overrides
 // (at most one). See [Parse] for the errors.
+//
+// Errors and warnings name the file and, where known, the line:
+// "config.yml:12: policy.app.allow[0]: ...".
 func ReadFile(path string, overrides ...Overrides) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -121,7 +127,34 @@ func ReadFile(path string, overrides ...Overrides) (*File, error) {
 	if len(overrides) > 0 {
 		o = overrides[0]
 	}
-	return parse(data, os.LookupEnv, o)
+	f, err := parse(data, os.LookupEnv, o)
+	var ce *Error
+	switch {
+	case errors.As(err, &ce):
+		ce.File = path
+		ce.Warnings = locateWarnings(ce, ce.Warnings, ce.warnLines)
+		return nil, ce
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	f.Warnings = locateWarnings(&Error{File: path}, f.Warnings, f.warnLines)
+	return f, nil
+}
+
+// locateWarnings prefixes each warning with its file and line.
+func locateWarnings(e *Error, warnings []string, lines []int) []string {
+	if warnings == nil {
+		return nil
+	}
+	out := make([]string, len(warnings))
+	for i, w := range warnings {
+		line := 0
+		if i < len(lines) {
+			line = lines[i]
+		}
+		out[i] = e.locate(line) + w
+	}
+	return out
 }
 
 // Parse parses and validates a config file. lookupEnv resolves ${VAR}
@@ -144,11 +177,11 @@ func parse(data []byte, lookupEnv func(string) (string, bool), o Overrides) (*Fi
 		return nil, err
 	}
 
-	p := new(problems)
+	p := &problems{lines: nodeLines(root)}
 	expandEnv(root, "", scopeRoot, lookupEnv, p)
 	if len(p.errs) > 0 {
 		// Decoding the unexpanded text would only add confusing errors.
-		return nil, errors.Join(p.errs...)
+		return nil, p.error()
 	}
 	d := &decoder{problems: p, overrides: o}
 	var m fileMirror
@@ -156,10 +189,25 @@ func parse(data []byte, lookupEnv func(string) (string, bool), o Overrides) (*Fi
 	applyDefaults(&m)
 	f := d.build(&m)
 	if len(p.errs) > 0 {
-		return nil, errors.Join(p.errs...)
+		return nil, p.error()
 	}
 	f.Warnings = p.warnings
+	f.warnLines = p.warnLines
 	return f, nil
+}
+
+// error returns the *Error of the problems found so far.
+func (p *problems) error() *Error {
+	e := &Error{Warnings: p.warnings}
+	for _, err := range p.errs {
+		if pr, ok := err.(*Problem); ok {
+			e.Problems = append(e.Problems, pr)
+		} else {
+			e.Problems = append(e.Problems, &Problem{Path: "config", Message: err.Error()})
+		}
+	}
+	e.warnLines = p.warnLines
+	return e
 }
 
 // KeyStoreError returns an [*UnsupportedKeyStoreError] if the file

@@ -22,8 +22,10 @@ const (
 // problems collects the errors and warnings of one Parse. Every entry
 // starts with the dotted path of the setting it is about.
 type problems struct {
-	errs     []error
-	warnings []string
+	errs      []error
+	warnings  []string
+	warnLines []int          // line of each warning, 0 if unknown
+	lines     map[string]int // dotted path -> line, see nodeLines
 
 	// failed holds the paths whose value could not be decoded. Later
 	// problems at or below such a path are suppressed: after "tls:
@@ -40,15 +42,17 @@ func (p *problems) add(path, format string, args ...any) {
 			return
 		}
 	}
+	line := lineOf(p.lines, path)
 	if path == "" {
 		path = "config" // the document as a whole
 	}
-	p.errs = append(p.errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	p.errs = append(p.errs, &Problem{Path: path, Line: line, Message: fmt.Sprintf(format, args...)})
 }
 
 // warn records a warning at path.
 func (p *problems) warn(path, format string, args ...any) {
 	p.warnings = append(p.warnings, path+": "+fmt.Sprintf(format, args...))
+	p.warnLines = append(p.warnLines, lineOf(p.lines, path))
 }
 
 // fail records a decoding error at path.
