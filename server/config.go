@@ -107,6 +107,12 @@ type TLSConfig struct {
 	VerifyClients bool
 
 	// ClientCAs holds the CAs of tls.ca. With VerifyClients false they are
-	// not advertised in the handshake (spec §14.1).
+	// not advertised in the handshake.
 	ClientCAs *x509.CertPool
+
+	// GetClientCAs, if set, is called on every handshake and replaces
+	// ClientCAs with the pool it returns, so that tls.ca can be rotated
+	// like the certificate (see internal/https.CAPoolLoader). It must be
+	// cheap: return the same pool until the CAs change.
+	GetClientCAs func() *x509.CertPool
 }

@@ -26,6 +26,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -98,6 +99,10 @@ type state struct {
 	routes    []route
 	byPath    map[string]*route // exact paths, prefix paths and prefix paths without '/'
 	tlsConfig *tls.Config
+	// getClientCAs is TLSConfig.GetClientCAs with auth on; caConfig is
+	// tlsConfig with its latest pool (see tlsConfigFor).
+	getClientCAs func() *x509.CertPool
+	caConfig     atomic.Pointer[tls.Config]
 	cache     *keycache.Cache
 	log       *slog.Logger
 	now       func() time.Time
@@ -219,6 +224,9 @@ func (s *Server) newState(conf *Config) (*state, error) {
 		return nil, err
 	}
 	st.tlsConfig = tlsConf
+	if conf.TLS.VerifyClients {
+		st.getClientCAs = conf.TLS.GetClientCAs
+	}
 
 	st.cache = keycache.New(meteredStore{conf.Store, s.metrics.x}, keycache.Config{
 		Any:      conf.Cache.Any,
@@ -461,7 +469,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 type stopKey struct{}
 
 func (s *Server) getConfigForClient(*tls.ClientHelloInfo) (*tls.Config, error) {
-	return s.state.Load().tlsConfig, nil
+	st := s.state.Load()
+	if st.getClientCAs == nil {
+		return st.tlsConfig, nil
+	}
+	return st.tlsConfigFor(st.getClientCAs()), nil
+}
+
+// tlsConfigFor returns the state's TLS configuration with pool as the
+// client CAs, cloned once per pool (the pool changes only when the CA
+// files do).
+func (st *state) tlsConfigFor(pool *x509.CertPool) *tls.Config {
+	conf := st.caConfig.Load()
+	if conf != nil && conf.ClientCAs == pool {
+		return conf
+	}
+	conf = st.tlsConfig.Clone() // keeps the session ticket keys
+	conf.ClientCAs = pool
+	st.caConfig.Store(conf)
+	return conf
 }
 
 // Update atomically replaces the configuration: policies, admin, key

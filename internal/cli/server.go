@@ -283,9 +283,15 @@ func loadTLS(file *config.File, stderr io.Writer) (server.TLSConfig, error) {
 	loader.OnError = certReloadError(stderr)
 	conf := server.TLSConfig{GetCertificate: loader.GetCertificate, VerifyClients: file.TLS.Auth}
 	if file.TLS.CAFile != "" {
-		if conf.ClientCAs, err = https.LoadCertPool(file.TLS.CAFile); err != nil {
+		// Re-read when the CA files change, as the certificate is.
+		cas, err := https.NewCAPoolLoader(file.TLS.CAFile)
+		if err != nil {
 			return server.TLSConfig{}, fmt.Errorf("tls.ca: %w", err)
 		}
+		cas.OnError = func(err error) {
+			fmt.Fprintf(stderr, "kes: error: failed to reload tls.ca: %v\n", err)
+		}
+		conf.ClientCAs, conf.GetClientCAs = cas.Pool(), cas.Pool
 	}
 	return conf, nil
 }
