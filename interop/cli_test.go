@@ -371,6 +371,10 @@ func TestReload(t *testing.T) {
 	if ok, stderr := srv.reload(t); !ok {
 		t.Fatalf("reload of a valid config failed:\n%s", stderr)
 	}
+	// Every reload says what changed.
+	waitFor(t, 5*time.Second, "the reload line naming the changed policy", func() bool {
+		return strings.Contains(srv.Stdout.String(), "=> Reload: changed policies (changed app)")
+	})
 	n := 0
 	createAsApp := func() error { n++; return app.CreateKey(ctx, fmt.Sprintf("app-%d", n)) }
 	var err error

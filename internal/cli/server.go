@@ -129,6 +129,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 
 	var (
 		conf   *server.Config
+		file   *config.File // the running configuration's file; nil with --dev
 		addr   string
 		apiKey string
 		err    error
@@ -136,7 +137,6 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	if f.dev {
 		conf, addr, apiKey, err = devConfig(&f, e.stderr)
 	} else {
-		var file *config.File
 		conf, file, err = fileConfig(ctx, &f, errorLog, e.stderr)
 		if err == nil {
 			if err = audit.useFile(file.AuditFile); err != nil {
@@ -181,7 +181,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 				fmt.Fprintln(e.stderr, "kes: SIGHUP ignored: there is no configuration file to reload in development mode")
 				continue
 			}
-			newConf, err := reload(ctx, srv, &f, errorLog, audit, errLevel, e.stderr)
+			newConf, newFile, err := reload(ctx, srv, &f, errorLog, audit, errLevel, e.stderr)
 			if err != nil {
 				fmt.Fprintf(e.stderr, "kes: error: failed to reload server config: %v\n", err)
 				// SIGHUP after renaming the audit file is how it is
@@ -196,6 +196,8 @@ func runServer(ctx context.Context, e *env, args []string) error {
 			audit.Flush()
 			printBanner(e.stdout, newConf, ln.Addr().String(), "", storeName(newConf.Store), mlocked, errLevel.Level(), auditLevel.Level(), audit.path)
 			fmt.Fprintln(e.stdout, "=> Reloading configuration after SIGHUP signal completed.")
+			fmt.Fprintf(e.stdout, "=> Reload: %s\n", describeChanges(file, newFile))
+			file = newFile
 		case err := <-done:
 			fmt.Fprintln(e.stdout, "\n=> Stopping server... Goodbye.")
 			if errors.Is(err, context.Canceled) {
@@ -245,15 +247,15 @@ func fileConfig(ctx context.Context, f *serverFlags, log *slog.Logger, stderr io
 // if its path has not changed (rotation). On failure the running
 // configuration, levels and audit file stay in place. On success the new
 // configuration is returned.
-func reload(ctx context.Context, srv *server.Server, f *serverFlags, log *slog.Logger, audit *auditLog, errLevel *slog.LevelVar, stderr io.Writer) (*server.Config, error) {
+func reload(ctx context.Context, srv *server.Server, f *serverFlags, log *slog.Logger, audit *auditLog, errLevel *slog.LevelVar, stderr io.Writer) (*server.Config, *config.File, error) {
 	conf, file, err := fileConfig(ctx, f, log, stderr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	auditFile, err := openAuditFile(file.AuditFile)
 	if err != nil {
 		conf.Store.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	conf.ErrorLog, conf.AuditLog = log, audit
 	conf.HTTP1Stdlib = http1Stdlib()
@@ -262,14 +264,14 @@ func reload(ctx context.Context, srv *server.Server, f *serverFlags, log *slog.L
 		if auditFile != nil {
 			auditFile.Close()
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	errLevel.Set(file.ErrorLevel)
 	audit.level.Set(file.AuditLevel)
 	audit.setSync(file.AuditSync)
 	audit.setFile(auditFile)
 	audit.path = file.AuditFile
-	return conf, nil
+	return conf, file, nil
 }
 
 // loadTLS loads the server certificate (re-read when the files change)
