@@ -219,4 +219,3 @@ func (e *env) exit(err error) int {
 	}
 	return 1
 }
-

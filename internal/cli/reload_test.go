@@ -27,7 +27,7 @@ func TestDescribeChanges(t *testing.T) {
 		{"nothing", parse(""), "no changes (certificates and the audit file re-read)"},
 		{"log level", parse("log: {error: debug}\n"), "changed log.error"},
 		{"policy added", parse("  c: {allow: [/v1/api]}\n"), "changed policies (added c)"},
-		{"cache and auth", parse("cache: {expiry: {any: 1m}}\n"+"api: {/v1/status: {timeout: 5s}}\n"), "changed api, cache"},
+		{"cache and auth", parse("cache: {expiry: {any: 1m}}\n" + "api: {/v1/status: {timeout: 5s}}\n"), "changed api, cache"},
 	}
 	for _, tt := range tests {
 		if got := describeChanges(old, tt.cur); got != tt.want {
