@@ -48,6 +48,7 @@ const usage = `Usage:
 
 Commands:
     server                   Start a KES server.
+    config                   Check a server configuration file.
     ls                       List keys, policies or identities.
     key                      Create, inspect and use cryptographic keys.
     policy                   Inspect policies.
@@ -192,6 +193,8 @@ func run(ctx context.Context, e *env, args []string) error {
 			"print a completion script with 'kes completion bash' or 'kes completion zsh' and source it")
 	case "server":
 		return runServer(ctx, e, rest)
+	case "config":
+		return runConfig(e, rest)
 	case "migrate":
 		return runMigrate(ctx, e, rest)
 	default:

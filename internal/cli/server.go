@@ -47,6 +47,9 @@ Options:
     --root <identity>        The admin identity. Overrides admin.identity.
     --key <path>             Server private key. Overrides tls.key.
     --cert <path>            Server certificate. Overrides tls.cert.
+    --check                  Validate the configuration (and the TLS files it
+                             names) without starting; exit 0 if it is usable.
+    --strict                 With --check: fail on warnings too.
     -h, --help               Print command line options.
 
 Signals:
@@ -60,12 +63,15 @@ Examples:
 
   2. Start a server with a configuration file:
      $ kes server --config config.yml
+
+  3. Check a configuration file before deploying it:
+     $ kes server --config config.yml --check
 `
 
 // serverFlags are the options of 'kes server'.
 type serverFlags struct {
 	config, addr, auth, root, key, cert string
-	dev                                 bool
+	dev, check, strict                  bool
 }
 
 func runServer(ctx context.Context, e *env, args []string) error {
@@ -79,6 +85,8 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.root, "root", "", "")
 	fs.StringVar(&f.key, "key", "", "")
 	fs.StringVar(&f.cert, "cert", "", "")
+	fs.BoolVar(&f.check, "check", false, "")
+	fs.BoolVar(&f.strict, "strict", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(e.stdout, serverUsage)
@@ -108,6 +116,15 @@ func runServer(ctx context.Context, e *env, args []string) error {
 		if err := config.CheckAddr(f.addr); err != nil {
 			return &usageError{msg: "invalid --addr: " + err.Error()}
 		}
+	}
+	if f.check {
+		if f.dev {
+			return &usageError{msg: "'--check' needs '--config', not '--dev'"}
+		}
+		return e.checkConfig(f.config, f.overrides(), f.strict)
+	}
+	if f.strict {
+		return &usageError{msg: "'--strict' is only used with '--check'"}
 	}
 
 	// Catch SIGHUP before the listener exists: its default action ends
@@ -208,6 +225,12 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	}
 }
 
+// overrides returns the settings of the command line that replace those
+// of the config file.
+func (f *serverFlags) overrides() config.Overrides {
+	return config.Overrides{Admin: f.root, KeyFile: f.key, CertFile: f.cert, Auth: f.auth, Addr: f.addr}
+}
+
 // fileConfig reads the config file, applies the command-line overrides
 // and connects to the key store. The file is returned for the settings
 // the caller applies once the configuration is in use: address, log
@@ -215,13 +238,13 @@ func runServer(ctx context.Context, e *env, args []string) error {
 func fileConfig(ctx context.Context, f *serverFlags, log *slog.Logger, stderr io.Writer) (*server.Config, *config.File, error) {
 	// The flags replace file settings before the file is validated, so
 	// they can also stand in for settings the file leaves out.
-	file, err := config.ReadFile(f.config, config.Overrides{
-		Admin:    f.root,
-		KeyFile:  f.key,
-		CertFile: f.cert,
-		Auth:     f.auth,
-		Addr:     f.addr,
-	})
+	file, err := config.ReadFile(f.config, f.overrides())
+	if ce := (*config.Error)(nil); errors.As(err, &ce) {
+		// The warnings of a file that also has errors: fix all at once.
+		for _, w := range ce.Warnings {
+			fmt.Fprintf(stderr, "kes: warning: %s\n", w)
+		}
+	}
 	if err != nil {
 		return nil, nil, err
 	}
