@@ -286,6 +286,21 @@ func TestDevMode(t *testing.T) {
 		t.Fatalf("DescribeKey after SIGHUP: %v", err)
 	}
 
+	// The banner names a file with the dev certificate: with KES_CA the
+	// CLI verifies the server instead of skipping verification (-k).
+	caLine := regexp.MustCompile(`(?m)^ +export KES_CA=(\S+)$`).FindStringSubmatch(out)
+	if caLine == nil {
+		t.Fatalf("banner lacks an 'export KES_CA=' line:\n%s", out)
+	}
+	if pem, err := os.ReadFile(caLine[1]); err != nil || !bytes.Contains(pem, []byte("BEGIN CERTIFICATE")) {
+		t.Fatalf("KES_CA file %s: %v", caLine[1], err)
+	}
+	cli := exec.CommandContext(ctx, kesBinary, "key", "info", "dev-key", "--json")
+	cli.Env = append(os.Environ(), "KES_SERVER="+addr, "KES_API_KEY="+key.String(), "KES_CA="+caLine[1])
+	if b, err := cli.CombinedOutput(); err != nil || !strings.Contains(string(b), `"name":"dev-key"`) {
+		t.Errorf("kes key info with KES_CA of the dev server: %v\n%s", err, b)
+	}
+
 	t.Run("with-config", func(t *testing.T) {
 		t.Parallel()
 		_, stderr, code := runKes(t, t.TempDir(), "server", "--dev", "--config", "x")

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -147,12 +149,13 @@ func runServer(ctx context.Context, e *env, args []string) error {
 	var (
 		conf   *server.Config
 		file   *config.File // the running configuration's file; nil with --dev
+		devCA  string       // --dev: the file holding the self-signed certificate
 		addr   string
 		apiKey string
 		err    error
 	)
 	if f.dev {
-		conf, addr, apiKey, err = devConfig(&f, e.stderr)
+		conf, addr, apiKey, devCA, err = devConfig(&f, e.stderr)
 	} else {
 		conf, file, err = fileConfig(ctx, &f, errorLog, e.stderr)
 		if err == nil {
@@ -185,7 +188,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	mlocked := mlock()
-	printBanner(e.stdout, conf, ln.Addr().String(), apiKey, storeName(conf.Store), mlocked, errLevel.Level(), auditLevel.Level(), audit.path)
+	printBanner(e.stdout, conf, ln.Addr().String(), apiKey, devCA, storeName(conf.Store), mlocked, errLevel.Level(), auditLevel.Level(), audit.path)
 
 	serveCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -211,7 +214,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 			// As after start-up, show what is running now, after the
 			// audit lines of the requests before the reload.
 			audit.Flush()
-			printBanner(e.stdout, newConf, ln.Addr().String(), "", storeName(newConf.Store), mlocked, errLevel.Level(), auditLevel.Level(), audit.path)
+			printBanner(e.stdout, newConf, ln.Addr().String(), "", "", storeName(newConf.Store), mlocked, errLevel.Level(), auditLevel.Level(), audit.path)
 			fmt.Fprintln(e.stdout, "=> Reloading configuration after SIGHUP signal completed.")
 			fmt.Fprintf(e.stdout, "=> Reload: %s\n", describeChanges(file, newFile))
 			file = newFile
@@ -329,15 +332,39 @@ func certReloadError(stderr io.Writer) func(error) {
 	}
 }
 
+// writeDevCA writes the dev server's self-signed certificate to
+// <tmp>/kes-dev-<port>.crt (public material, mode 0644) and returns the
+// path.
+func writeDevCA(addr string, cert *tls.Certificate) (string, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(os.TempDir(), "kes-dev-"+port+".crt")
+	block := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, block, 0o644); err != nil {
+		return "", fmt.Errorf("writing the dev certificate: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("writing the dev certificate: %w", err)
+	}
+	return path, nil
+}
+
 // devConfig returns the configuration of 'kes server --dev'.
-func devConfig(f *serverFlags, stderr io.Writer) (conf *server.Config, addr, apiKey string, err error) {
+// With its own self-signed certificate, the certificate is written to a
+// file in the temporary folder (caFile), so that clients can trust it
+// with KES_CA instead of skipping verification.
+func devConfig(f *serverFlags, stderr io.Writer) (conf *server.Config, addr, apiKey, caFile string, err error) {
 	addr = "127.0.0.1:7373"
 	if f.addr != "" {
 		addr = f.addr
 	}
 	key, err := kes.GenerateAPIKey(nil)
 	if err != nil {
-		return nil, "", "", err
+		return nil, "", "", "", err
 	}
 	admin := key.Identity().String()
 	if f.root != "" {
@@ -349,16 +376,19 @@ func devConfig(f *serverFlags, stderr io.Writer) (conf *server.Config, addr, api
 	if f.key != "" {
 		loader, err := https.NewCertificateLoader(f.cert, f.key, "")
 		if err != nil {
-			return nil, "", "", err
+			return nil, "", "", "", err
 		}
 		loader.OnError = certReloadError(stderr)
 		tlsConf.GetCertificate = loader.GetCertificate
 	} else {
 		cert, err := selfSignedCert(addr)
 		if err != nil {
-			return nil, "", "", err
+			return nil, "", "", "", err
 		}
 		tlsConf.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
+		if caFile, err = writeDevCA(addr, cert); err != nil {
+			return nil, "", "", "", err
+		}
 	}
 	tlsConf.VerifyClients = f.auth == "on"
 	return &server.Config{
@@ -366,7 +396,7 @@ func devConfig(f *serverFlags, stderr io.Writer) (conf *server.Config, addr, api
 		Store: mem.New(),
 		Cache: server.CacheConfig{Any: 5 * time.Minute, Unused: 30 * time.Second},
 		TLS:   tlsConf,
-	}, addr, apiKey, nil
+	}, addr, apiKey, caFile, nil
 }
 
 // selfSignedCert creates the ECDSA P-256 certificate of a dev server: CN
@@ -454,7 +484,7 @@ func storeName(s keystore.Store) string {
 }
 
 // printBanner prints the start-up summary.
-func printBanner(w io.Writer, conf *server.Config, addr, apiKey, store string, mlocked bool, errLevel, auditLevel slog.Level, auditFile string) {
+func printBanner(w io.Writer, conf *server.Config, addr, apiKey, caFile, store string, mlocked bool, errLevel, auditLevel slog.Level, auditFile string) {
 	var b strings.Builder
 	version, commit := server.BuildVersion()
 	fmt.Fprintf(&b, "Version    %s\nCommit     %s\n", version, commit)
@@ -489,6 +519,9 @@ func printBanner(w io.Writer, conf *server.Config, addr, apiKey, store string, m
 	}
 	if apiKey != "" {
 		fmt.Fprintf(&b, "\nClients:   export KES_SERVER=https://%s\n           export KES_API_KEY=%s\n", addr, apiKey)
+		if caFile != "" {
+			fmt.Fprintf(&b, "           export KES_CA=%s\n", caFile)
+		}
 	}
 	fmt.Fprintf(&b, "\n=> Server is up and running...\n")
 	io.WriteString(w, b.String())
