@@ -173,6 +173,13 @@ func (c *connFlags) connect(e *env) (*session, error) {
 		identity = kes.IdentityOf(cert.Leaf)
 	}
 
+	if !c.insecure {
+		// KES_INSECURE: an OpenKES extension (upstream has only -k).
+		switch strings.ToLower(e.getenv("KES_INSECURE")) {
+		case "1", "true", "yes", "on":
+			c.insecure = true
+		}
+	}
 	conf := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		// GetClientCertificate, unlike Certificates, presents the
