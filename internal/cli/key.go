@@ -24,6 +24,7 @@ Commands:
     encrypt                  Encrypt a message.
     decrypt                  Decrypt a ciphertext.
     dek                      Generate a data encryption key.
+    hmac                     Compute an HMAC of a message.
 
 Options:
     -h, --help               Print command line options.
@@ -39,7 +40,7 @@ var keyCommand = &command{
 	usage: keyUsage,
 	subs: []*command{
 		keyCreateCommand, keyImportCommand, keyInfoCommand, keyLsCommand,
-		keyRmCommand, keyEncryptCommand, keyDecryptCommand, keyDEKCommand,
+		keyRmCommand, keyEncryptCommand, keyDecryptCommand, keyDEKCommand, keyHMACCommand,
 	},
 }
 
