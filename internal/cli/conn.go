@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/openkes/openkes/internal/https"
 	"github.com/openkes/openkes/kes"
@@ -288,7 +289,14 @@ func loadClientCertificate(e *env, certFile, keyFile string) (tls.Certificate, e
 // fail wraps the error of a request to the server as "<what>: <error>",
 // with transport errors shortened and a hint where one helps.
 func (s *session) fail(err error, format string, args ...any) error {
-	hint, err := explain(err)
+	hint, short := explain(err)
+	if hint == "" && s != nil {
+		if host, reason := s.refusal(err); reason != "" {
+			hint = refusedHint
+			short = &transportError{msg: fmt.Sprintf("%s refused the connection: %s", host, reason), err: err}
+		}
+	}
+	err = short
 	err = fmt.Errorf(format+": %w", append(args, err)...)
 	var kerr kes.Error
 	if hint == "" && errors.As(err, &kerr) && kerr.Status() == http.StatusForbidden && s != nil {
@@ -351,8 +359,47 @@ func explain(err error) (hint string, short error) {
 		}
 		return hint, simplified(fmt.Sprintf("cannot connect to %s: %s", host, cause))
 	case errors.As(err, &opErr) && opErr.Op == "remote error":
-		return "the server does not accept the client certificate: check tls.auth and tls.ca of its config",
-			simplified(fmt.Sprintf("%s refused the connection: %v", host, opErr.Err))
+		return refusedHint, simplified(fmt.Sprintf("%s refused the connection: %v", host, opErr.Err))
 	}
 	return "", simplified(fmt.Sprintf("%s: %s", host, errMsg))
+}
+
+// refusedHint is the hint for a client certificate the server refused.
+const refusedHint = "the server does not accept the client certificate: check tls.auth and tls.ca of its config"
+
+// refusal finds out whether a transport error that says nothing about
+// the cause (HTTP/2's "client conn could not be established", a reset
+// connection, EOF) is a refused client certificate. With TLS 1.3 the
+// server checks the client certificate after the client has finished
+// its side of the handshake, and its alert is lost when the HTTP/2
+// transport fails first. refusal dials the server once more over TLS
+// with HTTP/1.1 and reads the first record, which is then the alert. It
+// returns the server's host and the alert ("remote error: tls: bad
+// certificate"), or "" if the probe does not show a refusal.
+func (s *session) refusal(err error) (host, reason string) {
+	var ue *url.Error
+	if s.tls == nil || !errors.As(err, &ue) {
+		return "", ""
+	}
+	u, perr := url.Parse(ue.URL)
+	if perr != nil || u.Host == "" {
+		return "", ""
+	}
+	conf := s.tls.Clone()
+	conf.NextProtos = []string{"http/1.1"}
+	if conf.ServerName == "" {
+		conf.ServerName = u.Hostname()
+	}
+	d := &net.Dialer{Timeout: 3 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", u.Host, conf)
+	if err == nil {
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "remote error" {
+		return u.Host, opErr.Err.Error()
+	}
+	return "", ""
 }
