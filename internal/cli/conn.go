@@ -296,9 +296,17 @@ func (s *session) fail(err error, format string, args ...any) error {
 			short = &transportError{msg: fmt.Sprintf("%s refused the connection: %s", host, reason), err: err}
 		}
 	}
-	err = short
-	err = fmt.Errorf(format+": %w", append(args, err)...)
+	prefix := fmt.Sprintf(format, args...)
 	var kerr kes.Error
+	if errors.As(short, &kerr) && kerr.Error() == prefix {
+		// The server's message says what the command would: say it once.
+		err = short
+		if hint == "" && kerr.Status() >= 500 {
+			hint = "the server could not use its key store; its error log says why (kes log --error)"
+		}
+	} else {
+		err = fmt.Errorf("%s: %w", prefix, short)
+	}
 	if hint == "" && errors.As(err, &kerr) && kerr.Status() == http.StatusForbidden && s != nil {
 		hint = fmt.Sprintf("identity %s may not do this: the admin must allow it in the identity's policy", s.identity)
 	}

@@ -526,7 +526,7 @@ func listCommand(parent, what, header, usage string, list func(ctx context.Conte
 					return list(ctx, s, pattern)
 				})
 				if err != nil {
-					return s.fail(err, "failed to list "+what)
+					return s.fail(err, "failed to list %s", what)
 				}
 				if jsonOut {
 					return e.printJSON(names)

@@ -3,12 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/openkes/openkes/internal/testpki"
+	"github.com/openkes/openkes/keystore"
 	"github.com/openkes/openkes/keystore/mem"
 	"github.com/openkes/openkes/server"
 )
@@ -50,5 +52,36 @@ func TestRejectedCertificate(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr.String(), want) || strings.Count(stderr.String(), "kes: error:") != 1 {
 			t.Fatalf("attempt %d: exit code %d, stderr:\n%s\nwant 1 and one error with %q", i, code, &stderr, want)
 		}
+	}
+}
+
+// listFailingStore is a key store whose List fails with a plain error, as an
+// fs store whose directory cannot be read does.
+type listFailingStore struct{ keystore.Store }
+
+func (listFailingStore) List(context.Context, string, int) ([]string, string, error) {
+	return nil, "", errors.New("fs: cannot list keys: permission denied")
+}
+
+// TestStoreFailureOnce checks that the CLI prints the server's 502 once
+// ("failed to list keys", not "failed to list keys: failed to list
+// keys"), with a hint where to look. Not parallel: it sets the
+// environment.
+func TestStoreFailureOnce(t *testing.T) {
+	srvCert := testpki.Server(t)
+	admin := newKey(t)
+	addr := startServer(t, &server.Config{Admin: admin.Identity().String(), Store: listFailingStore{mem.New()}, TLS: tlsConfig(srvCert)})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, srvCert.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KES_SERVER", addr)
+	t.Setenv("KES_API_KEY", admin.String())
+	t.Setenv("KES_CA", ca)
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), []string{"key", "ls"}, strings.NewReader(""), &stdout, &stderr)
+	want := "kes: error: failed to list keys\nkes: hint: the server could not use its key store; its error log says why (kes log --error)\n"
+	if code != 1 || stderr.String() != want {
+		t.Errorf("kes key ls: exit code %d, stderr %q; want 1 and %q", code, &stderr, want)
 	}
 }

@@ -346,14 +346,50 @@ func (s *Store) Status(ctx context.Context) (keystore.State, error) {
 	}
 	start := time.Now()
 	fi, err := os.Stat(s.dir)
-	latency := time.Since(start)
 	if err != nil {
 		return keystore.State{}, &keystore.UnreachableError{Err: fmt.Errorf("fs: %w", err)}
 	}
 	if !fi.IsDir() {
 		return keystore.State{}, &keystore.UnreachableError{Err: fmt.Errorf("fs: '%s' is not a directory", s.dir)}
 	}
-	return keystore.State{Latency: latency}, nil
+	// A directory that exists is not enough: key operations list it and
+	// read its files. A directory or key file that cannot be read (mode
+	// 000, a failing disk) makes the store unusable, so Status says so
+	// (a plain error: /v1/ready answers 502) instead of "reachable".
+	if err := probeDir(s.dir); err != nil {
+		return keystore.State{}, err
+	}
+	return keystore.State{Latency: time.Since(start)}, nil
+}
+
+// probeDir lists a few entries of dir and reads the first byte of the
+// first key file among them.
+func probeDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fs: cannot list keys: %w", err)
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(8)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("fs: cannot list keys: %w", err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return fmt.Errorf("fs: cannot read keys: %w", err)
+		}
+		_, err = f.Read(make([]byte, 1))
+		f.Close()
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("fs: cannot read keys: %w", err)
+		}
+		break
+	}
+	return nil
 }
 
 // Close does nothing: the store holds no open files between calls. It
