@@ -21,8 +21,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/openkes/openkes/internal/crypto"
-	"github.com/openkes/openkes/internal/etcdtest"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/etcd/etcdtest"
 	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/seal"
 )

@@ -14,13 +14,13 @@ import (
 	"time"
 
 	"github.com/openkes/openkes/internal/crypto"
-	"github.com/openkes/openkes/internal/vaultfake"
 	"github.com/openkes/openkes/keystore"
 	"github.com/openkes/openkes/keystore/fs"
 	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/mem"
 	"github.com/openkes/openkes/keystore/seal"
 	"github.com/openkes/openkes/keystore/vault"
+	"github.com/openkes/openkes/keystore/vault/vaulttest"
 )
 
 func newKEK(t *testing.T, b byte) *seal.LocalKEK {
@@ -314,13 +314,13 @@ func TestWatcherForwarded(t *testing.T) {
 }
 
 // TestVaultTransitKEK seals an fs store with a Vault transit key (Vault's
-// API served by vaultfake): values are transit ciphertexts recorded with
+// API served by vaulttest): values are transit ciphertexts recorded with
 // the transit key's ID, they read back, are bound to their name, and
 // fail clearly while Vault is sealed.
 func TestVaultTransitKEK(t *testing.T) {
-	v := vaultfake.New(t, vaultfake.Options{})
+	v := vaulttest.New(t, vaulttest.Options{})
 	v.MountTransit("", "transit")
-	v.AddAppRole("", "approle", vaultfake.AppRole{Name: "kes", RoleID: "role", SecretID: "secret", Token: vaultfake.TokenOptions{TTL: time.Hour}})
+	v.AddAppRole("", "approle", vaulttest.AppRole{Name: "kes", RoleID: "role", SecretID: "secret", Token: vaulttest.TokenOptions{TTL: time.Hour}})
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "vault-ca.pem")
 	if err := os.WriteFile(ca, v.CACertPEM(), 0o600); err != nil {

@@ -81,7 +81,7 @@
 //
 // # Testing
 //
-// The tests run against internal/vaultfake, a fake that follows Vault's
+// The tests run against internal/vaulttest, a fake that follows Vault's
 // published HTTP API, and also against a real Vault or OpenBao server
 // when KES_TEST_VAULT_ADDR and the other KES_TEST_VAULT_* variables
 // described in harness_test.go are set. Nothing in this package knows
