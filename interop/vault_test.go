@@ -19,7 +19,7 @@ import (
 	"github.com/openkes/openkes/keystore/vault/vaulttest"
 )
 
-// The Vault key store against internal/vaulttest, a fake of Vault's HTTP
+// The Vault key store against keystore/vault/vaulttest, a fake of Vault's HTTP
 // API, through the kes binary and the upstream SDK.
 
 const (

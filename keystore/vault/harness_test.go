@@ -1,7 +1,7 @@
 package vault
 
 // The tests run against an in-process fake of Vault's HTTP API
-// (internal/vaulttest) and, in addition, against a real Vault or OpenBao
+// (keystore/vault/vaulttest) and, in addition, against a real Vault or OpenBao
 // server when these environment variables are set:
 //
 //	KES_TEST_VAULT_ADDR             the server's base URL (required), e.g. https://127.0.0.1:8200
