@@ -118,7 +118,7 @@ type UnsealedError struct {
 
 func (e *UnsealedError) Error() string {
 	return fmt.Sprintf("seal: key %q is stored unsealed in a sealed key store "+
-		"(see docs/production.md, \"Sealing the key store\": reseal it with "+
+		"(see docs/production.md, \"Sealing keys at rest\": reseal it with "+
 		"kes migrate --force --from <config> --to <config>, or set seal.allow_unsealed "+
 		"for the time of a migration)", e.Name)
 }
