@@ -76,9 +76,6 @@ type File struct {
 	// from [ReadFile], with the file and line).
 	Warnings  []string
 	warnLines []int
-
-	// keyStoreMirror is the decoded section when KeyStore is nil.
-	keyStoreMirror mirror
 }
 
 // TLS is the tls section of a config file.
@@ -220,7 +217,7 @@ func (f *File) KeyStoreError() error {
 	if f.KeyStoreKind == "" {
 		return errors.New("keystore: no keystore specified")
 	}
-	return &UnsupportedKeyStoreError{Kind: f.KeyStoreKind, Name: storeName(f.KeyStoreKind)}
+	return &UnsupportedKeyStoreError{Kind: f.KeyStoreKind, Name: storeName(f.KeyStoreKind), Tag: omitTag(f.KeyStoreKind)}
 }
 
 // ServerConfig returns the server configuration described by f, with the

@@ -49,10 +49,13 @@
 // ("5m"); plain numbers are rejected. Booleans accept yes/no and on/off.
 //
 // Exactly one key store must be configured under keystore. Sections of
-// backends registered with [keystore.Register] are decoded into their
-// Config and validated by it; the other sections the original server
-// knows (vault, aws.secretsmanager, ...) are validated here and reported
-// by [File.KeyStoreError] as not supported by this build.
+// backends registered with [keystore.Register] (keystore/all registers
+// them all) are decoded into their Config and validated by it: this
+// package knows the names of the sections the original server
+// understands (vault, aws.secretsmanager, ...), never their fields. A
+// section whose backend is not built into the program (left out by its
+// build tag kes_omit_<name>) is reported by [File.KeyStoreError] as
+// "keystore.vault: not built into this binary (kes_omit_vault)".
 //
 // # Differences from the original server
 //

@@ -47,7 +47,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if diff := cmp.Diff(f1, f2, ignoreMirror); diff != "" {
+		if diff := cmp.Diff(f1, f2, compareFiles); diff != "" {
 			t.Fatalf("Parse is not deterministic (-first +second):\n%s", diff)
 		}
 		if f1.KeyStoreKind == "" || (f1.KeyStore == nil) == (f1.KeyStoreError() == nil) {

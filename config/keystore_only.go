@@ -37,8 +37,8 @@ func ReadKeyStore(path string) (kind string, conf keystore.Config, warnings []st
 // is a YAML syntax error, the errors.Join of every problem of the section
 // (each starting with its dotted path, "keystore.fs.path: required",
 // including "keystore: no keystore specified"), or an
-// [*UnsupportedKeyStoreError] for a valid section whose backend is not
-// compiled into this program. On error kind is "" and conf is nil.
+// [*UnsupportedKeyStoreError] for a section whose backend is not built
+// into this program. On error kind is "" and conf is nil.
 // Warnings (unknown keys of the section) are returned in any case.
 func ParseKeyStore(data []byte, lookupEnv func(string) (string, bool)) (kind string, conf keystore.Config, warnings []string, err error) {
 	if lookupEnv == nil {
@@ -73,7 +73,7 @@ func ParseKeyStore(data []byte, lookupEnv func(string) (string, bool)) (kind str
 		return "", nil, nil, errors.Join(p.errs...)
 	}
 	d := &decoder{problems: p}
-	kind, conf, _ = d.parseKeyStore(section)
+	kind, conf = d.parseKeyStore(section)
 	if len(p.errs) > 0 {
 		return "", nil, p.warnings, errors.Join(p.errs...)
 	}

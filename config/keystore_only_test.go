@@ -113,8 +113,8 @@ func TestParseKeyStoreErrors(t *testing.T) {
 			"keystore.fs.path: referenced env. variable 'KS_MISSING' not found (line 4)"}},
 		{name: "missing env variable in an anchor", config: "x: &p ${KS_MISSING}\nkeystore: {fs: {path: *p}}\n", wantErr: []string{
 			"keystore.fs.path: referenced env. variable 'KS_MISSING' not found (line 1)"}},
-		{name: "unsupported", config: "keystore: {vault: {endpoint: https://vault:8200, approle: {id: a, secret: b}}}\n", wantErr: []string{
-			"keystore.vault: the Hashicorp Vault key store is not supported by this build of OpenKES yet"}},
+		{name: "not built", config: "keystore: {entrust: {keycontrol: {endpoint: https://entrust}}}\n", wantErr: []string{
+			"keystore.entrust.keycontrol: not built into this binary (kes_omit_entrust)"}},
 		{name: "unsupported and invalid", config: "keystore: {vault: {approle: {id: a, secret: b}}}\n", wantErr: []string{
 			"keystore.vault.endpoint: required"}},
 		{name: "kes alone", config: "keystore: {kes: {endpoint: [https://127.0.0.1:7373]}}\n", wantErr: []string{
@@ -140,10 +140,10 @@ func TestParseKeyStoreErrors(t *testing.T) {
 
 	t.Run("unsupported error type", func(t *testing.T) {
 		t.Parallel()
-		_, _, _, err := ParseKeyStore([]byte("keystore: {etcd: {endpoints: [http://127.0.0.1:2379]}}\n"), noEnv)
+		_, _, _, err := ParseKeyStore([]byte("keystore: {gemalto: {keysecure: {endpoint: https://gemalto}}}\n"), noEnv)
 		var u *UnsupportedKeyStoreError
-		if !errors.As(err, &u) || u.Kind != "etcd" {
-			t.Errorf("ParseKeyStore(etcd) error = %v, want *UnsupportedKeyStoreError for etcd", err)
+		if !errors.As(err, &u) || u.Kind != "gemalto.keysecure" || u.Tag != "kes_omit_gemalto" {
+			t.Errorf("ParseKeyStore(gemalto) error = %v, want *UnsupportedKeyStoreError for gemalto.keysecure", err)
 		}
 	})
 	t.Run("syntax error", func(t *testing.T) {
@@ -241,7 +241,7 @@ func FuzzParseKeyStore(f *testing.F) {
 		if ksErr != nil || kind != file.KeyStoreKind {
 			t.Fatalf("ParseKeyStore() = %q, %v; Parse: %q", kind, ksErr, file.KeyStoreKind)
 		}
-		if diff := cmp.Diff(file.KeyStore, conf); diff != "" {
+		if diff := cmp.Diff(file.KeyStore, conf, compareFiles); diff != "" {
 			t.Fatalf("ParseKeyStore() config mismatch (-Parse +ParseKeyStore):\n%s", diff)
 		}
 	})

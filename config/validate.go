@@ -186,7 +186,7 @@ func (d *decoder) build(m *fileMirror) *File {
 		f.TLS.ProxyIdentities = append(f.TLS.ProxyIdentities, id)
 	}
 
-	f.KeyStoreKind, f.KeyStore, f.keyStoreMirror = d.parseKeyStore(&m.KeyStore)
+	f.KeyStoreKind, f.KeyStore = d.parseKeyStore(&m.KeyStore)
 	return f
 }
 

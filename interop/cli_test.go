@@ -16,8 +16,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,10 +44,16 @@ const (
 // returns its output and exit code.
 func runKes(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runBinary(t, kesBinary, dir, args...)
+}
+
+// runBinary is runKes with another kes binary.
+func runBinary(t *testing.T, bin, dir string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	cmd := exec.CommandContext(ctx, kesBinary, args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -497,26 +505,42 @@ func TestCertificateRotation(t *testing.T) {
 	}
 }
 
-// TestUnsupportedKeyStore checks that key store sections without a
-// backend are validated and refused at start-up with the dotted path of
-// the problem, and that every problem of a file is reported.
+// kesWithoutVault builds, once, a kes binary with the build tag
+// kes_omit_vault, next to kesBinary.
+var kesWithoutVault = sync.OnceValues(func() (string, error) {
+	bin := filepath.Join(filepath.Dir(kesBinary), "kes-omit-vault")
+	build := exec.Command("go", "build", "-tags", "kes_omit_vault", "-o", bin, "./cmd/kes")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build -tags kes_omit_vault: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// TestUnsupportedKeyStore checks that key store sections are validated by
+// their backends and refused at start-up with the dotted path of the
+// problem, that every problem of a file is reported, and that a backend
+// left out of the binary by its build tag is named with the tag.
 func TestUnsupportedKeyStore(t *testing.T) {
 	t.Parallel()
 	admin := newAPIKey(t).Identity()
 	header := fmt.Sprintf("address: %s\nadmin:\n  identity: %s\ntls:\n  key: server.key\n  cert: server.cert\n", freeAddr(t), admin)
 	for _, tc := range []struct {
 		name, config string
+		omitVault    bool // run a binary built with kes_omit_vault
 		want         []string
 	}{
 		{
-			name:   "gcp",
-			config: header + "keystore:\n  gcp:\n    secretmanager:\n      project_id: my-project\n",
-			want:   []string{"keystore.gcp.secretmanager", "not supported"},
+			name:      "vault left out",
+			config:    header + "keystore:\n  vault:\n    endpoint: https://127.0.0.1:8200\n    approle:\n      id: kes-role\n      secret: kes-secret\n",
+			omitVault: true,
+			want:      []string{"keystore.vault: not built into this binary (kes_omit_vault)"},
 		},
 		{
-			name:   "aws",
-			config: header + "keystore:\n  aws:\n    secretsmanager:\n      endpoint: secretsmanager.us-east-1.amazonaws.com\n      region: us-east-1\n",
-			want:   []string{"keystore.aws.secretsmanager", "not supported"},
+			name:      "fs in a binary without vault",
+			config:    header + "keystore:\n  fs:\n    path: keys\n    seal:\n      vault:\n        endpoint: https://127.0.0.1:8200\n",
+			omitVault: true,
+			want:      []string{"keystore.fs.seal.vault: not built into this binary (kes_omit_vault)"},
 		},
 		{
 			name:   "vault without endpoint",
@@ -539,8 +563,18 @@ func TestUnsupportedKeyStore(t *testing.T) {
 			dir := t.TempDir()
 			writeFile(t, dir, "config.yml", []byte(tc.config))
 			start := time.Now()
-			stdout, stderr, code := runKes(t, dir, "server", "--config", "config.yml")
-			if elapsed := time.Since(start); elapsed > 5*time.Second {
+			run := runKes
+			if tc.omitVault {
+				bin, err := kesWithoutVault()
+				if err != nil {
+					t.Fatal(err)
+				}
+				run = func(t *testing.T, dir string, args ...string) (string, string, int) {
+					return runBinary(t, bin, dir, args...)
+				}
+			}
+			stdout, stderr, code := run(t, dir, "server", "--config", "config.yml")
+			if elapsed := time.Since(start); !tc.omitVault && elapsed > 5*time.Second {
 				t.Errorf("kes took %v to refuse the config", elapsed)
 			}
 			if code != 1 {

@@ -18,7 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/openkes/openkes/internal/crypto"
-	"github.com/openkes/openkes/internal/etcdtest"
+	"github.com/openkes/openkes/keystore/etcd/etcdtest"
 )
 
 // etcdNodes starts n kes servers on one etcd key store (prefix "kes/") and

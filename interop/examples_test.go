@@ -13,8 +13,8 @@ import (
 
 	"github.com/minio/kms-go/kes"
 
-	"github.com/openkes/openkes/internal/etcdtest"
-	"github.com/openkes/openkes/internal/vaultfake"
+	"github.com/openkes/openkes/keystore/etcd/etcdtest"
+	"github.com/openkes/openkes/keystore/vault/vaulttest"
 )
 
 // exampleDir holds the example configs of docs/production.md.
@@ -137,10 +137,10 @@ func TestExampleFS(t *testing.T) {
 // TestExampleVault runs examples/config/vault.yml against the Vault API
 // fake: K/V v2 in the upstream layout, wrapped with transit.
 func TestExampleVault(t *testing.T) {
-	v := vaultfake.New(t, vaultfake.Options{})
+	v := vaulttest.New(t, vaulttest.Options{})
 	v.MountKV("", "kv", 2)
 	v.MountTransit("", "transit")
-	v.AddAppRole("", "approle", vaultfake.AppRole{Name: "kes", RoleID: "example-role", SecretID: "example-secret", Token: vaultfake.TokenOptions{TTL: time.Hour}})
+	v.AddAppRole("", "approle", vaulttest.AppRole{Name: "kes", RoleID: "example-role", SecretID: "example-secret", Token: vaulttest.TokenOptions{TTL: time.Hour}})
 	t.Setenv("KES_VAULT_ROLE_ID", "example-role")
 	t.Setenv("KES_VAULT_SECRET_ID", "example-secret")
 	_, minio := exampleIdentities(t)

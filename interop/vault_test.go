@@ -16,10 +16,10 @@ import (
 
 	"github.com/minio/kms-go/kes"
 
-	"github.com/openkes/openkes/internal/vaultfake"
+	"github.com/openkes/openkes/keystore/vault/vaulttest"
 )
 
-// The Vault key store against internal/vaultfake, a fake of Vault's HTTP
+// The Vault key store against keystore/vault/vaulttest, a fake of Vault's HTTP
 // API, through the kes binary and the upstream SDK.
 
 const (
@@ -32,12 +32,12 @@ const (
 // version, a transit mount and an AppRole whose tokens live for ttl. It
 // returns the fake, the keystore section for startServer and the files
 // (the fake's CA) to put next to the config.
-func startVault(t *testing.T, version int, ttl time.Duration) (*vaultfake.Server, string, map[string][]byte) {
+func startVault(t *testing.T, version int, ttl time.Duration) (*vaulttest.Server, string, map[string][]byte) {
 	t.Helper()
-	v := vaultfake.New(t, vaultfake.Options{})
+	v := vaulttest.New(t, vaulttest.Options{})
 	v.MountKV("", "kv", version)
 	v.MountTransit("", "transit")
-	v.AddAppRole("", "approle", vaultfake.AppRole{Name: "kes", RoleID: vaultRoleID, SecretID: vaultSecretID, Token: vaultfake.TokenOptions{TTL: ttl}})
+	v.AddAppRole("", "approle", vaulttest.AppRole{Name: "kes", RoleID: vaultRoleID, SecretID: vaultSecretID, Token: vaulttest.TokenOptions{TTL: ttl}})
 	keyStore := fmt.Sprintf("  vault:\n    endpoint: %s\n    engine: kv\n    version: v%d\n    prefix: %s\n"+
 		"    approle:\n      id: %s\n      secret: %s\n      retry: 15s\n    tls:\n      ca: vault-ca.pem\n    status:\n      ping: 1s\n",
 		v.URL, version, vaultPrefix, vaultRoleID, vaultSecretID)
@@ -201,7 +201,7 @@ func TestVaultOutage(t *testing.T) {
 		}
 		time.Sleep(75 * time.Millisecond)
 	}
-	if n := v.Count(vaultfake.CountRenewSelf); n == 0 {
+	if n := v.Count(vaulttest.CountRenewSelf); n == 0 {
 		t.Errorf("no token renewal in 3 s with a 2 s token")
 	}
 	if ready, err := c.IsReady(ctx); !ready || err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/openkes/openkes/config"
 	"github.com/openkes/openkes/keystore"
 	_ "github.com/openkes/openkes/keystore/all" // register the key-store backends
+	"github.com/openkes/openkes/keystore/seal"
 )
 
 const migrateUsage = `Usage:
@@ -426,6 +427,7 @@ func (m *migration) copyKey(ctx context.Context, name string) (migrateOutcome, e
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	ctx = seal.AllowUnsealed(ctx) // values stored unsealed are what --force reseals
 	value, err := m.src.Get(ctx, name)
 	if errors.Is(err, keystore.ErrNotFound) {
 		return keyVanished, nil

@@ -519,9 +519,9 @@ func TestMigrateConfigErrors(t *testing.T) {
 	// build does not (the vault backend may be added one day).
 	var unsupported, unsupportedSection, unsupportedMessage string
 	for _, c := range []struct{ kind, section, msg string }{
-		{"vault", "vault: {endpoint: 'https://vault:8200', approle: {id: a, secret: b}}", "the Hashicorp Vault key store"},
-		{"entrust.keycontrol", "entrust: {keycontrol: {endpoint: 'https://e', vault_id: v, box_id: b, credentials: {username: u, password: p}}}", "the Entrust KeyControl key store"},
-		{"gemalto.keysecure", "gemalto: {keysecure: {endpoint: 'https://g', credentials: {token: t}}}", "the Gemalto KeySecure key store"},
+		{"vault", "vault: {endpoint: 'https://vault:8200', approle: {id: a, secret: b}}", "kes_omit_vault"},
+		{"entrust.keycontrol", "entrust: {keycontrol: {endpoint: 'https://e', vault_id: v, box_id: b, credentials: {username: u, password: p}}}", "kes_omit_entrust"},
+		{"gemalto.keysecure", "gemalto: {keysecure: {endpoint: 'https://g', credentials: {token: t}}}", "kes_omit_gemalto"},
 	} {
 		if _, ok := keystore.Lookup(c.kind); !ok {
 			unsupported, unsupportedSection, unsupportedMessage = c.kind, c.section, c.msg
@@ -541,9 +541,9 @@ func TestMigrateConfigErrors(t *testing.T) {
 		want     string
 	}{
 		{name: "unsupported source", from: unsupportedFile, to: fsFile,
-			want: fmt.Sprintf("kes: error: source %s: keystore.%s: %s is not supported by this build of OpenKES yet\n", unsupportedFile, unsupported, unsupportedMessage)},
+			want: fmt.Sprintf("kes: error: source %s: keystore.%s: not built into this binary (%s)\n", unsupportedFile, unsupported, unsupportedMessage)},
 		{name: "unsupported target", from: fsFile, to: unsupportedFile,
-			want: fmt.Sprintf("kes: error: target %s: keystore.%s: %s is not supported by this build of OpenKES yet\n", unsupportedFile, unsupported, unsupportedMessage)},
+			want: fmt.Sprintf("kes: error: target %s: keystore.%s: not built into this binary (%s)\n", unsupportedFile, unsupported, unsupportedMessage)},
 		{name: "invalid", from: invalidFile, to: fsFile,
 			want: fmt.Sprintf("kes: warning: source %s: keystore.fs.paht: unknown key, ignored\nkes: error: source %s: keystore.fs.path: required\n", invalidFile, invalidFile)},
 		{name: "missing", from: fsFile, to: missing,

@@ -2,4 +2,9 @@
 
 package all
 
-import _ "github.com/openkes/openkes/keystore/etcd" // registers "etcd"
+import (
+	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/etcd"
+)
+
+func init() { keystore.Register("etcd", etcd.NewConfig) }

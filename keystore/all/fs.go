@@ -2,4 +2,9 @@
 
 package all
 
-import _ "github.com/openkes/openkes/keystore/fs" // registers "fs"
+import (
+	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/fs"
+)
+
+func init() { keystore.Register("fs", fs.NewConfig) }

@@ -4,8 +4,13 @@ package all
 
 import (
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/seal"
 	"github.com/openkes/openkes/keystore/vault"
 )
 
-// The vault package does not register itself (see vault.NewConfig).
-func init() { keystore.Register("vault", vault.NewConfig) }
+// Vault is a key store and, for the fs and etcd stores, a KEK
+// (seal.vault).
+func init() {
+	keystore.Register("vault", vault.NewConfig)
+	seal.RegisterKEK("vault", vault.NewKEKConfig)
+}

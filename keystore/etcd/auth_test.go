@@ -15,9 +15,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/openkes/openkes/internal/etcdtest"
 	"github.com/openkes/openkes/internal/testpki"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/etcd/etcdtest"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes.

@@ -41,8 +41,8 @@
 //
 // # Configuration
 //
-// The package registers the config section "etcd" ([Config]) with
-// [keystore.Register]:
+// The config section "etcd" ([Config]) is registered with
+// [keystore.Register] by keystore/all:
 //
 //	keystore:
 //	  etcd:
@@ -83,9 +83,9 @@ import (
 	"github.com/openkes/openkes/keystore/seal"
 )
 
-func init() {
-	keystore.Register("etcd", func() keystore.Config { return new(Config) })
-}
+// NewConfig returns an empty Config, for keystore.Register, which
+// keystore/all calls: importing this package registers nothing.
+func NewConfig() keystore.Config { return new(Config) }
 
 // MaxValueSize is the largest value the store accepts and returns: 1 MiB,
 // as the filesystem store. Stored keys are a few hundred bytes; etcd's

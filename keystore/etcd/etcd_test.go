@@ -21,8 +21,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/openkes/openkes/internal/crypto"
-	"github.com/openkes/openkes/internal/etcdtest"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/etcd/etcdtest"
 	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/seal"
 )
@@ -382,6 +382,21 @@ func testSealed(t *testing.T, c *etcdtest.Cluster) {
 				}
 			}
 		}
+	}
+
+	// A plain value planted in etcd next to the sealed ones is refused,
+	// naming the key; the migration context reads it.
+	const name = "planted"
+	planted := string(bytes.TrimSuffix(resp.Kvs[0].Key, []byte("key-0"))) + name
+	if _, err := c.Client(t).Put(t.Context(), string(planted), `{"bytes":"cGxhbnRlZA=="}`); err != nil {
+		t.Fatal(err)
+	}
+	var u *seal.UnsealedError
+	if got, err := st.Get(t.Context(), name); !errors.As(err, &u) || u.Name != name {
+		t.Fatalf("Get(%s) of a planted plain value = %q, %v; want an *seal.UnsealedError", name, got, err)
+	}
+	if got, err := st.Get(seal.AllowUnsealed(t.Context()), name); err != nil || string(got) != `{"bytes":"cGxhbnRlZA=="}` {
+		t.Fatalf("Get(%s) with AllowUnsealed = %q, %v; want the planted value", name, got, err)
 	}
 }
 

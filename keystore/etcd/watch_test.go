@@ -10,7 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/openkes/openkes/internal/etcdtest"
+	"github.com/openkes/openkes/keystore/etcd/etcdtest"
 )
 
 // recorder collects the names a Watch reports.

@@ -19,8 +19,8 @@
 //
 // # Configuration
 //
-// The package registers the config section "fs" ([Config]) with
-// [keystore.Register]:
+// The config section "fs" ([Config]) is registered with
+// [keystore.Register] by keystore/all:
 //
 //	keystore:
 //	  fs:
@@ -30,7 +30,8 @@
 //
 // With a seal section every value is encrypted with a key-encryption key
 // before it is written, so the files reveal no key material; files
-// written without a seal are still read.
+// written without a seal are refused until they are resealed (see
+// package keystore/seal).
 package fs
 
 import (
@@ -49,9 +50,9 @@ import (
 	"github.com/openkes/openkes/keystore/seal"
 )
 
-func init() {
-	keystore.Register("fs", func() keystore.Config { return new(Config) })
-}
+// NewConfig returns an empty Config, for keystore.Register, which
+// keystore/all calls: importing this package registers nothing.
+func NewConfig() keystore.Config { return new(Config) }
 
 // MaxValueSize is the largest value the store accepts and returns: 1 MiB,
 // as in the original. Stored keys are a few hundred bytes.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/openkes/openkes/keystore"
 	"github.com/openkes/openkes/keystore/keystoretest"
+	"github.com/openkes/openkes/keystore/seal"
 )
 
 // fixtures holds key files written by the original KES server.
@@ -411,13 +413,9 @@ func TestCanceledContext(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	t.Parallel()
-	newConfig, ok := keystore.Lookup("fs")
+	conf, ok := NewConfig().(*Config)
 	if !ok {
-		t.Fatal(`Lookup("fs") = false, want the fs config registered`)
-	}
-	conf, ok := newConfig().(*Config)
-	if !ok {
-		t.Fatalf(`Lookup("fs")() = %T, want *fs.Config`, newConfig())
+		t.Fatalf(`NewConfig() = %T, want *fs.Config`, NewConfig())
 	}
 	if err := conf.Validate(); err == nil || err.Error() != "path: required" {
 		t.Errorf("Validate() of an empty config = %v, want %q", err, "path: required")
@@ -492,5 +490,71 @@ func TestReplace(t *testing.T) {
 	}
 	if err := s.Replace(ctx, "../k", []byte("x")); err == nil {
 		t.Error("Replace accepted an invalid name")
+	}
+}
+
+// TestSealedRefusesPlantedKey plants a plain key file, as the original
+// server writes them, next to the sealed files of a store with a seal
+// section: the store refuses it, naming the key, so that nobody who can
+// write to the directory can choose the key new data is encrypted with.
+// With seal.allow_unsealed it is read, with a warning.
+func TestSealedRefusesPlantedKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	kek := filepath.Join(dir, "kek")
+	if err := os.WriteFile(kek, bytes.Repeat([]byte{0x17}, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(dir, "keys")
+	conf := &Config{Path: keys, Seal: &seal.Config{KEKFile: kek}}
+	st, err := conf.Connect(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := t.Context()
+	for _, name := range []string{"sealed-1", "sealed-2"} {
+		if err := st.Create(ctx, name, []byte(`{"bytes":"c2VhbGVk"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	planted, err := os.ReadFile(filepath.Join(fixtures, "fixture-generated"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(keys, "planted"), planted, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	if s, ok := st.(interface{ Sealed() bool }); !ok || !s.Sealed() {
+		t.Errorf("%T does not report Sealed() = true", st)
+	}
+	got, err := st.Get(ctx, "planted")
+	var u *seal.UnsealedError
+	if !errors.As(err, &u) || u.Name != "planted" || got != nil {
+		t.Fatalf("Get(planted) = %q, %v; want an *seal.UnsealedError for planted", got, err)
+	}
+	if !strings.Contains(err.Error(), `key "planted" is stored unsealed`) || strings.Contains(err.Error(), string(planted[:20])) {
+		t.Errorf("error %q does not name the key, or shows the value", err)
+	}
+	for _, name := range []string{"sealed-1", "sealed-2"} {
+		if _, err := st.Get(ctx, name); err != nil {
+			t.Errorf("Get(%s) = %v", name, err)
+		}
+	}
+
+	// The migration option reads it, with one WARN line naming the key.
+	var logs bytes.Buffer
+	conf.Seal.AllowUnsealed = true
+	migrating, err := conf.Connect(ctx, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer migrating.Close()
+	if got, err := migrating.Get(ctx, "planted"); err != nil || !bytes.Equal(got, planted) {
+		t.Fatalf("Get(planted) with allow_unsealed = %q, %v; want the file's content", got, err)
+	}
+	if line := logs.String(); strings.Count(line, "\n") != 1 || !strings.Contains(line, "level=WARN") || !strings.Contains(line, "key=planted") {
+		t.Errorf("log = %q, want one WARN line naming the key", line)
 	}
 }

@@ -5,11 +5,71 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/openkes/openkes/keystore"
-	"github.com/openkes/openkes/keystore/vault"
 )
+
+// KEKConfig is the configuration of a KEK kept in a KMS, as decoded from
+// its subsection of the seal section (seal.vault). The KMS's package
+// implements it; keystore/all registers it with [RegisterKEK].
+type KEKConfig interface {
+	// Validate reports every problem of the configuration, joined with
+	// errors.Join, each naming its field relative to the subsection
+	// ("endpoint: required").
+	Validate() error
+
+	// Open returns the KEK. If the KEK implements io.Closer, the sealed
+	// store closes it when it is closed.
+	Open(ctx context.Context, log *slog.Logger) (KEK, error)
+}
+
+var (
+	kekMu    sync.RWMutex
+	kekKinds = map[string]func() KEKConfig{}
+)
+
+// RegisterKEK makes a KMS available as a KEK under the given subsection
+// name of the seal section (for example "vault"). newConfig returns a
+// fresh, empty configuration into which the subsection is decoded with
+// yaml.v3. RegisterKEK panics if kind is registered twice.
+func RegisterKEK(kind string, newConfig func() KEKConfig) {
+	kekMu.Lock()
+	defer kekMu.Unlock()
+	if _, ok := kekKinds[kind]; ok {
+		panic(fmt.Sprintf("seal: RegisterKEK called twice for %q", kind))
+	}
+	kekKinds[kind] = newConfig
+}
+
+// KEKKinds returns the sorted names of the registered KEK kinds.
+func KEKKinds() []string {
+	kekMu.RLock()
+	defer kekMu.RUnlock()
+	kinds := make([]string, 0, len(kekKinds))
+	for k := range kekKinds {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	return kinds
+}
+
+func lookupKEK(kind string) (func() KEKConfig, bool) {
+	kekMu.RLock()
+	defer kekMu.RUnlock()
+	newConfig, ok := kekKinds[kind]
+	return newConfig, ok
+}
+
+// notBuiltError is the error for a KEK kind left out of the binary by
+// its build tag.
+func notBuiltError(kind string) error {
+	return fmt.Errorf("%s: not built into this binary (kes_omit_%s)", kind, kind)
+}
 
 // Config is the "seal" subsection of a key store that supports sealing.
 // Exactly one of KEKFile and Vault is set.
@@ -22,27 +82,42 @@ type Config struct {
 	// current KEK only. They may be used with either KEKFile or Vault.
 	OldKEKFiles []string `yaml:"old_kek_files"`
 
+	// AllowUnsealed makes the store return values stored unsealed,
+	// logging every such read at WARN, instead of refusing them: for
+	// the time of a migration to a sealed store (see [UnsealedError]).
+	AllowUnsealed bool `yaml:"allow_unsealed"`
+
 	// Vault, if set, seals with a key of Vault's transit engine instead
 	// of a local KEK; the KEK never leaves Vault.
 	Vault *VaultConfig `yaml:"vault"`
 }
 
-// VaultConfig is the "seal.vault" subsection: how to reach and log in to
-// Vault (the fields of keystore.vault: endpoint, namespace, approle or
-// kubernetes, tls, status) and which transit key to use.
+// VaultConfig is the "seal.vault" subsection. Its fields are those of
+// the KEK kind "vault" registered with [RegisterKEK] (the transit KEK of
+// keystore/vault: the connection settings of keystore.vault and the
+// transit key), which it decodes into. KEKConfig is nil when the kind is
+// not built into the binary.
 type VaultConfig struct {
-	vault.ClientConfig `yaml:",inline"`
-	Transit            vault.TransitConfig `yaml:"transit"`
+	KEKConfig
 }
 
-// transitID is the KEK ID of a transit key: engine and key name, with
-// the characters a KEK ID may not hold replaced.
-func transitID(t vault.TransitConfig) string {
-	engine := t.Engine
-	if engine == "" {
-		engine = vault.DefaultTransitEngine
+// UnmarshalYAML decodes the subsection into the registered KEK kind
+// "vault", and fails if there is none.
+func (c *VaultConfig) UnmarshalYAML(n *yaml.Node) error {
+	return decodeKEK("vault", &c.KEKConfig, n)
+}
+
+func decodeKEK(kind string, conf *KEKConfig, n *yaml.Node) error {
+	newConfig, ok := lookupKEK(kind)
+	if !ok {
+		return errors.New(strings.TrimPrefix(notBuiltError(kind).Error(), kind+": "))
 	}
-	return strings.NewReplacer(":", "_", "/", ".").Replace("vault-transit." + strings.Trim(engine, "/") + "." + t.Key)
+	c := newConfig()
+	if err := n.Decode(c); err != nil {
+		return err
+	}
+	*conf = c
+	return nil
 }
 
 // Validate reports every problem, each naming its field relative to the
@@ -55,11 +130,10 @@ func (c *Config) Validate() error {
 	switch {
 	case hasFile && c.Vault != nil:
 		errs = append(errs, errors.New("more than one KEK specified (kek_file, vault)"))
+	case c.Vault != nil && c.Vault.KEKConfig == nil:
+		errs = append(errs, notBuiltError("vault"))
 	case c.Vault != nil:
-		errs = append(errs, prefixed("vault", c.Vault.ClientConfig.Validate())...)
-		if strings.TrimSpace(c.Vault.Transit.Key) == "" {
-			errs = append(errs, errors.New("vault.transit.key: required"))
-		}
+		errs = append(errs, prefixed("vault", c.Vault.Validate())...)
 	case !hasFile:
 		errs = append(errs, errors.New("no KEK specified (kek_file or vault)"))
 	default:
@@ -84,18 +158,18 @@ func trimPrefix(err error) error {
 	return err
 }
 
-// Wrap opens the KEKs and returns inner wrapped by a sealing Store. It
-// closes inner if that fails.
+// Wrap opens the KEKs and returns inner wrapped by a sealing Store,
+// which logs to log. It closes inner if that fails.
 func (c *Config) Wrap(ctx context.Context, inner keystore.Store, log *slog.Logger) (keystore.Store, error) {
 	current, old, err := c.open(ctx, log)
 	if err != nil {
 		inner.Close()
 		return nil, err
 	}
-	return Wrap(inner, current, old...), nil
+	return WrapWith(inner, Options{AllowUnsealed: c.AllowUnsealed, Log: log}, current, old...), nil
 }
 
-func (c *Config) open(_ context.Context, log *slog.Logger) (KEK, []KEK, error) {
+func (c *Config) open(ctx context.Context, log *slog.Logger) (KEK, []KEK, error) {
 	var old []KEK
 	for _, f := range c.OldKEKFiles {
 		k, err := ReadKEKFile(f)
@@ -105,14 +179,12 @@ func (c *Config) open(_ context.Context, log *slog.Logger) (KEK, []KEK, error) {
 		old = append(old, k)
 	}
 	if c.Vault != nil {
-		client, err := vault.NewClient(&c.Vault.ClientConfig, log)
+		if c.Vault.KEKConfig == nil {
+			return nil, nil, fmt.Errorf("seal: %w", notBuiltError("vault"))
+		}
+		kek, err := c.Vault.Open(ctx, log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("seal: %w", err)
-		}
-		kek := &TransitKEK{
-			id:     transitID(c.Vault.Transit),
-			t:      client.Transit(c.Vault.Transit.Engine, c.Vault.Transit.Key),
-			closer: client,
 		}
 		return kek, old, nil
 	}

@@ -11,8 +11,9 @@ import (
 
 // FuzzUnseal feeds arbitrary stored values to a sealed store's Get: an
 // etcd cluster or a directory is not trusted. Get must not panic; a value
-// that is not sealed comes back unchanged, and a sealed one either
-// unseals to what was sealed or fails with ErrUnseal.
+// that is not sealed is refused with an *UnsealedError, and comes back
+// unchanged with AllowUnsealed; a sealed one either unseals to what was
+// sealed or fails with ErrUnseal.
 func FuzzUnseal(f *testing.F) {
 	kek, err := seal.NewLocalKEK(bytes.Repeat([]byte{9}, 32))
 	if err != nil {
@@ -34,11 +35,16 @@ func FuzzUnseal(f *testing.F) {
 		if err := inner.Create(t.Context(), "seed", value); err != nil {
 			t.Fatal(err)
 		}
-		got, err := seal.Wrap(inner, kek).Get(t.Context(), "seed")
+		st := seal.Wrap(inner, kek)
+		got, err := st.Get(t.Context(), "seed")
 		switch {
 		case !seal.IsSealed(value):
-			if err != nil || !bytes.Equal(got, value) {
-				t.Fatalf("Get of an unsealed value = %q, %v; want it unchanged", got, err)
+			var u *seal.UnsealedError
+			if !errors.As(err, &u) || got != nil {
+				t.Fatalf("Get of an unsealed value = %q, %v; want an *UnsealedError", got, err)
+			}
+			if got, err := st.Get(seal.AllowUnsealed(t.Context()), "seed"); err != nil || !bytes.Equal(got, value) {
+				t.Fatalf("Get with AllowUnsealed of an unsealed value = %q, %v; want it unchanged", got, err)
 			}
 		case err != nil:
 			if !errors.Is(err, seal.ErrUnseal) {

@@ -13,15 +13,21 @@
 //	    seal:
 //	      kek_file: /etc/kes/kek          # 32 random bytes, raw, hex or base64
 //	      old_kek_files: [/etc/kes/kek.1] # still unseal, never seal
+//	      allow_unsealed: false           # true: read unsealed values (migration only)
 //
-// or, with a Vault transit key as KEK (the Vault connection settings are
-// those of keystore.vault):
+// or, with a KEK kept in a KMS, such as a Vault transit key (the Vault
+// connection settings are those of keystore.vault):
 //
 //	seal:
 //	  vault:
 //	    endpoint: https://vault:8200
 //	    approle: {id: ..., secret: ...}
 //	    transit: {engine: transit, key: kes-kek}
+//
+// This package knows no KMS itself: a KMS that can hold a KEK implements
+// [KEKConfig] in its own package and is registered with [RegisterKEK]
+// from keystore/all (keystore/vault for seal.vault), so that a binary
+// built without the KMS has none of its code.
 //
 // # Format
 //
@@ -36,9 +42,17 @@
 // the key name and value. Binding the name means a value copied to
 // another name does not unseal.
 //
-// Values that do not start with "kes:sealed:" are returned as they are,
-// so a store written without a seal keeps working after one is added;
-// `kes migrate` into a sealed store rewrites them sealed.
+// # Unsealed values
+//
+// A sealed store refuses values that are not sealed, with an
+// [*UnsealedError] naming the key: whoever can write to the directory or
+// to etcd could otherwise plant a key of their choosing, and the server
+// would encrypt new data with it. Values written before the seal section
+// was added are resealed with `kes migrate --force` (see
+// docs/production.md). For the time of a migration they can be read
+// anyway, each read logged at WARN: for every read of a server with
+// seal.allow_unsealed, or for the reads made with a context from
+// [AllowUnsealed] (kes migrate).
 package seal
 
 import (
@@ -95,23 +109,82 @@ func SealedWith(value []byte) (id string, ok bool) {
 	return id, ok && id != ""
 }
 
+// UnsealedError is returned by a sealed store's Get for a value that is
+// stored unsealed, unless such reads are allowed (see [AllowUnsealed]).
+// It names the key, never the value.
+type UnsealedError struct {
+	Name string // the key
+}
+
+func (e *UnsealedError) Error() string {
+	return fmt.Sprintf("seal: key %q is stored unsealed in a sealed key store "+
+		"(see docs/production.md, \"Sealing keys at rest\": reseal it with "+
+		"kes migrate --force --from <config> --to <config>, or set seal.allow_unsealed "+
+		"for the time of a migration)", e.Name)
+}
+
+type allowUnsealedKey struct{}
+
+// AllowUnsealed returns a context with which the Get of a sealed store
+// returns a value stored unsealed, logging a warning that names the key,
+// instead of refusing it with an [*UnsealedError]. kes migrate reads its
+// source with it, so that it can reseal such values.
+func AllowUnsealed(ctx context.Context) context.Context {
+	return context.WithValue(ctx, allowUnsealedKey{}, true)
+}
+
+// unsealedAllowed reports whether ctx comes from AllowUnsealed.
+func unsealedAllowed(ctx context.Context) bool {
+	allowed, _ := ctx.Value(allowUnsealedKey{}).(bool)
+	return allowed
+}
+
+// Options are the settings of a sealed store besides its KEKs.
+type Options struct {
+	// AllowUnsealed makes every Get return values stored unsealed,
+	// as with [AllowUnsealed] (seal.allow_unsealed).
+	AllowUnsealed bool
+
+	// Log receives a warning for every unsealed value read; nil
+	// discards them.
+	Log *slog.Logger
+}
+
 // Store is a key store whose values are sealed. Create seals with the
 // current KEK; Get unseals with whichever configured KEK sealed the value
-// and passes unsealed values through. Names, List, Delete and Status are
-// those of the inner store.
+// and refuses values that are not sealed (see [UnsealedError]). Names,
+// List, Delete and Status are those of the inner store.
 type Store struct {
-	inner   keystore.Store
-	current KEK
-	keks    map[string]KEK
+	inner         keystore.Store
+	current       KEK
+	keks          map[string]KEK
+	allowUnsealed bool
+	log           *slog.Logger
 }
 
 var _ keystore.Store = (*Store)(nil)
 
 // Wrap returns a store that seals the values of inner with current. The
 // old KEKs can still unseal values, but never seal. If inner implements
-// keystore.Watcher, so does the returned store.
+// keystore.Watcher, so does the returned store. Unsealed values are
+// refused (see [WrapWith]).
 func Wrap(inner keystore.Store, current KEK, old ...KEK) keystore.Store {
-	s := &Store{inner: inner, current: current, keks: map[string]KEK{current.ID(): current}}
+	return WrapWith(inner, Options{}, current, old...)
+}
+
+// WrapWith is [Wrap] with options.
+func WrapWith(inner keystore.Store, opts Options, current KEK, old ...KEK) keystore.Store {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		inner:         inner,
+		current:       current,
+		keks:          map[string]KEK{current.ID(): current},
+		allowUnsealed: opts.AllowUnsealed,
+		log:           log,
+	}
 	for _, k := range old {
 		if _, ok := s.keks[k.ID()]; !ok {
 			s.keks[k.ID()] = k
@@ -122,6 +195,11 @@ func Wrap(inner keystore.Store, current KEK, old ...KEK) keystore.Store {
 	}
 	return s
 }
+
+// Sealed reports that the store's values are sealed; it is always true.
+// Consumers that must know (kes migrate) declare interface{ Sealed()
+// bool } and check for it with a type assertion.
+func (s *Store) Sealed() bool { return true }
 
 type watchingStore struct {
 	*Store
@@ -169,13 +247,24 @@ func (s *Store) Replace(ctx context.Context, name string, value []byte) error {
 	return r.Replace(ctx, name, sealed)
 }
 
-// Get reads name from the inner store and unseals it.
+// Get reads name from the inner store and unseals it. A value that is
+// not sealed is refused with an [*UnsealedError], unless the store was
+// opened with Options.AllowUnsealed or ctx comes from [AllowUnsealed]:
+// then it is returned as stored, and the read logged at WARN.
 func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 	v, err := s.inner.Get(ctx, name)
-	if err != nil || !IsSealed(v) {
-		return v, err
+	if err != nil {
+		return nil, err
 	}
-	return s.unseal(ctx, name, v)
+	if IsSealed(v) {
+		return s.unseal(ctx, name, v)
+	}
+	if !s.allowUnsealed && !unsealedAllowed(ctx) {
+		return nil, &UnsealedError{Name: name}
+	}
+	s.log.WarnContext(ctx, "seal: read a key stored unsealed from a sealed key store; reseal it with kes migrate --force",
+		slog.String("key", name))
+	return v, nil
 }
 
 func (s *Store) unseal(ctx context.Context, name string, v []byte) ([]byte, error) {
@@ -319,52 +408,4 @@ func (k *LocalKEK) Unseal(_ context.Context, name, payload string) ([]byte, erro
 		return nil, fmt.Errorf("%w: not authentic (modified, moved from another key name, or sealed with another KEK)", ErrUnseal)
 	}
 	return plain, nil
-}
-
-// transit is the part of a Vault client a TransitKEK uses.
-type transit interface {
-	Encrypt(ctx context.Context, plaintext []byte) (string, error)
-	Decrypt(ctx context.Context, ciphertext string) ([]byte, error)
-}
-
-// TransitKEK is a KEK kept in Vault's transit engine: sealing and
-// unsealing are Vault requests, the KEK never leaves Vault.
-type TransitKEK struct {
-	id     string
-	t      transit
-	closer io.Closer
-}
-
-func (k *TransitKEK) ID() string { return k.id }
-
-// Seal encrypts name and value as one transit plaintext: a varint-free,
-// length-prefixed name followed by the value.
-func (k *TransitKEK) Seal(ctx context.Context, name string, value []byte) (string, error) {
-	if len(name) > 255 {
-		return "", errors.New("key name too long to seal")
-	}
-	plain := make([]byte, 0, 1+len(name)+len(value))
-	plain = append(plain, byte(len(name)))
-	plain = append(plain, name...)
-	plain = append(plain, value...)
-	return k.t.Encrypt(ctx, plain)
-}
-
-func (k *TransitKEK) Unseal(ctx context.Context, name, payload string) ([]byte, error) {
-	plain, err := k.t.Decrypt(ctx, payload)
-	if err != nil {
-		return nil, err
-	}
-	if len(plain) < 1 || len(plain) < 1+int(plain[0]) || string(plain[1:1+int(plain[0])]) != name {
-		return nil, fmt.Errorf("%w: the value belongs to another key name", ErrUnseal)
-	}
-	return plain[1+int(plain[0]):], nil
-}
-
-// Close closes the Vault client.
-func (k *TransitKEK) Close() error {
-	if k.closer == nil {
-		return nil
-	}
-	return k.closer.Close()
 }

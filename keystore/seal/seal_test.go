@@ -7,20 +7,22 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/openkes/openkes/internal/crypto"
-	"github.com/openkes/openkes/internal/vaultfake"
 	"github.com/openkes/openkes/keystore"
 	"github.com/openkes/openkes/keystore/fs"
 	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/mem"
 	"github.com/openkes/openkes/keystore/seal"
-	"github.com/openkes/openkes/keystore/vault"
 )
 
 func newKEK(t *testing.T, b byte) *seal.LocalKEK {
@@ -107,7 +109,77 @@ func TestSealedStoreRevealsNothing(t *testing.T) {
 	}
 }
 
-func TestUnsealedValuesStillRead(t *testing.T) {
+// TestUnsealedValues plants a value that is not sealed in the inner
+// store: Get refuses it, naming the key and how to migrate, unless the
+// store or the context allows unsealed values; each such read is logged
+// at WARN with the key's name and without the value.
+func TestUnsealedValues(t *testing.T) {
+	plain := []byte(`{"bytes":"cGxhbnRlZCBrZXkgcGxhbnRlZCBrZXkgcGxhbnRlZCE="}`)
+	tests := []struct {
+		name      string
+		allow     bool // Options.AllowUnsealed
+		ctxAllows bool // AllowUnsealed(ctx)
+	}{
+		{name: "refused"},
+		{name: "allowed by the store", allow: true},
+		{name: "allowed by the context", ctxAllows: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			inner := mem.New()
+			if err := inner.Create(t.Context(), "planted", plain); err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&logs, nil))
+			st := seal.WrapWith(inner, seal.Options{AllowUnsealed: tt.allow, Log: log}, newKEK(t, 1)).(*seal.Store)
+			ctx := t.Context()
+			if tt.ctxAllows {
+				ctx = seal.AllowUnsealed(ctx)
+			}
+			got, err := st.Get(ctx, "planted")
+			if !tt.allow && !tt.ctxAllows {
+				var u *seal.UnsealedError
+				if !errors.As(err, &u) || u.Name != "planted" || got != nil {
+					t.Fatalf("Get(planted) = %q, %v; want nil and an *UnsealedError for planted", got, err)
+				}
+				for _, want := range []string{`key "planted"`, "stored unsealed", "kes migrate --force", "seal.allow_unsealed", "docs/production.md"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("error %q does not contain %q", err, want)
+					}
+				}
+				if errors.Is(err, keystore.ErrNotFound) || keystore.IsUnreachable(err) || errors.Is(err, seal.ErrUnseal) {
+					t.Errorf("error %v is mistaken for not found, unreachable or tampered", err)
+				}
+				if logs.Len() != 0 {
+					t.Errorf("refusal logged %q, want nothing", logs.String())
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, plain) {
+				t.Fatalf("Get(planted) = %q, %v; want the value as stored", got, err)
+			}
+			line := logs.String()
+			if !strings.Contains(line, "level=WARN") || !strings.Contains(line, "key=planted") || strings.Count(line, "\n") != 1 {
+				t.Errorf("log = %q, want one WARN line naming the key", line)
+			}
+			if strings.Contains(line, "cGxhbnRlZCBrZXkg") {
+				t.Errorf("log %q contains the value", line)
+			}
+			// Sealed values are read without a warning.
+			logs.Reset()
+			if err := st.Create(ctx, "sealed", plain); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := st.Get(ctx, "sealed"); err != nil || !bytes.Equal(got, plain) || logs.Len() != 0 {
+				t.Errorf("Get(sealed) = %q, %v, log %q; want the value and no log", got, err, logs.String())
+			}
+		})
+	}
+}
+
+func TestNeedsReseal(t *testing.T) {
 	inner := mem.New()
 	ctx := t.Context()
 	plain := []byte("eyJieXRlcyI6IkFBQUEifQ==")
@@ -115,10 +187,6 @@ func TestUnsealedValuesStillRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := seal.Wrap(inner, newKEK(t, 1)).(*seal.Store)
-	got, err := st.Get(ctx, "old")
-	if err != nil || !bytes.Equal(got, plain) {
-		t.Fatalf("Get(old) = %q, %v; want the unsealed value as stored", got, err)
-	}
 	if need, err := st.NeedsReseal(ctx, "old"); err != nil || !need {
 		t.Errorf("NeedsReseal(old) = %t, %v; want true", need, err)
 	}
@@ -127,6 +195,23 @@ func TestUnsealedValuesStillRead(t *testing.T) {
 	}
 	if need, err := st.NeedsReseal(ctx, "new"); err != nil || need {
 		t.Errorf("NeedsReseal(new) = %t, %v; want false", need, err)
+	}
+}
+
+// TestSealed checks the marker that consumers find by type assertion,
+// also on a store wrapping a keystore.Watcher.
+func TestSealed(t *testing.T) {
+	type sealed interface{ Sealed() bool }
+	for name, st := range map[string]keystore.Store{
+		"plain":    seal.Wrap(mem.New(), newKEK(t, 1)),
+		"watching": seal.Wrap(&watchStore{Store: mem.New()}, newKEK(t, 1)),
+	} {
+		if s, ok := st.(sealed); !ok || !s.Sealed() {
+			t.Errorf("%s: %T does not report Sealed() = true", name, st)
+		}
+	}
+	if _, ok := keystore.Store(mem.New()).(sealed); ok {
+		t.Error("mem.Store reports Sealed")
 	}
 }
 
@@ -251,10 +336,10 @@ func TestConfigValidate(t *testing.T) {
 		{"ok", seal.Config{KEKFile: good, OldKEKFiles: []string{good}}, nil},
 		{"missing", seal.Config{}, []string{"seal: no KEK specified (kek_file or vault)"}},
 		{"both", seal.Config{KEKFile: good, Vault: &seal.VaultConfig{}}, []string{"seal: more than one KEK specified (kek_file, vault)"}},
-		{"vault incomplete", seal.Config{Vault: &seal.VaultConfig{}}, []string{
+		{"vault not built in", seal.Config{Vault: &seal.VaultConfig{}}, []string{"seal.vault: not built into this binary (kes_omit_vault)"}},
+		{"vault", seal.Config{Vault: &seal.VaultConfig{KEKConfig: &fakeKEKConfig{}}}, []string{
 			"seal.vault.endpoint: required",
-			"seal.vault: no authentication method specified (approle or kubernetes)",
-			"seal.vault.transit.key: required",
+			"seal.vault: no authentication method specified",
 		}},
 		{"bad files", seal.Config{KEKFile: bad, OldKEKFiles: []string{good, filepath.Join(dir, "nope")}}, []string{
 			"seal.kek_file: " + bad + ": not a 256-bit key",
@@ -313,78 +398,6 @@ func TestWatcherForwarded(t *testing.T) {
 	}
 }
 
-// TestVaultTransitKEK seals an fs store with a Vault transit key (Vault's
-// API served by vaultfake): values are transit ciphertexts recorded with
-// the transit key's ID, they read back, are bound to their name, and
-// fail clearly while Vault is sealed.
-func TestVaultTransitKEK(t *testing.T) {
-	v := vaultfake.New(t, vaultfake.Options{})
-	v.MountTransit("", "transit")
-	v.AddAppRole("", "approle", vaultfake.AppRole{Name: "kes", RoleID: "role", SecretID: "secret", Token: vaultfake.TokenOptions{TTL: time.Hour}})
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "vault-ca.pem")
-	if err := os.WriteFile(ca, v.CACertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	conf := &fs.Config{Path: filepath.Join(dir, "keys"), Seal: &seal.Config{Vault: &seal.VaultConfig{
-		ClientConfig: vault.ClientConfig{
-			Endpoint: v.URL,
-			AppRole:  vault.AppRoleConfig{ID: "role", Secret: keystore.NewSecret("secret")},
-			TLS:      vault.TLSConfig{CA: ca},
-		},
-		Transit: vault.TransitConfig{Key: "kes-kek"},
-	}}}
-	if err := conf.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	st, err := conf.Connect(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ctx := t.Context()
-	if err := st.Create(ctx, "k", []byte("the value")); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "keys", "k"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id, ok := seal.SealedWith(raw); !ok || id != "vault-transit.transit.kes-kek" {
-		t.Fatalf("sealed with %q (%t), want vault-transit.transit.kes-kek", id, ok)
-	}
-	if !bytes.Contains(raw, []byte(":vault:v1:")) || bytes.Contains(raw, []byte("the value")) {
-		t.Fatalf("stored value %q is not a transit ciphertext", raw)
-	}
-	if got, err := st.Get(ctx, "k"); err != nil || string(got) != "the value" {
-		t.Fatalf("Get = %q, %v", got, err)
-	}
-	// Moved to another name: refused.
-	if err := os.WriteFile(filepath.Join(dir, "keys", "k2"), raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Get(ctx, "k2"); !errors.Is(err, seal.ErrUnseal) {
-		t.Fatalf("Get of a moved value = %v, want ErrUnseal", err)
-	}
-	// Sealed Vault: a clear, fast, unreachable error; then recovery.
-	v.Seal()
-	start := time.Now()
-	_, err = st.Get(ctx, "k")
-	if !keystore.IsUnreachable(err) || time.Since(start) > 5*time.Second {
-		t.Fatalf("Get while Vault is sealed = %v after %v, want an unreachable error", err, time.Since(start))
-	}
-	v.Unseal()
-	var got []byte
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if got, err = st.Get(ctx, "k"); err == nil {
-			break
-		}
-	}
-	if err != nil || string(got) != "the value" {
-		t.Fatalf("Get after unseal = %q, %v", got, err)
-	}
-}
-
 func TestString(t *testing.T) {
 	dir := t.TempDir()
 	inner, err := fs.New(dir)
@@ -399,4 +412,95 @@ func TestString(t *testing.T) {
 	if got := fmt.Sprint(seal.Wrap(&watchStore{Store: inner}, kek)); !strings.HasSuffix(got, "(sealed, KEK "+kek.ID()+")") {
 		t.Errorf("String() of a watching store = %q", got)
 	}
+}
+
+// fakeKEKConfig is registered as the KEK kind "vault" for these tests:
+// a KMS whose KEK is a local one, counting closes.
+type fakeKEKConfig struct {
+	Endpoint string `yaml:"endpoint"`
+	Key      byte   `yaml:"key"`
+	closed   *int
+}
+
+func (c *fakeKEKConfig) Validate() error {
+	if c.Endpoint == "" {
+		return errors.Join(errors.New("endpoint: required"), errors.New("no authentication method specified (fake)"))
+	}
+	return nil
+}
+
+func (c *fakeKEKConfig) Open(context.Context, *slog.Logger) (seal.KEK, error) {
+	k, err := seal.NewLocalKEK(bytes.Repeat([]byte{c.Key}, 32))
+	if err != nil {
+		return nil, err
+	}
+	return &closingKEK{LocalKEK: k, closed: c.closed}, nil
+}
+
+type closingKEK struct {
+	*seal.LocalKEK
+	closed *int
+}
+
+func (k *closingKEK) Close() error {
+	if k.closed != nil {
+		*k.closed++
+	}
+	return nil
+}
+
+var fakeCloses int
+
+func init() {
+	seal.RegisterKEK("vault", func() seal.KEKConfig { return &fakeKEKConfig{closed: &fakeCloses} })
+}
+
+// TestKEKKind decodes a seal section naming a registered KEK kind, seals
+// with the KEK it opens, and closes it with the store.
+func TestKEKKind(t *testing.T) {
+	var c seal.Config
+	if err := yaml.Unmarshal([]byte("vault: {endpoint: https://kms, key: 7}\nallow_unsealed: true\n"), &c); err != nil {
+		t.Fatal(err)
+	}
+	fake, ok := c.Vault.KEKConfig.(*fakeKEKConfig)
+	if !ok || fake.Endpoint != "https://kms" || !c.AllowUnsealed {
+		t.Fatalf("decoded %#v, %#v; want the fake KEK config and allow_unsealed", c, c.Vault.KEKConfig)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate() = %v", err)
+	}
+	inner := mem.New()
+	st, err := c.Wrap(t.Context(), inner, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Create(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := inner.Get(t.Context(), "k")
+	if id, _ := seal.SealedWith(raw); id != newKEK(t, 7).ID() {
+		t.Errorf("sealed with %q, want the KMS's KEK %q", id, newKEK(t, 7).ID())
+	}
+	if err := inner.Create(t.Context(), "plain", []byte("p")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Get(t.Context(), "plain"); err != nil || string(got) != "p" {
+		t.Errorf("Get(plain) with allow_unsealed = %q, %v; want p", got, err)
+	}
+	before := fakeCloses
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fakeCloses != before+1 {
+		t.Errorf("Close closed the KEK %d times, want once", fakeCloses-before)
+	}
+	if kinds := seal.KEKKinds(); !slices.Equal(kinds, []string{"vault"}) {
+		t.Errorf("KEKKinds() = %q, want [vault]", kinds)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("RegisterKEK of a registered kind did not panic")
+		}
+	}()
+	seal.RegisterKEK("vault", func() seal.KEKConfig { return new(fakeKEKConfig) })
 }

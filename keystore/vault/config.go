@@ -14,11 +14,8 @@ import (
 	"github.com/openkes/openkes/keystore"
 )
 
-// NewConfig returns an empty Config, for keystore.Register. Unlike the
-// other backends, this package does not register itself when imported:
-// it is also the Vault client of other packages (the transit KEK of
-// keystore/seal), whose importers must not get a "vault" key store as a
-// side effect. keystore/all registers it.
+// NewConfig returns an empty Config, for keystore.Register, which
+// keystore/all calls: importing this package registers nothing.
 func NewConfig() keystore.Config { return new(Config) }
 
 // Defaults applied by [Config.Connect] and [NewClient] to empty fields.

@@ -1,7 +1,7 @@
 package vault
 
 // The tests run against an in-process fake of Vault's HTTP API
-// (internal/vaultfake) and, in addition, against a real Vault or OpenBao
+// (keystore/vault/vaulttest) and, in addition, against a real Vault or OpenBao
 // server when these environment variables are set:
 //
 //	KES_TEST_VAULT_ADDR             the server's base URL (required), e.g. https://127.0.0.1:8200
@@ -45,8 +45,8 @@ import (
 	"time"
 
 	"github.com/openkes/openkes/internal/https"
-	"github.com/openkes/openkes/internal/vaultfake"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/vault/vaulttest"
 )
 
 // Credentials of the fake's roles.
@@ -79,7 +79,7 @@ type server struct {
 	transit   string // transit mount
 	key       string // transit key; "" if not available
 	token     string // for direct API access; "" if not available
-	fake      *vaultfake.Server
+	fake      *vaulttest.Server
 
 	mounts atomic.Int64 // counts fresh mounts of the fake
 }
@@ -92,7 +92,7 @@ func uniqueID() string {
 }
 
 // writeCA writes the fake's certificate to a file.
-func writeCA(t testing.TB, f *vaultfake.Server) string {
+func writeCA(t testing.TB, f *vaulttest.Server) string {
 	t.Helper()
 	name := filepath.Join(t.TempDir(), "vault-ca.pem")
 	if err := os.WriteFile(name, f.CACertPEM(), 0o600); err != nil {
@@ -104,14 +104,14 @@ func writeCA(t testing.TB, f *vaultfake.Server) string {
 // newFake starts a fake with K/V v1 and v2 mounts ("kv1", "kv2"), a
 // transit mount and an AppRole, in the root namespace and, with the same
 // names, in namespace ns1. tok configures the AppRole's tokens.
-func newFake(t testing.TB, tok vaultfake.TokenOptions) *server {
+func newFake(t testing.TB, tok vaulttest.TokenOptions) *server {
 	t.Helper()
-	f := vaultfake.New(t, vaultfake.Options{})
+	f := vaulttest.New(t, vaulttest.Options{})
 	for _, ns := range []string{"", testNS} {
 		f.MountKV(ns, "kv1", 1)
 		f.MountKV(ns, "kv2", 2)
 		f.MountTransit(ns, "transit")
-		f.AddAppRole(ns, "approle", vaultfake.AppRole{Name: "kes", RoleID: testRoleID, SecretID: testSecretID, Token: tok})
+		f.AddAppRole(ns, "approle", vaulttest.AppRole{Name: "kes", RoleID: testRoleID, SecretID: testSecretID, Token: tok})
 	}
 	return &server{
 		name:     "fake",
@@ -124,7 +124,7 @@ func newFake(t testing.TB, tok vaultfake.TokenOptions) *server {
 		kv2:      "kv2",
 		transit:  "transit",
 		key:      "kes-transit",
-		token:    f.NewToken("", vaultfake.TokenOptions{}),
+		token:    f.NewToken("", vaulttest.TokenOptions{}),
 		fake:     f,
 	}
 }
@@ -166,7 +166,7 @@ func realServer(t testing.TB) *server {
 // servers returns the fake and, if configured, the real server.
 func servers(t *testing.T) []*server {
 	t.Helper()
-	out := []*server{newFake(t, vaultfake.TokenOptions{TTL: time.Hour})}
+	out := []*server{newFake(t, vaulttest.TokenOptions{TTL: time.Hour})}
 	if s := realServer(t); s != nil {
 		out = append(out, s)
 	}

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/openkes/openkes/internal/testpki"
-	"github.com/openkes/openkes/internal/vaultfake"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/vault/vaulttest"
 )
 
 // These tests inject faults into the fake: tokens that expire, cannot be
@@ -66,7 +66,7 @@ func hammer(t *testing.T, s *Store, d time.Duration, fault func()) (ops int64, f
 
 // newLifecycleStore starts a fake whose tokens follow tok and opens a
 // store on it with key "k".
-func newLifecycleStore(t *testing.T, tok vaultfake.TokenOptions, log *slog.Logger) (*server, *Store) {
+func newLifecycleStore(t *testing.T, tok vaulttest.TokenOptions, log *slog.Logger) (*server, *Store) {
 	t.Helper()
 	srv := newFake(t, tok)
 	conf, _ := srv.config(t, storeConfig{version: "v2", prefix: true})
@@ -81,111 +81,111 @@ func TestTokenLifecycle(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
-		tok   vaultfake.TokenOptions
+		tok   vaulttest.TokenOptions
 		d     time.Duration
-		fault func(f *vaultfake.Server)
-		check func(t *testing.T, f *vaultfake.Server)
+		fault func(f *vaulttest.Server)
+		check func(t *testing.T, f *vaulttest.Server)
 	}{
 		{
 			name: "renewal",
-			tok:  vaultfake.TokenOptions{TTL: 3 * time.Second},
+			tok:  vaulttest.TokenOptions{TTL: 3 * time.Second},
 			d:    5 * time.Second,
-			check: func(t *testing.T, f *vaultfake.Server) {
-				if n := f.Count(vaultfake.CountRenewSelf); n < 2 {
+			check: func(t *testing.T, f *vaulttest.Server) {
+				if n := f.Count(vaulttest.CountRenewSelf); n < 2 {
 					t.Errorf("%d renewals, want at least 2", n)
 				}
-				if n := f.Count(vaultfake.CountLogin); n != 1 {
+				if n := f.Count(vaulttest.CountLogin); n != 1 {
 					t.Errorf("%d logins, want 1: renewals keep the token", n)
 				}
 			},
 		},
 		{
 			name:  "renewal-fails",
-			tok:   vaultfake.TokenOptions{TTL: 2 * time.Second},
+			tok:   vaulttest.TokenOptions{TTL: 2 * time.Second},
 			d:     3500 * time.Millisecond,
-			fault: func(f *vaultfake.Server) { f.FailRenewals(1 << 30) },
-			check: func(t *testing.T, f *vaultfake.Server) {
-				if n := f.Count(vaultfake.CountLogin); n < 2 {
+			fault: func(f *vaulttest.Server) { f.FailRenewals(1 << 30) },
+			check: func(t *testing.T, f *vaulttest.Server) {
+				if n := f.Count(vaulttest.CountLogin); n < 2 {
 					t.Errorf("%d logins, want at least 2: a failed renewal leads to a new login", n)
 				}
-				if n, logins := f.Count(vaultfake.CountRenewSelf), f.Count(vaultfake.CountLogin); n > 3*logins {
+				if n, logins := f.Count(vaulttest.CountRenewSelf), f.Count(vaulttest.CountLogin); n > 3*logins {
 					t.Errorf("%d renewal attempts for %d tokens, want at most 3 per token", n, logins)
 				}
 			},
 		},
 		{
 			name: "not-renewable",
-			tok:  vaultfake.TokenOptions{TTL: 2 * time.Second, NotRenewable: true},
+			tok:  vaulttest.TokenOptions{TTL: 2 * time.Second, NotRenewable: true},
 			d:    3500 * time.Millisecond,
-			check: func(t *testing.T, f *vaultfake.Server) {
-				if n := f.Count(vaultfake.CountRenewSelf); n != 0 {
+			check: func(t *testing.T, f *vaulttest.Server) {
+				if n := f.Count(vaulttest.CountRenewSelf); n != 0 {
 					t.Errorf("%d renewals of a token that is not renewable, want 0", n)
 				}
-				if n := f.Count(vaultfake.CountLogin); n < 2 {
+				if n := f.Count(vaulttest.CountLogin); n < 2 {
 					t.Errorf("%d logins, want at least 2", n)
 				}
 			},
 		},
 		{
 			name: "max-ttl",
-			tok:  vaultfake.TokenOptions{TTL: 2 * time.Second, MaxTTL: 3 * time.Second},
+			tok:  vaulttest.TokenOptions{TTL: 2 * time.Second, MaxTTL: 3 * time.Second},
 			d:    4500 * time.Millisecond,
-			check: func(t *testing.T, f *vaultfake.Server) {
-				if n := f.Count(vaultfake.CountLogin); n < 2 {
+			check: func(t *testing.T, f *vaulttest.Server) {
+				if n := f.Count(vaulttest.CountLogin); n < 2 {
 					t.Errorf("%d logins, want at least 2: a capped renewal leads to a new login", n)
 				}
 			},
 		},
 		{
 			name: "no-expiry",
-			tok:  vaultfake.TokenOptions{},
+			tok:  vaulttest.TokenOptions{},
 			d:    time.Second,
-			check: func(t *testing.T, f *vaultfake.Server) {
-				if n := f.Count(vaultfake.CountRenewSelf); n != 0 {
+			check: func(t *testing.T, f *vaulttest.Server) {
+				if n := f.Count(vaulttest.CountRenewSelf); n != 0 {
 					t.Errorf("%d renewals of a token without TTL, want 0", n)
 				}
-				if n := f.Count(vaultfake.CountLogin); n != 1 {
+				if n := f.Count(vaulttest.CountLogin); n != 1 {
 					t.Errorf("%d logins, want 1", n)
 				}
 			},
 		},
 		{
 			name: "revoked",
-			tok:  vaultfake.TokenOptions{TTL: time.Hour},
+			tok:  vaulttest.TokenOptions{TTL: time.Hour},
 			d:    2 * time.Second,
-			fault: func(f *vaultfake.Server) {
+			fault: func(f *vaulttest.Server) {
 				for range 8 {
 					time.Sleep(200 * time.Millisecond)
 					f.RevokeAll()
 				}
 			},
-			check: func(t *testing.T, f *vaultfake.Server) {
-				if n := f.Count(vaultfake.CountLogin); n < 5 {
+			check: func(t *testing.T, f *vaulttest.Server) {
+				if n := f.Count(vaulttest.CountLogin); n < 5 {
 					t.Errorf("%d logins, want one after each revocation", n)
 				}
 			},
 		},
 		{
 			name: "expired-early",
-			tok:  vaultfake.TokenOptions{TTL: time.Hour},
+			tok:  vaulttest.TokenOptions{TTL: time.Hour},
 			d:    2 * time.Second,
-			fault: func(f *vaultfake.Server) {
+			fault: func(f *vaulttest.Server) {
 				for range 8 {
 					time.Sleep(200 * time.Millisecond)
 					f.ExpireAll()
 				}
 			},
-			check: func(t *testing.T, f *vaultfake.Server) {
-				if n := f.Count(vaultfake.CountLogin); n < 5 {
+			check: func(t *testing.T, f *vaulttest.Server) {
+				if n := f.Count(vaulttest.CountLogin); n < 5 {
 					t.Errorf("%d logins, want one after each expiry", n)
 				}
 			},
 		},
 		{
 			name: "revoked-while-replacing",
-			tok:  vaultfake.TokenOptions{TTL: 2 * time.Second},
+			tok:  vaulttest.TokenOptions{TTL: 2 * time.Second},
 			d:    3500 * time.Millisecond,
-			fault: func(f *vaultfake.Server) {
+			fault: func(f *vaulttest.Server) {
 				f.FailRenewals(1 << 30)
 				for range 12 {
 					time.Sleep(250 * time.Millisecond)
@@ -195,9 +195,9 @@ func TestTokenLifecycle(t *testing.T) {
 		},
 		{
 			name: "login-fails-once-while-token-valid",
-			tok:  vaultfake.TokenOptions{TTL: 2 * time.Second, NotRenewable: true},
+			tok:  vaulttest.TokenOptions{TTL: 2 * time.Second, NotRenewable: true},
 			d:    3500 * time.Millisecond,
-			fault: func(f *vaultfake.Server) {
+			fault: func(f *vaulttest.Server) {
 				f.FailLogins(2)
 			},
 		},
@@ -266,7 +266,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 
 func TestSealed(t *testing.T) {
 	t.Parallel()
-	srv, s := newLifecycleStore(t, vaultfake.TokenOptions{TTL: 2 * time.Second}, nil)
+	srv, s := newLifecycleStore(t, vaulttest.TokenOptions{TTL: 2 * time.Second}, nil)
 	f := srv.fake
 
 	f.Seal()
@@ -277,18 +277,18 @@ func TestSealed(t *testing.T) {
 			checkFast(t, name+" while sealed", op, "key store is sealed")
 		}
 	}
-	if n := f.Count(vaultfake.CountSealed); n > 2 {
+	if n := f.Count(vaulttest.CountSealed); n > 2 {
 		t.Errorf("%d requests reached the sealed Vault, want at most 2: the client fails fast", n)
 	}
 
 	// Renewals and logins pause while sealed, even past the token's
 	// expiry.
-	renewals, logins := f.Count(vaultfake.CountRenewSelf), f.Count(vaultfake.CountLogin)
+	renewals, logins := f.Count(vaulttest.CountRenewSelf), f.Count(vaulttest.CountLogin)
 	time.Sleep(2500 * time.Millisecond)
-	if n := f.Count(vaultfake.CountRenewSelf) - renewals; n > 1 {
+	if n := f.Count(vaulttest.CountRenewSelf) - renewals; n > 1 {
 		t.Errorf("%d renewals while sealed, want none", n)
 	}
-	if n := f.Count(vaultfake.CountLogin) - logins; n > 0 {
+	if n := f.Count(vaulttest.CountLogin) - logins; n > 0 {
 		t.Errorf("%d logins while sealed, want none", n)
 	}
 
@@ -310,9 +310,9 @@ func TestSealed(t *testing.T) {
 		_, err := s.Get(t.Context(), "k")
 		return err != nil
 	})
-	before := f.Count(vaultfake.CountSealed)
+	before := f.Count(vaulttest.CountSealed)
 	checkFast(t, "Get after the probe saw the seal", storeOps(s)["Get"], "key store is sealed")
-	if n := f.Count(vaultfake.CountSealed) - before; n != 0 {
+	if n := f.Count(vaulttest.CountSealed) - before; n != 0 {
 		t.Errorf("%d requests reached Vault, want none", n)
 	}
 	f.Unseal()
@@ -326,7 +326,7 @@ func TestHealthStates(t *testing.T) {
 	t.Parallel()
 	t.Run("not-initialized", func(t *testing.T) {
 		t.Parallel()
-		srv, s := newLifecycleStore(t, vaultfake.TokenOptions{TTL: time.Hour}, nil)
+		srv, s := newLifecycleStore(t, vaulttest.TokenOptions{TTL: time.Hour}, nil)
 		srv.fake.SetInitialized(false)
 		checkFast(t, "Status", storeOps(s)["Status"], "not initialized")
 		checkFast(t, "Get", storeOps(s)["Get"], "not initialized")
@@ -338,7 +338,7 @@ func TestHealthStates(t *testing.T) {
 	})
 	t.Run("standby", func(t *testing.T) {
 		t.Parallel()
-		srv, s := newLifecycleStore(t, vaultfake.TokenOptions{TTL: time.Hour}, nil)
+		srv, s := newLifecycleStore(t, vaulttest.TokenOptions{TTL: time.Hour}, nil)
 		srv.fake.SetStandby(true)
 		if st, err := s.Status(t.Context()); err != nil || st.Latency <= 0 {
 			t.Errorf("Status() of a standby = %+v, %v; want a latency", st, err)
@@ -349,7 +349,7 @@ func TestHealthStates(t *testing.T) {
 	})
 	t.Run("unreachable", func(t *testing.T) {
 		t.Parallel()
-		srv := newFake(t, vaultfake.TokenOptions{TTL: time.Hour})
+		srv := newFake(t, vaulttest.TokenOptions{TTL: time.Hour})
 		conf, _ := srv.config(t, storeConfig{version: "v1", prefix: true})
 		srv.fake.Close()
 		s := open(t, conf, nil)
@@ -361,7 +361,7 @@ func TestHealthStates(t *testing.T) {
 
 func TestSlowVault(t *testing.T) {
 	t.Parallel()
-	srv := newFake(t, vaultfake.TokenOptions{TTL: time.Hour})
+	srv := newFake(t, vaulttest.TokenOptions{TTL: time.Hour})
 	conf, _ := srv.config(t, storeConfig{version: "v1", prefix: true})
 	conf.timing.requestTimeout = 300 * time.Millisecond
 	s := open(t, conf, nil)
@@ -389,7 +389,7 @@ func TestLoginFailures(t *testing.T) {
 	t.Parallel()
 	t.Run("transient", func(t *testing.T) {
 		t.Parallel()
-		srv := newFake(t, vaultfake.TokenOptions{TTL: time.Hour})
+		srv := newFake(t, vaulttest.TokenOptions{TTL: time.Hour})
 		srv.fake.FailLogins(3)
 		conf, _ := srv.config(t, storeConfig{version: "v1", prefix: true})
 		s := open(t, conf, nil)
@@ -408,13 +408,13 @@ func TestLoginFailures(t *testing.T) {
 	})
 	t.Run("wrong-secret", func(t *testing.T) {
 		t.Parallel()
-		srv := newFake(t, vaultfake.TokenOptions{TTL: time.Hour})
+		srv := newFake(t, vaulttest.TokenOptions{TTL: time.Hour})
 		conf, _ := srv.config(t, storeConfig{version: "v1", prefix: true})
 		conf.AppRole.Secret = keystore.NewSecret("wrong-secret")
 		s := open(t, conf, nil)
 		checkFast(t, "Get", storeOps(s)["Get"], "not authenticated yet")
 		time.Sleep(time.Second)
-		if n := srv.fake.Count(vaultfake.CountLogin); n > 20 {
+		if n := srv.fake.Count(vaulttest.CountLogin); n > 20 {
 			t.Errorf("%d logins in a second, want backoff", n)
 		}
 		_, err := s.Get(t.Context(), "k")
@@ -434,8 +434,8 @@ func TestKubernetesAuth(t *testing.T) {
 	for _, fromFile := range []bool{false, true} {
 		t.Run(fmt.Sprint("file=", fromFile), func(t *testing.T) {
 			t.Parallel()
-			srv := newFake(t, vaultfake.TokenOptions{TTL: time.Hour})
-			srv.fake.AddKubernetesRole("", "k8s", vaultfake.KubernetesRole{Name: "kes", JWT: testJWT, Token: vaultfake.TokenOptions{TTL: time.Hour}})
+			srv := newFake(t, vaulttest.TokenOptions{TTL: time.Hour})
+			srv.fake.AddKubernetesRole("", "k8s", vaulttest.KubernetesRole{Name: "kes", JWT: testJWT, Token: vaulttest.TokenOptions{TTL: time.Hour}})
 			conf, _ := srv.config(t, storeConfig{version: "v1", prefix: true})
 			conf.AppRole = AppRoleConfig{}
 			conf.Kubernetes = KubernetesConfig{Engine: "k8s", Role: "kes", JWT: keystore.NewSecret(testJWT)}
@@ -454,7 +454,7 @@ func TestKubernetesAuth(t *testing.T) {
 				return
 			}
 			// The kubelet rotates the token file: the next login reads it.
-			srv.fake.AddKubernetesRole("", "k8s", vaultfake.KubernetesRole{Name: "kes", JWT: jwt2, Token: vaultfake.TokenOptions{TTL: time.Hour}})
+			srv.fake.AddKubernetesRole("", "k8s", vaulttest.KubernetesRole{Name: "kes", JWT: jwt2, Token: vaulttest.TokenOptions{TTL: time.Hour}})
 			if err := os.WriteFile(file, []byte(jwt2), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -462,7 +462,7 @@ func TestKubernetesAuth(t *testing.T) {
 			if _, err := s.Get(t.Context(), "k"); err != nil {
 				t.Errorf("Get() after the token file was rotated = %v", err)
 			}
-			if n := srv.fake.Count(vaultfake.CountLogin); n != 2 {
+			if n := srv.fake.Count(vaulttest.CountLogin); n != 2 {
 				t.Errorf("%d logins, want 2", n)
 			}
 		})
@@ -472,9 +472,9 @@ func TestKubernetesAuth(t *testing.T) {
 func TestMutualTLS(t *testing.T) {
 	t.Parallel()
 	ca := testpki.NewCA(t)
-	f := vaultfake.New(t, vaultfake.Options{ClientCAs: ca.Pool()})
+	f := vaulttest.New(t, vaulttest.Options{ClientCAs: ca.Pool()})
 	f.MountKV("", "kv", 1)
-	f.AddAppRole("", "approle", vaultfake.AppRole{RoleID: testRoleID, SecretID: testSecretID, Token: vaultfake.TokenOptions{TTL: time.Hour}})
+	f.AddAppRole("", "approle", vaulttest.AppRole{RoleID: testRoleID, SecretID: testSecretID, Token: vaulttest.TokenOptions{TTL: time.Hour}})
 	dir := t.TempDir()
 	client := ca.Issue(t, testpki.Options{CommonName: "kes"})
 	certFile, keyFile := filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openkes/openkes/internal/vaultfake"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/vault/vaulttest"
 )
 
 // TestNoSecretsInLogs drives stores through logins, renewals, failed
@@ -19,9 +19,9 @@ func TestNoSecretsInLogs(t *testing.T) {
 	t.Parallel()
 	const wrongSecret = "wrong-secret-id-never-logged"
 	log, logs := newCapture()
-	srv := newFake(t, vaultfake.TokenOptions{TTL: 2 * time.Second})
+	srv := newFake(t, vaulttest.TokenOptions{TTL: 2 * time.Second})
 	f := srv.fake
-	f.AddKubernetesRole("", "kubernetes", vaultfake.KubernetesRole{Name: "kes", JWT: testJWT, Token: vaultfake.TokenOptions{TTL: 2 * time.Second}})
+	f.AddKubernetesRole("", "kubernetes", vaulttest.KubernetesRole{Name: "kes", JWT: testJWT, Token: vaulttest.TokenOptions{TTL: 2 * time.Second}})
 
 	var errs []error
 	note := func(err error) {
@@ -75,7 +75,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	sk := open(t, &k8s, log)
 	_, err = sk.Get(t.Context(), "k")
 	note(err)
-	f.AddKubernetesRole("", "kubernetes", vaultfake.KubernetesRole{Name: "kes", JWT: "another-jwt", Token: vaultfake.TokenOptions{TTL: 2 * time.Second}})
+	f.AddKubernetesRole("", "kubernetes", vaulttest.KubernetesRole{Name: "kes", JWT: "another-jwt", Token: vaulttest.TokenOptions{TTL: 2 * time.Second}})
 	f.RevokeAll()
 	_, err = sk.Get(t.Context(), "k")
 	note(err)

@@ -81,7 +81,7 @@
 //
 // # Testing
 //
-// The tests run against internal/vaultfake, a fake that follows Vault's
+// The tests run against keystore/vault/vaulttest, a fake that follows Vault's
 // published HTTP API, and also against a real Vault or OpenBao server
 // when KES_TEST_VAULT_ADDR and the other KES_TEST_VAULT_* variables
 // described in harness_test.go are set. Nothing in this package knows
@@ -89,8 +89,10 @@
 //
 // # Configuration
 //
-// The package registers the config section "vault" ([Config]) with
-// [keystore.Register]:
+// The config section "vault" ([Config]) is registered with
+// [keystore.Register] by keystore/all, which also registers [KEKConfig]
+// as the seal.vault KEK of the fs and etcd stores (see package
+// keystore/seal):
 //
 //	keystore:
 //	  vault:

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/openkes/openkes/internal/vaultfake"
 	"github.com/openkes/openkes/keystore"
 	"github.com/openkes/openkes/keystore/keystoretest"
+	"github.com/openkes/openkes/keystore/vault/vaulttest"
 )
 
 // variants are the store configurations the conformance suite runs for.
@@ -267,7 +267,7 @@ func TestForeignEntries(t *testing.T) {
 // written before transit was turned on are still read.
 func TestTransit(t *testing.T) {
 	t.Parallel()
-	srv := newFake(t, vaultfake.TokenOptions{TTL: time.Hour})
+	srv := newFake(t, vaulttest.TokenOptions{TTL: time.Hour})
 	plain, _ := srv.config(t, storeConfig{version: "v2", prefix: true})
 	conf := *plain
 	conf.Transit = TransitConfig{Key: "kes-key"} // default engine "transit"
@@ -338,9 +338,9 @@ func TestRequests(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv := newFake(t, vaultfake.TokenOptions{TTL: time.Hour})
+			srv := newFake(t, vaulttest.TokenOptions{TTL: time.Hour})
 			srv.fake.MountKV(storeNS, "kv2", 2)
-			srv.fake.AddAppRole(storeNS, "approle", vaultfake.AppRole{RoleID: testRoleID, SecretID: testSecretID, Token: vaultfake.TokenOptions{TTL: time.Hour}})
+			srv.fake.AddAppRole(storeNS, "approle", vaulttest.AppRole{RoleID: testRoleID, SecretID: testSecretID, Token: vaulttest.TokenOptions{TTL: time.Hour}})
 			conf, _ := srv.config(t, storeConfig{version: "v2", prefix: true})
 			conf.Namespace = storeNS + "/"
 			conf.AppRole.Namespace = tt.authNS
@@ -396,7 +396,7 @@ func TestRequests(t *testing.T) {
 // engine without any entry) lists as no keys.
 func TestListEmptyEngine(t *testing.T) {
 	t.Parallel()
-	srv := newFake(t, vaultfake.TokenOptions{TTL: time.Hour})
+	srv := newFake(t, vaulttest.TokenOptions{TTL: time.Hour})
 	for _, version := range []string{"v1", "v2"} {
 		conf, _ := srv.config(t, storeConfig{version: version, nested: true})
 		conf.Prefix += "/missing/folder"
@@ -413,9 +413,9 @@ func TestListEmptyEngine(t *testing.T) {
 // checked once per denied request (lookup-self) and kept.
 func TestPermissionDenied(t *testing.T) {
 	t.Parallel()
-	srv := newFake(t, vaultfake.TokenOptions{TTL: time.Hour})
-	srv.fake.AddAppRole("", "approle", vaultfake.AppRole{RoleID: testRoleID, SecretID: testSecretID,
-		Token: vaultfake.TokenOptions{TTL: time.Hour, Paths: []string{"kv2/data/allowed/*", "kv2/metadata/allowed/*"}}})
+	srv := newFake(t, vaulttest.TokenOptions{TTL: time.Hour})
+	srv.fake.AddAppRole("", "approle", vaulttest.AppRole{RoleID: testRoleID, SecretID: testSecretID,
+		Token: vaulttest.TokenOptions{TTL: time.Hour, Paths: []string{"kv2/data/allowed/*", "kv2/metadata/allowed/*"}}})
 	conf, _ := srv.config(t, storeConfig{version: "v2", prefix: true})
 	s := open(t, conf, nil)
 	ctx := t.Context()
@@ -429,10 +429,10 @@ func TestPermissionDenied(t *testing.T) {
 			t.Errorf("Get() of a denied path = %v, want no UnreachableError", err)
 		}
 	}
-	if n := srv.fake.Count(vaultfake.CountLogin); n != 1 {
+	if n := srv.fake.Count(vaulttest.CountLogin); n != 1 {
 		t.Errorf("%d logins, want 1", n)
 	}
-	if n := srv.fake.Count(vaultfake.CountLookupSelf); n != 3 {
+	if n := srv.fake.Count(vaulttest.CountLookupSelf); n != 3 {
 		t.Errorf("%d lookup-self requests, want 3 (one per denied request)", n)
 	}
 	conf.Prefix = "allowed"
@@ -446,7 +446,7 @@ func TestPermissionDenied(t *testing.T) {
 // asking Vault.
 func TestNames(t *testing.T) {
 	t.Parallel()
-	srv := newFake(t, vaultfake.TokenOptions{TTL: time.Hour})
+	srv := newFake(t, vaulttest.TokenOptions{TTL: time.Hour})
 	conf, _ := srv.config(t, storeConfig{version: "v1", prefix: true})
 	s := open(t, conf, nil)
 	ctx := t.Context()
@@ -464,7 +464,7 @@ func TestNames(t *testing.T) {
 	if err := s.Create(ctx, "binary", []byte{0xff, 0xfe}); err == nil {
 		t.Error("Create() of a non-UTF-8 value succeeded, want an error")
 	}
-	if n := srv.fake.Count(vaultfake.CountWrite); n != 0 {
+	if n := srv.fake.Count(vaulttest.CountWrite); n != 0 {
 		t.Errorf("%d writes reached Vault, want 0", n)
 	}
 }
@@ -472,7 +472,7 @@ func TestNames(t *testing.T) {
 // TestString checks the banner name.
 func TestString(t *testing.T) {
 	t.Parallel()
-	srv := newFake(t, vaultfake.TokenOptions{TTL: time.Hour})
+	srv := newFake(t, vaulttest.TokenOptions{TTL: time.Hour})
 	conf, _ := srv.config(t, storeConfig{version: "v1", prefix: true})
 	conf.Endpoint += "/"
 	s := open(t, conf, nil)
@@ -485,7 +485,7 @@ func TestString(t *testing.T) {
 // reaches Vault after it, and operations fail.
 func TestClose(t *testing.T) {
 	t.Parallel()
-	srv := newFake(t, vaultfake.TokenOptions{TTL: 2 * time.Second})
+	srv := newFake(t, vaulttest.TokenOptions{TTL: 2 * time.Second})
 	conf, _ := srv.config(t, storeConfig{version: "v1", prefix: true})
 	conf.Status.Ping = 10 * time.Millisecond
 	s := connectStore(t, conf, nil)

@@ -1,4 +1,4 @@
-package vaultfake
+package vaulttest
 
 import (
 	"bytes"

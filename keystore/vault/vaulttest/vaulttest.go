@@ -1,4 +1,4 @@
-// Package vaultfake is an in-process fake of the HashiCorp Vault HTTP API,
+// Package vaulttest is an in-process fake of the HashiCorp Vault HTTP API,
 // for tests of code that talks to Vault (the Vault key store, a transit
 // based key-encryption key) on machines where Vault cannot be installed.
 //
@@ -43,7 +43,7 @@
 // [Server.Revoke], [Server.ExpireAll], [Server.Expire]), seal and
 // unseal ([Server.Seal]), add latency ([Server.SetLatency]) and count
 // requests per endpoint ([Server.Count], [Server.Requests]).
-package vaultfake
+package vaulttest
 
 import (
 	"crypto/rand"
@@ -213,7 +213,7 @@ func (s *Server) addMount(namespace, path string, kind mountKind) *mount {
 	path = cleanPath(path)
 	if m, ok := n.mounts[path]; ok {
 		if m.kind != kind {
-			panic(fmt.Sprintf("vaultfake: %q in namespace %q is already mounted as another kind", path, namespace))
+			panic(fmt.Sprintf("vaulttest: %q in namespace %q is already mounted as another kind", path, namespace))
 		}
 		return m
 	}
@@ -242,7 +242,7 @@ func (s *Server) MountKV(namespace, path string, version int) {
 	case 2:
 		s.addMount(namespace, path, kindKV2)
 	default:
-		panic(fmt.Sprintf("vaultfake: invalid K/V version %d", version))
+		panic(fmt.Sprintf("vaulttest: invalid K/V version %d", version))
 	}
 }
 

@@ -1,4 +1,4 @@
-package vaultfake
+package vaulttest
 
 import (
 	"crypto/aes"
@@ -51,7 +51,7 @@ func (s *Server) RotateTransitKey(namespace, mountPath, name string) {
 		m = n.mounts[cleanPath(mountPath)]
 	}
 	if m == nil || m.kind != kindTransit {
-		panic("vaultfake: no transit mount " + mountPath)
+		panic("vaulttest: no transit mount " + mountPath)
 	}
 	if k := m.transit[name]; k != nil {
 		k.rotate()

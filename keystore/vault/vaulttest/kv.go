@@ -1,4 +1,4 @@
-package vaultfake
+package vaulttest
 
 import (
 	"encoding/json"
@@ -373,11 +373,11 @@ func (s *Server) KVPaths(namespace, mountPath string) []string {
 func (s *Server) kvMount(namespace, mountPath string) *mount {
 	n := s.namespaces[cleanPath(namespace)]
 	if n == nil {
-		panic("vaultfake: no namespace " + namespace)
+		panic("vaulttest: no namespace " + namespace)
 	}
 	m := n.mounts[cleanPath(mountPath)]
 	if m == nil || (m.kind != kindKV1 && m.kind != kindKV2) {
-		panic("vaultfake: no K/V mount " + mountPath)
+		panic("vaulttest: no K/V mount " + mountPath)
 	}
 	return m
 }
