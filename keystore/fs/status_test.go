@@ -35,7 +35,7 @@ func TestStatusUnreadable(t *testing.T) {
 		setup func(t *testing.T, dir string)
 		want  string
 	}{
-		{"directory mode 000", func(t *testing.T, dir string) { chmod(t, dir, 0o000) }, "fs: cannot list keys: open " },
+		{"directory mode 000", func(t *testing.T, dir string) { chmod(t, dir, 0o000) }, "fs: cannot list keys: open "},
 		{"key file mode 000", func(t *testing.T, dir string) {
 			writeFile(t, filepath.Join(dir, "my-key"), 0o000)
 		}, "fs: cannot read keys: open "},
