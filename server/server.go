@@ -103,10 +103,10 @@ type state struct {
 	// tlsConfig with its latest pool (see tlsConfigFor).
 	getClientCAs func() *x509.CertPool
 	caConfig     atomic.Pointer[tls.Config]
-	cache     *keycache.Cache
-	log       *slog.Logger
-	now       func() time.Time
-	rand      io.Reader
+	cache        *keycache.Cache
+	log          *slog.Logger
+	now          func() time.Time
+	rand         io.Reader
 
 	refs    atomic.Int64
 	retired atomic.Bool
