@@ -27,9 +27,8 @@ import (
 //     ClientCAs (system roots when nil) with EKU clientAuth; it is only
 //     verified-if-given when some route skips authentication.
 //
-// In both modes checkPeer refuses a first certificate with CA:TRUE: the
-// handshake proves possession of the first certificate's key only, so it
-// alone can name the client (see identify).
+// In both modes only the first certificate names the client, because the
+// handshake proves possession of its key alone (see identify).
 //
 // Each state gets fresh session ticket keys, so a TLS session can never be
 // resumed across an Update that changed the client-auth settings.
@@ -46,10 +45,6 @@ func newTLSConfig(c *TLSConfig, skipAuth bool, now func() time.Time) (*tls.Confi
 			conf.ClientAuth = tls.VerifyClientCertIfGiven
 		}
 		conf.ClientCAs = c.ClientCAs
-		// Go has verified the chain from PeerCertificates[0] already.
-		conf.VerifyConnection = func(cs tls.ConnectionState) error {
-			return checkPeer(cs.PeerCertificates, time.Time{})
-		}
 	} else {
 		conf.ClientAuth = tls.RequireAnyClientCert
 		if skipAuth {
@@ -67,22 +62,17 @@ func newTLSConfig(c *TLSConfig, skipAuth bool, now func() time.Time) (*tls.Confi
 	return conf, nil
 }
 
-// checkPeer refuses a client whose first certificate is a CA certificate
-// and, unless now is zero, one whose first certificate is not valid at now.
-// An empty chain passes: whether a certificate is required is the
-// handshake's ClientAuth setting. VerifyConnection also runs on session
-// resumption, unlike VerifyPeerCertificate.
+// checkPeer refuses a client whose first certificate, the one that names
+// it, is not valid at now. Only "auth: off" needs it: with "auth: on" Go
+// verifies the chain, validity included. An empty chain passes: whether a
+// certificate is required is the handshake's ClientAuth setting.
+// VerifyConnection also runs on session resumption, unlike
+// VerifyPeerCertificate.
 func checkPeer(certs []*x509.Certificate, now time.Time) error {
 	if len(certs) == 0 {
 		return nil
 	}
 	leaf := certs[0]
-	if leaf.IsCA {
-		return errors.New("tls: client certificate is a CA certificate")
-	}
-	if now.IsZero() {
-		return nil
-	}
 	if now.Before(leaf.NotBefore) {
 		return errors.New("tls: client certificate is not valid yet")
 	}
@@ -102,9 +92,9 @@ func checkPeer(certs []*x509.Certificate, now time.Time) error {
 // "auth: off" nothing is verified and they are ignored, except that, as in
 // the original server, a chain holding a second certificate that is not a
 // CA certificate is refused ("received more than one client certificate").
-// A first certificate with CA:TRUE never names a client: it is refused in
-// the handshake (checkPeer) and here ("client certificate is required",
-// the original server's answer for a chain without a leaf).
+// A first certificate with CA:TRUE never names a client: it is refused
+// with "client certificate is required", the original server's answer for
+// a chain without a leaf.
 //
 // Errors are the API errors of docs/production.md (all 400).
 func identify(cs *tls.ConnectionState) (string, *api.Error) {
