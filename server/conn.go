@@ -54,6 +54,8 @@ const (
 	// net/http serves (HTTP/2, Config.HTTP1Stdlib): the longest route
 	// timeout. The own loop also ends it at the route's deadline.
 	bodyTimeout = h1.DefaultBodyTimeout
+	// drainTimeout bounds reading what a handler left of a body.
+	drainTimeout = h1.DefaultDrainTimeout
 	// answerWriteTimeout bounds writing answers that have no route
 	// timeout: redirects and 404s.
 	answerWriteTimeout = 10 * time.Second
@@ -369,10 +371,16 @@ func looksLikeHTTP(hdr [5]byte) bool {
 type bodyDeadline struct{ h http.Handler }
 
 func (b bodyDeadline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		b.h.ServeHTTP(w, r)
+		return
 	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyTimeout))
 	b.h.ServeHTTP(w, r)
+	// net/http reads up to 256 KiB of a body the handler left unread
+	// before it answers: for drainTimeout at most.
+	_ = rc.SetReadDeadline(time.Now().Add(drainTimeout))
 }
 
 // connListener is the listener of the net/http Server: it returns the
