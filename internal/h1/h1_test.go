@@ -96,6 +96,16 @@ func TestScanHeader(t *testing.T) {
 		if got := scanHeader([]byte(tt.in)); got != tt.want {
 			t.Errorf("scanHeader(%q) = %+v, want %+v", tt.in, got, tt.want)
 		}
+		if !tt.want.complete {
+			continue
+		}
+		var s headerScanner
+		for i := range len(tt.in) {
+			s.feed([]byte{tt.in[i]})
+		}
+		if s.h != tt.want {
+			t.Errorf("headerScanner fed %q byte by byte = %+v, want %+v", tt.in, s.h, tt.want)
+		}
 	}
 }
 
