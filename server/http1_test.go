@@ -24,8 +24,8 @@ import (
 	"github.com/openkes/openkes/keystore/mem"
 )
 
-// Tests of the HTTP/1.1 loop (http1.go) and of the connection handling of
-// Serve (conn.go).
+// Tests of the HTTP/1.1 loop (internal/h1) behind Serve, and of the
+// connection handling of Serve (conn.go).
 
 // h1Env is an env whose Serve can be stopped by the test.
 type h1Env struct {

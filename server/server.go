@@ -75,8 +75,8 @@ type Server struct {
 	serving  sync.WaitGroup
 	retiring sync.WaitGroup
 
-	// Test knobs for the HTTP/1.1 loop; zero means the defaults of spec
-	// 1.1. Set before Serve.
+	// Test knobs for the HTTP/1.1 loop; zero means the defaults of
+	// internal/h1. Set before Serve.
 	idleTimeout       time.Duration
 	readHeaderTimeout time.Duration
 	// http1Conns counts the connections served by the HTTP/1.1 loop.

@@ -17,47 +17,6 @@ import (
 	"time"
 )
 
-// The HTTP/1.1 loop.
-//
-// net/http's HTTP/1 server spends several µs of CPU per keep-alive request
-// on things this server does not need (BenchmarkE2E*: compare "raw" with
-// "baseline"): a background read per request, three read-deadline changes,
-// connection state tracking under a mutex, a header map clone, a chunking
-// writer. This loop serves the same protocol with less:
-//
-//   - requests are parsed by http.ReadRequest, so the parsing rules
-//     (keep-alive, chunked bodies, Content-Length/Transfer-Encoding rules,
-//     header limits) are net/http's;
-//   - the response is buffered and written with one Write when the handler
-//     returns, with the headers net/http would send, in its order (status
-//     line, handler headers sorted, then Date, Content-Length, Content-Type,
-//     Connection, Transfer-Encoding). A handler that flushes, or writes
-//     more than 2 KiB without a Content-Length, gets the chunked encoding
-//     with the chunk boundaries net/http would produce;
-//   - the connection is only read in the background, to notice a client
-//     that went away, once a handler streams (Flush), as the log streams
-//     do; other handlers are short and bounded by their route timeout;
-//   - deadlines: the write deadline of the router is applied when the
-//     response is written. While waiting for a request the read deadline
-//     is the idle timeout (90 s); a header that is not complete in the
-//     first bytes received must be complete within the read-header timeout
-//     (5 s) from then, the first request of a connection within 5 s of the
-//     handshake; a body is read without deadline. This is net/http's
-//     behaviour except that a request whose header arrives with its first
-//     bytes is never given a header deadline of its own (it needs none),
-//     and that an idle or write deadline already set on the connection is
-//     kept if it is at most 1/64 of its timeout earlier than the exact one
-//     (keepDeadline), which saves a timer update on most requests.
-//
-// Unlike net/http, a request's context is the connection's: it is not
-// cancelled when the handler returns, nor when the client goes away while
-// a handler that does not stream runs (it ends with the connection or at
-// a forced shutdown). Not supported, because no handler of this package
-// uses them: Hijack, trailers, full-duplex mode.
-//
-// TestHTTP1Identical and TestHTTP1WriterIdentical compare the bytes of
-// both servers for every route, error and protocol corner.
-
 const (
 	// maxHeaderBytes bounds request line plus header, as
 	// http.DefaultMaxHeaderBytes does for net/http (which allows 4 KiB of
