@@ -368,19 +368,37 @@ func looksLikeHTTP(hdr [5]byte) bool {
 // bodyDeadline bounds reading request bodies on the connections that
 // net/http serves, as the own loop does: net/http reads them without
 // deadline.
-type bodyDeadline struct{ h http.Handler }
+// The deadline is 3/4 of the route's timeout if that is shorter than
+// bodyTimeout.
+type bodyDeadline struct {
+	s *Server
+	h http.Handler
+}
 
 func (b bodyDeadline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 		b.h.ServeHTTP(w, r)
 		return
 	}
+	d := bodyTimeout
+	if st := b.s.state.Load(); st != nil {
+		if rt, _ := st.lookup(r.URL.Path); rt != nil && rt.Timeout > 0 {
+			// As in the own loop: 3/4 of the route's time, so that the
+			// answer still goes out before its write deadline.
+			d = min(d, rt.Timeout-rt.Timeout/4)
+		}
+	}
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(bodyTimeout))
+	dl := time.Now().Add(d)
+	_ = rc.SetReadDeadline(dl)
 	b.h.ServeHTTP(w, r)
 	// net/http reads up to 256 KiB of a body the handler left unread
-	// before it answers: for drainTimeout at most.
-	_ = rc.SetReadDeadline(time.Now().Add(drainTimeout))
+	// before it answers: for drainTimeout at most, and never past the
+	// body's deadline.
+	if drain := time.Now().Add(drainTimeout); drain.Before(dl) {
+		dl = drain
+	}
+	_ = rc.SetReadDeadline(dl)
 }
 
 // connListener is the listener of the net/http Server: it returns the

@@ -202,3 +202,35 @@ func TestDeniedStalledBody(t *testing.T) {
 		})
 	}
 }
+
+// TestStalledBody checks that a known identity's request whose body never
+// arrives is answered within the route's timeout (here 1 s: the body has
+// 3/4 of it), on both HTTP/1.1 loops, instead of holding the connection.
+func TestStalledBody(t *testing.T) {
+	t.Parallel()
+	for _, stdlib := range []bool{false, true} {
+		t.Run(map[bool]string{false: "own", true: "stdlib"}[stdlib], func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, func(c *Config) {
+				c.HTTP1Stdlib = stdlib
+				c.Routes = map[string]RouteConfig{"/v1/key/import/": {Timeout: time.Second}}
+			})
+			rc := dialH1(t, e, e.admin, false)
+			rc.c.SetDeadline(time.Now().Add(10 * time.Second))
+			rc.send("PUT /v1/key/import/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+			resp, body := rc.read("PUT")
+			if got, want := resp.StatusCode, http.StatusBadRequest; got != want {
+				t.Errorf("status = %d, want %d", got, want)
+			}
+			if got, want := body, "{\"message\":\"invalid import key request body\"\n}"; got != want {
+				t.Errorf("body = %q, want %q", got, want)
+			}
+			if !resp.Close {
+				t.Errorf("response keeps the connection, want Connection: close")
+			}
+			if !rc.closed(5 * time.Second) {
+				t.Errorf("connection still open after the answer")
+			}
+		})
+	}
+}

@@ -403,7 +403,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		handler = s.testHandler
 	}
 	srv := &http.Server{
-		Handler:           bodyDeadline{handler},
+		Handler:           bodyDeadline{s, handler},
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(currentHandler{s}, slog.LevelInfo),
@@ -426,6 +426,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Serve accepts and handshakes itself (conn.go); srv gets the HTTP/2
 	// connections, and the HTTP/1.1 ones when Config.HTTP1Stdlib is set.
 	cs := newConnServer(s, srv, handler, ln.Addr(), stop)
+	defer cs.h1.Close() // after a graceful shutdown: releases its context
 	s.connsMu.Lock()
 	s.connServers[cs] = struct{}{}
 	s.connsMu.Unlock()

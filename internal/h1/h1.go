@@ -1045,12 +1045,12 @@ func (w *ResponseWriter) SetWriteDeadline(t time.Time) error {
 // SetWriteTimeout sets the write deadline t of a route timeout d (> 0),
 // the time the handler has to produce the whole response: a deadline up
 // to d/64 earlier that is already set on the connection may be kept. A
-// request body that has not arrived yet must arrive by t as well. It
-// never fails.
+// request body that has not arrived yet must arrive by t - d/4, which
+// leaves the handler time to answer before t. It never fails.
 func (w *ResponseWriter) SetWriteTimeout(t time.Time, d time.Duration) {
 	w.writeDL, w.writeTimeout = t, d
 	if !t.IsZero() && w.hasBody && !w.c.body.sawEOF {
-		w.c.shortenReadDeadline(t)
+		w.c.shortenReadDeadline(t.Add(-d / 4))
 	}
 }
 
