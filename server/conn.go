@@ -29,8 +29,8 @@ import (
 //     current configuration sets Config.HTTP1Stdlib.
 //
 // The timeouts: 5 s for the handshake and for a request header, 90 s idle
-// between requests, 15 s (or the route's timeout) for a request body, and
-// the per-route write deadlines of the router.
+// between requests, 15 s (or 3/4 of the route's timeout) for a request
+// body, and the per-route write deadlines of the router.
 //
 // # Connection limits
 //

@@ -48,7 +48,8 @@
 // complete within Timeouts.ReadHeader (5 s) from then, the first request
 // of a connection within 5 s of ServeConn. Unlike net/http, which reads
 // bodies without deadline, a body must arrive within Timeouts.Body
-// (15 s) or the route deadline the handler sets, whichever is earlier,
+// (15 s) or 3/4 of the route timeout the handler sets, whichever ends
+// first,
 // and the rest of a body the handler left unread (at most 256 KiB, as in
 // net/http) is read for at most Timeouts.Drain (1 s) before the answer
 // goes out with "Connection: close": a client that announces a body and
