@@ -42,6 +42,11 @@ type File struct {
 	// Routes holds the api section: per-route timeout and skip_auth.
 	Routes map[string]server.RouteConfig
 
+	// Limits holds the limits section (an OpenKES extension; upstream
+	// warns about it as an unknown key): zero fields mean the defaults
+	// of [server.DefaultLimits].
+	Limits server.Limits
+
 	// ErrorLevel is the level of log.error; default slog.LevelInfo.
 	ErrorLevel slog.Level
 
@@ -245,6 +250,7 @@ func (f *File) ServerConfig(store keystore.Store, tls server.TLSConfig) *server.
 		Cache:    f.Cache,
 		Routes:   maps.Clone(f.Routes),
 		TLS:      tls,
+		Limits:   f.Limits,
 	}
 }
 
@@ -282,6 +288,11 @@ type fileMirror struct {
 			Offline *time.Duration `yaml:"offline"`
 		} `yaml:"expiry"`
 	} `yaml:"cache"`
+	Limits struct {
+		Connections                int `yaml:"connections"`
+		UnauthenticatedConnections int `yaml:"unauthenticated_connections"`
+		LogStreams                 int `yaml:"log_streams"`
+	} `yaml:"limits"`
 	Log struct {
 		Error string `yaml:"error"`
 		Audit string `yaml:"audit"`

@@ -547,6 +547,11 @@ func TestValidation(t *testing.T) {
 		{name: "keys", config: minimal + "keys: [{name: a}, {name: x}, {name: x}, {name: 'bad key'}]\n", wantErr: []string{
 			"keys[2].name: key 'x' is defined multiple times",
 			"keys[3].name: key name 'bad key' is empty, too long or contains invalid characters"}},
+		{name: "limits", config: minimal + "limits: {connections: -1, unauthenticated_connections: -2, log_streams: -3}\n", wantErr: []string{
+			"limits.connections: invalid value '-1' (use 0 for the default, or more)",
+			"limits.unauthenticated_connections: invalid value '-2' (use 0 for the default, or more)",
+			"limits.log_streams: invalid value '-3' (use 0 for the default, or more)"}},
+		{name: "limits not numbers", config: minimal + "limits: {connections: many}\n", wantErr: []string{"limits.connections: line 4: cannot unmarshal !!str `many` into int"}},
 		{name: "log levels", config: minimal + "log: {error: BOGUS, audit: WARN+x}\n", wantErr: []string{
 			"log.error: invalid log level 'BOGUS'", "log.audit: invalid log level 'WARN+x'"}},
 		{name: "audit file empty", config: minimal + "log: {audit_file: ' '}\n", wantErr: []string{
@@ -1094,6 +1099,44 @@ func TestAuditFile(t *testing.T) {
 			}
 			if len(f.Warnings) > 0 {
 				t.Errorf("Parse() Warnings = %q, want none", f.Warnings)
+			}
+		})
+	}
+}
+
+func TestLimits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		limits   string
+		want     server.Limits
+		warnings []string
+	}{
+		{name: "absent", limits: "", want: server.Limits{}},
+		{name: "empty section", limits: "limits:\n", want: server.Limits{}},
+		{name: "all set", limits: "limits: {connections: 1000, unauthenticated_connections: 50, log_streams: 4}\n",
+			want: server.Limits{Connections: 1000, UnauthenticatedConnections: 50, LogStreams: 4}},
+		{name: "budget above cap", limits: "limits: {connections: 10, unauthenticated_connections: 50}\n",
+			want:     server.Limits{Connections: 10, UnauthenticatedConnections: 50},
+			warnings: []string{"limits.unauthenticated_connections: 50 is more than limits.connections (10): at most 10 apply"}},
+		{name: "unknown key", limits: "limits: {streams: 3}\n", want: server.Limits{},
+			warnings: []string{"limits.streams: unknown key, ignored"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f, err := Parse([]byte(minimal+tt.limits), noEnv)
+			if err != nil {
+				t.Fatalf("Parse() error = %v", err)
+			}
+			if f.Limits != tt.want {
+				t.Errorf("Limits = %+v, want %+v", f.Limits, tt.want)
+			}
+			if diff := cmp.Diff(tt.warnings, f.Warnings, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Warnings (-want +got):\n%s", diff)
+			}
+			if got := f.ServerConfig(nil, server.TLSConfig{}).Limits; got != tt.want {
+				t.Errorf("ServerConfig().Limits = %+v, want %+v", got, tt.want)
 			}
 		})
 	}

@@ -134,6 +134,27 @@ func (d *decoder) build(m *fileMirror) *File {
 	d.nonNegative("cache.expiry.unused", f.Cache.Unused)
 	d.nonNegative("cache.expiry.offline", f.Cache.Offline)
 
+	f.Limits = server.Limits{
+		Connections:                m.Limits.Connections,
+		UnauthenticatedConnections: m.Limits.UnauthenticatedConnections,
+		LogStreams:                 m.Limits.LogStreams,
+	}
+	for _, l := range []struct {
+		key string
+		n   int
+	}{
+		{"connections", f.Limits.Connections},
+		{"unauthenticated_connections", f.Limits.UnauthenticatedConnections},
+		{"log_streams", f.Limits.LogStreams},
+	} {
+		if l.n < 0 {
+			d.add(join("limits", l.key), "invalid value '%d' (use 0 for the default, or more)", l.n)
+		}
+	}
+	if c, u := f.Limits.Connections, f.Limits.UnauthenticatedConnections; c > 0 && u > c {
+		d.warn("limits.unauthenticated_connections", "%d is more than limits.connections (%d): at most %d apply", u, c, c)
+	}
+
 	var err error
 	if f.ErrorLevel, err = ParseLevel(m.Log.Error); err != nil {
 		d.add("log.error", "%v", err)

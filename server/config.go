@@ -60,6 +60,51 @@ type Config struct {
 	// connection is accepted, so an Update applies to new connections.
 	// HTTP/2 is always served by net/http.
 	HTTP1Stdlib bool
+
+	// Limits bounds the resources clients can hold. Zero fields take the
+	// defaults of DefaultLimits.
+	Limits Limits
+}
+
+// Limits bounds connections and log streams, so that clients with
+// unknown certificates, or too many of any, cannot lock out the known
+// identities. A zero (or negative) field means its default
+// (DefaultLimits); package config rejects negative values. Connection limits are read when a connection is
+// accepted, so an Update applies to new connections.
+type Limits struct {
+	// Connections caps the open connections, HTTP/1.1 and HTTP/2, from
+	// accept (before the TLS handshake) until they are closed.
+	Connections int
+
+	// UnauthenticatedConnections caps the connections that are in the
+	// TLS handshake or whose identity is neither the admin nor in a
+	// policy. Past it, a new connection closes the oldest of them.
+	UnauthenticatedConnections int
+
+	// LogStreams caps the subscribers of each log stream
+	// (/v1/log/audit and /v1/log/error); past it, a subscription is
+	// answered with 503 Service Unavailable.
+	LogStreams int
+}
+
+// DefaultLimits are the limits of a zero Limits: 4096 connections, of
+// which at most 256 unauthenticated, and 32 subscribers per log stream.
+var DefaultLimits = Limits{Connections: 4096, UnauthenticatedConnections: 256, LogStreams: 32}
+
+// withDefaults returns l with zero (or negative) fields set to their
+// default; the unauthenticated budget never exceeds the cap.
+func (l Limits) withDefaults() Limits {
+	if l.Connections <= 0 {
+		l.Connections = DefaultLimits.Connections
+	}
+	if l.UnauthenticatedConnections <= 0 {
+		l.UnauthenticatedConnections = DefaultLimits.UnauthenticatedConnections
+	}
+	l.UnauthenticatedConnections = min(l.UnauthenticatedConnections, l.Connections)
+	if l.LogStreams <= 0 {
+		l.LogStreams = DefaultLimits.LogStreams
+	}
+	return l
 }
 
 // Policy is a set of allow and deny path patterns and the identities it

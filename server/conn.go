@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -11,9 +12,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/openkes/openkes/internal/h1"
 )
 
-// Connection handling of Serve (spec 1.1).
+// Connection handling of Serve.
 //
 // Serve accepts TCP connections itself and completes the TLS handshake in
 // a goroutine per connection. Then:
@@ -22,74 +25,101 @@ import (
 //     listener that hands over the finished *tls.Conn, so that net/http
 //     speaks HTTP/2 on them exactly as with http.Server.ServeTLS;
 //   - HTTP/1.1 connections (ALPN "http/1.1" or none) are served by the
-//     loop of http1.go, or by the same net/http Server when the current
-//     configuration sets Config.HTTP1Stdlib.
+//     request loop of internal/h1, or by the same net/http Server when the
+//     current configuration sets Config.HTTP1Stdlib.
 //
-// The timeouts are those of spec 1.1: 5 s for the handshake and for a
-// request header, 90 s idle between requests, and the per-route write
-// deadlines of the router.
+// The timeouts: 5 s for the handshake and for a request header, 90 s idle
+// between requests, 15 s (or 3/4 of the route's timeout) for a request
+// body, and the per-route write deadlines of the router.
+//
+// # Connection limits
+//
+// Every connection counts from its accept until it is closed, whichever
+// protocol serves it (see Limits). A connection is "unauthenticated"
+// while in the TLS handshake, and afterwards if its certificate's
+// identity is neither the admin nor in a policy of the configuration of
+// the moment. At most Limits.UnauthenticatedConnections of them are kept:
+// a new connection past that budget (or past Limits.Connections) closes
+// the oldest unauthenticated one. So clients that stall handshakes,
+// headers or bodies with unknown certificates only ever compete among
+// themselves, and a known identity always gets a connection while the
+// total of known ones is below Limits.Connections. A new connection is
+// refused (closed at once) only when the cap is full of known ones.
 
 const (
 	handshakeTimeout  = 5 * time.Second
 	readHeaderTimeout = 5 * time.Second
 	idleTimeout       = 90 * time.Second
+	// bodyTimeout bounds reading a request body on connections that
+	// net/http serves (HTTP/2, Config.HTTP1Stdlib): the longest route
+	// timeout. The own loop also ends it at the route's deadline.
+	bodyTimeout = h1.DefaultBodyTimeout
+	// drainTimeout bounds reading what a handler left of a body.
+	drainTimeout = h1.DefaultDrainTimeout
+	// answerWriteTimeout bounds writing answers that have no route
+	// timeout: redirects and 404s.
+	answerWriteTimeout = 10 * time.Second
 )
 
-// Connection states, for graceful shutdown.
-const (
-	stateNew    int32 = iota // TLS handshake
-	stateActive              // reading a request, running a handler or writing
-	stateIdle                // waiting for the next request
-	stateClosed              // closed by shutdown
-)
+// trackedConn is one accepted connection.
+type trackedConn struct {
+	raw    net.Conn
+	unauth *list.Element // in connServer.unauth while unauthenticated, else nil
+	gone   bool          // closed (by eviction or shutdown) or untracked
+}
 
 // connServer accepts and dispatches the connections of one Serve call.
 type connServer struct {
 	s       *Server
 	hs      *http.Server  // HTTP/2, and HTTP/1.1 with Config.HTTP1Stdlib
 	hl      *connListener // feeds hs
+	h1      *h1.Server    // the own HTTP/1.1 loop
 	tlsConf *tls.Config
 	errLog  *log.Logger
 
-	// base is the parent of every connection context. It carries the
-	// stop channel of the log streams and is cancelled by a forced
-	// shutdown.
-	base   context.Context
-	cancel context.CancelFunc
+	shutting atomic.Bool // no new connections
 
-	idleTimeout       time.Duration
-	readHeaderTimeout time.Duration
-
-	shutting atomic.Bool   // no new requests; idle connections are closed
-	forced   chan struct{} // closed by closeAll
-
-	mu    sync.Mutex
-	conns map[*h1Conn]struct{} // connections in the handshake or on the HTTP/1.1 loop
-	wg    sync.WaitGroup       // their goroutines
-	force sync.Once
+	mu      sync.Mutex
+	conns   map[*trackedConn]struct{}
+	unauth  list.List                 // *trackedConn, oldest first
+	handed  map[net.Conn]*trackedConn // connections served by hs
+	evicted atomic.Int64              // unauthenticated connections closed for newer ones
+	refused atomic.Int64              // connections refused at the cap
+	wg      sync.WaitGroup            // the connection goroutines
 }
 
-func newConnServer(s *Server, hs *http.Server, addr net.Addr, stop chan struct{}) *connServer {
+func newConnServer(s *Server, hs *http.Server, handler http.Handler, addr net.Addr, stop chan struct{}) *connServer {
 	cs := &connServer{
-		s:                 s,
-		hs:                hs,
-		hl:                newConnListener(addr),
-		tlsConf:           hs.TLSConfig,
-		errLog:            hs.ErrorLog,
-		idleTimeout:       idleTimeout,
-		readHeaderTimeout: readHeaderTimeout,
-		forced:            make(chan struct{}),
-		conns:             map[*h1Conn]struct{}{},
-	}
-	if s.idleTimeout > 0 {
-		cs.idleTimeout = s.idleTimeout
-	}
-	if s.readHeaderTimeout > 0 {
-		cs.readHeaderTimeout = s.readHeaderTimeout
+		s:       s,
+		hs:      hs,
+		hl:      newConnListener(addr),
+		tlsConf: hs.TLSConfig,
+		errLog:  hs.ErrorLog,
+		conns:   map[*trackedConn]struct{}{},
+		handed:  map[net.Conn]*trackedConn{},
 	}
 	base := context.WithValue(context.Background(), stopKey{}, stop)
 	base = context.WithValue(base, http.ServerContextKey, hs)
-	cs.base, cs.cancel = context.WithCancel(base)
+	cs.h1 = &h1.Server{
+		Handler:     handler,
+		Timeouts:    h1.Timeouts{ReadHeader: s.readHeaderTimeout, Idle: s.idleTimeout},
+		ErrorLog:    hs.ErrorLog,
+		BaseContext: base,
+		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, new(connInfo))
+		},
+	}
+	hs.ConnState = func(c net.Conn, st http.ConnState) {
+		if st == http.StateClosed || st == http.StateHijacked {
+			cs.mu.Lock()
+			tc := cs.handed[c]
+			delete(cs.handed, c)
+			cs.mu.Unlock()
+			if tc != nil {
+				cs.untrack(tc)
+			}
+		}
+	}
 	return cs
 }
 
@@ -117,77 +147,130 @@ func (cs *connServer) accept(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		c := &h1Conn{cs: cs, raw: raw}
-		if !cs.track(c) {
+		c := cs.admit(raw)
+		if c == nil {
 			raw.Close()
 			continue
 		}
-		go c.serve()
+		go cs.serve(c)
 	}
 }
 
-// track registers a new connection; it fails once shutdown started.
-func (cs *connServer) track(c *h1Conn) bool {
+// admit registers a new connection within the limits; it returns nil if
+// the connection must be refused.
+func (cs *connServer) admit(raw net.Conn) *trackedConn {
+	lim := cs.s.state.Load().conf.Limits.withDefaults()
+	var evict []*trackedConn
+	defer func() {
+		for _, c := range evict {
+			c.raw.Close()
+		}
+	}()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if cs.shutting.Load() {
-		return false
+		return nil
 	}
+	for cs.unauth.Len() >= lim.UnauthenticatedConnections || len(cs.conns) >= lim.Connections {
+		oldest := cs.unauth.Front()
+		if oldest == nil {
+			cs.refused.Add(1)
+			return nil
+		}
+		c := oldest.Value.(*trackedConn)
+		cs.forget(c)
+		evict = append(evict, c)
+		cs.evicted.Add(1)
+	}
+	c := &trackedConn{raw: raw}
+	c.unauth = cs.unauth.PushBack(c)
 	cs.conns[c] = struct{}{}
 	cs.wg.Add(1)
+	return c
+}
+
+// forget removes c from the counts; cs.mu is held.
+func (cs *connServer) forget(c *trackedConn) {
+	if c.gone {
+		return
+	}
+	c.gone = true
+	if c.unauth != nil {
+		cs.unauth.Remove(c.unauth)
+		c.unauth = nil
+	}
+	delete(cs.conns, c)
+}
+
+// untrack removes c from the counts once it is closed.
+func (cs *connServer) untrack(c *trackedConn) {
+	cs.mu.Lock()
+	cs.forget(c)
+	cs.mu.Unlock()
+}
+
+// authenticated moves c out of the unauthenticated budget. It reports
+// false if c was evicted meanwhile.
+func (cs *connServer) authenticated(c *trackedConn) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if c.gone {
+		return false
+	}
+	if c.unauth != nil {
+		cs.unauth.Remove(c.unauth)
+		c.unauth = nil
+	}
 	return true
 }
 
-func (cs *connServer) untrack(c *h1Conn) {
+// counts returns the number of connections and of unauthenticated ones.
+func (cs *connServer) counts() (total, unauth int) {
 	cs.mu.Lock()
-	delete(cs.conns, c)
-	cs.mu.Unlock()
-	cs.wg.Done()
+	defer cs.mu.Unlock()
+	return len(cs.conns), cs.unauth.Len()
 }
 
-// shutdown stops new requests, closes idle connections and waits until
-// the active ones are done or ctx ends.
+// knownIdentity reports whether the client of a TLS connection is the
+// admin or has a policy in the current configuration.
+func (cs *connServer) knownIdentity(state *tls.ConnectionState) bool {
+	id, err := identify(state)
+	if err != nil {
+		return false
+	}
+	st := cs.s.state.Load()
+	if st.admin != "" && id == st.admin {
+		return true
+	}
+	_, ok := st.idents[id]
+	return ok
+}
+
+// shutdown stops new connections and requests, closes idle connections
+// and waits until the others are done or ctx ends.
 func (cs *connServer) shutdown(ctx context.Context) error {
 	cs.shutting.Store(true)
-	poll := time.Millisecond
-	timer := time.NewTimer(poll)
-	defer timer.Stop()
-	for {
-		if cs.closeIdle() {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
-			poll = min(2*poll, 500*time.Millisecond)
-			timer.Reset(poll)
-		}
+	if err := cs.h1.Shutdown(ctx); err != nil {
+		return err
 	}
-}
-
-// closeIdle closes the idle connections and reports whether none is left.
-func (cs *connServer) closeIdle() bool {
-	var idle []*h1Conn
-	cs.mu.Lock()
-	for c := range cs.conns {
-		if c.state.CompareAndSwap(stateIdle, stateClosed) {
-			idle = append(idle, c)
-		}
+	// Connections still in the handshake close when it ends.
+	done := make(chan struct{})
+	go func() {
+		cs.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	n := len(cs.conns)
-	cs.mu.Unlock()
-	for _, c := range idle {
-		c.tc.Close() // sends close_notify, as net/http does
-	}
-	return n == 0
 }
 
 // closeAll closes every connection at once and cancels their contexts.
 func (cs *connServer) closeAll() {
 	cs.shutting.Store(true)
-	cs.force.Do(func() { close(cs.forced) })
-	cs.cancel()
+	cs.h1.Close()
 	cs.mu.Lock()
 	for c := range cs.conns {
 		c.raw.Close()
@@ -203,21 +286,27 @@ func (cs *connServer) wait(d time.Duration) {
 		cs.wg.Wait()
 		close(done)
 	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-done:
-	case <-time.After(d):
+	case <-t.C:
 	}
 }
 
 // serve runs the TLS handshake and then serves the connection or hands it
 // to net/http.
-func (c *h1Conn) serve() {
-	cs := c.cs
-	defer cs.untrack(c)
-	c.tc = tls.Server(c.raw, cs.tlsConf)
-	dl := time.Now().Add(handshakeTimeout)
-	c.raw.SetDeadline(dl)
-	if err := c.tc.Handshake(); err != nil {
+func (cs *connServer) serve(c *trackedConn) {
+	defer cs.wg.Done()
+	handed := false
+	defer func() {
+		if !handed {
+			cs.untrack(c)
+		}
+	}()
+	tc := tls.Server(c.raw, cs.tlsConf)
+	c.raw.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := tc.Handshake(); err != nil {
 		// Like net/http: a client that speaks plain HTTP gets a hint.
 		reason := err.Error()
 		var re tls.RecordHeaderError
@@ -233,20 +322,37 @@ func (c *h1Conn) serve() {
 		return
 	}
 	if cs.shutting.Load() {
-		c.tc.Close()
+		tc.Close()
 		return
 	}
-	c.tlsState = c.tc.ConnectionState()
-	if c.tlsState.NegotiatedProtocol == "h2" || cs.s.state.Load().conf.HTTP1Stdlib {
-		// net/http resets the deadlines itself.
-		if !cs.hl.hand(c.tc) {
-			c.tc.Close()
+	state := tc.ConnectionState()
+	if cs.knownIdentity(&state) && !cs.authenticated(c) {
+		tc.Close() // evicted during the handshake
+		return
+	}
+	if state.NegotiatedProtocol == "h2" || cs.s.state.Load().conf.HTTP1Stdlib {
+		// net/http resets the deadlines itself, and reports the end of
+		// the connection to hs.ConnState.
+		cs.mu.Lock()
+		if c.gone {
+			cs.mu.Unlock()
+			tc.Close()
+			return
+		}
+		cs.handed[tc] = c
+		cs.mu.Unlock()
+		handed = true
+		if !cs.hl.hand(tc) {
+			cs.mu.Lock()
+			delete(cs.handed, tc)
+			cs.mu.Unlock()
+			handed = false
+			tc.Close()
 		}
 		return
 	}
-	c.readDL, c.writeDL = dl, dl
-	c.state.Store(stateActive)
-	c.serveHTTP1()
+	cs.s.http1Conns.Add(1)
+	cs.h1.ServeConn(tc)
 }
 
 // looksLikeHTTP reports whether the first bytes of a TLS record header are
@@ -257,6 +363,42 @@ func looksLikeHTTP(hdr [5]byte) bool {
 		return true
 	}
 	return false
+}
+
+// bodyDeadline bounds reading request bodies on the connections that
+// net/http serves, as the own loop does: net/http reads them without
+// deadline.
+// The deadline is 3/4 of the route's timeout if that is shorter than
+// bodyTimeout.
+type bodyDeadline struct {
+	s *Server
+	h http.Handler
+}
+
+func (b bodyDeadline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		b.h.ServeHTTP(w, r)
+		return
+	}
+	d := bodyTimeout
+	if st := b.s.state.Load(); st != nil {
+		if rt, _ := st.lookup(r.URL.Path); rt != nil && rt.Timeout > 0 {
+			// As in the own loop: 3/4 of the route's time, so that the
+			// answer still goes out before its write deadline.
+			d = min(d, rt.Timeout-rt.Timeout/4)
+		}
+	}
+	rc := http.NewResponseController(w)
+	dl := time.Now().Add(d)
+	_ = rc.SetReadDeadline(dl)
+	b.h.ServeHTTP(w, r)
+	// net/http reads up to 256 KiB of a body the handler left unread
+	// before it answers: for drainTimeout at most, and never past the
+	// body's deadline.
+	if drain := time.Now().Add(drainTimeout); drain.Before(dl) {
+		dl = drain
+	}
+	_ = rc.SetReadDeadline(dl)
 }
 
 // connListener is the listener of the net/http Server: it returns the

@@ -24,8 +24,8 @@ import (
 	"github.com/openkes/openkes/keystore/mem"
 )
 
-// Tests of the HTTP/1.1 loop (http1.go) and of the connection handling of
-// Serve (conn.go).
+// Tests of the HTTP/1.1 loop (internal/h1) behind Serve, and of the
+// connection handling of Serve (conn.go).
 
 // h1Env is an env whose Serve can be stopped by the test.
 type h1Env struct {
@@ -1034,73 +1034,5 @@ func TestHTTP1WriterIdentical(t *testing.T) {
 				t.Logf("%s", got[0])
 			}
 		})
-	}
-}
-
-func TestKeepDeadline(t *testing.T) {
-	t.Parallel()
-	now := time.Now()
-	const d = 64 * time.Second
-	tests := []struct {
-		name      string
-		cur, want time.Time
-		keep      bool
-	}{
-		{"same", now, now, true},
-		{"slightly earlier", now.Add(-time.Second), now, true},
-		{"too early", now.Add(-time.Second - 1), now, false},
-		{"later", now.Add(time.Nanosecond), now, false},
-		{"none set", time.Time{}, now, false},
-		{"clear", now, time.Time{}, false},
-	}
-	for _, tt := range tests {
-		if got := keepDeadline(tt.cur, tt.want, d); got != tt.keep {
-			t.Errorf("%s: keepDeadline = %v, want %v", tt.name, got, tt.keep)
-		}
-	}
-}
-
-func TestScanHeader(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in   string
-		want headerScan
-	}{
-		{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", headerScan{complete: true, hosts: 1, validHost: true}},
-		{"GET / HTTP/1.1\nhOsT:  a.b:80 \n\nbody", headerScan{complete: true, hosts: 1, validHost: true}},
-		{"GET / HTTP/1.1\r\nHost: x\r\n", headerScan{hosts: 1, validHost: true}},
-		{"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", headerScan{complete: true, hosts: 1}},
-		{"GET / HTTP/1.1\r\nHost: a\r\n b\r\n\r\n", headerScan{complete: true, hosts: 1}},
-		{"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", headerScan{complete: true, hosts: 2, validHost: true}},
-		{"GET / HTTP/1.1\r\nX-Host: a\r\nHostname: b\r\n\r\n", headerScan{complete: true}},
-		{"GET / HTTP/1.1\r\nBad Name: a\r\n\r\n", headerScan{complete: true, badName: true}},
-		{"GET / HTTP/1.1\r\nX: a b:c\r\n\r\n", headerScan{complete: true}},
-		{"GET / HTT", headerScan{}},
-	}
-	for _, tt := range tests {
-		if got := scanHeader([]byte(tt.in)); got != tt.want {
-			t.Errorf("scanHeader(%q) = %+v, want %+v", tt.in, got, tt.want)
-		}
-	}
-}
-
-func TestHasToken(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		v, token string
-		want     bool
-	}{
-		{"close", "close", true},
-		{"Keep-Alive, Close", "close", true},
-		{"keep-alive,close", "close", true},
-		{"closed", "close", false},
-		{"x-close", "close", false},
-		{"", "close", false},
-		{" \t100-Continue ", "100-continue", true},
-	}
-	for _, tt := range tests {
-		if got := hasToken(tt.v, tt.token); got != tt.want {
-			t.Errorf("hasToken(%q, %q) = %v, want %v", tt.v, tt.token, got, tt.want)
-		}
 	}
 }

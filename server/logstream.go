@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -44,14 +45,27 @@ func newHub() *hub { return &hub{subs: map[*subscriber]struct{}{}} }
 // active reports whether anybody listens.
 func (h *hub) active() bool { return h.n.Load() > 0 }
 
-func (h *hub) subscribe() *subscriber {
+// subscribe adds a subscriber, without limit.
+func (h *hub) subscribe() *subscriber { return h.trySubscribe(math.MaxInt) }
+
+// trySubscribe adds a subscriber; it returns nil if the hub already has
+// max of them.
+func (h *hub) trySubscribe(max int) *subscriber {
 	sub := &subscriber{ch: make(chan []byte, subscriberBuffer)}
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.subs) >= max {
+		return nil
+	}
 	h.subs[sub] = struct{}{}
 	h.n.Store(int32(len(h.subs)))
-	h.mu.Unlock()
 	return sub
 }
+
+// errTooManyStreams answers a subscription past Limits.LogStreams. It is
+// not a KES error (upstream had no limit), so it is defined here rather
+// than in the error catalogue.
+var errTooManyStreams = &api.Error{Status: http.StatusServiceUnavailable, Message: "too many log stream subscribers"}
 
 func (h *hub) unsubscribe(sub *subscriber) {
 	h.mu.Lock()
@@ -83,9 +97,13 @@ func (h *hub) publish(line []byte) {
 // stream serves a log stream (spec 3.22, fixed): NDJSON events, flushed
 // one by one, until the client leaves or the server shuts down.
 func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request, h *hub) {
-	sub := h.subscribe()
-	defer h.unsubscribe(sub)
 	st := rq.st
+	sub := h.trySubscribe(st.conf.Limits.withDefaults().LogStreams)
+	if sub == nil {
+		s.reject(w, rq, errTooManyStreams)
+		return
+	}
+	defer h.unsubscribe(sub)
 	rq.releaseState() // a stream must not keep an old configuration alive
 
 	w.Header().Set("Content-Type", "application/x-ndjson")

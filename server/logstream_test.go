@@ -194,3 +194,28 @@ func testCounterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestLogStreamLimit checks that each stream takes at most
+// Limits.LogStreams subscribers, answers the next with 503 and a KES
+// error body, and takes a new one when a subscriber left.
+func TestLogStreamLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.Limits.LogStreams = 2 })
+	for _, path := range []string{"/v1/log/audit", "/v1/log/error"} {
+		t.Run(path, func(t *testing.T) {
+			h := e.srv.auditHub
+			if path == "/v1/log/error" {
+				h = e.srv.errorHub
+			}
+			first := h.subscribe()
+			openStream(t, e, path)
+			r := do(t, e.client(t, e.admin), "GET", e.url(path), "")
+			r.want(t, http.StatusServiceUnavailable)
+			if got, want := string(r.body), "{\"message\":\"too many log stream subscribers\"\n}"; got != want {
+				t.Errorf("GET %s past the limit: body %q, want %q", path, got, want)
+			}
+			h.unsubscribe(first)
+			openStream(t, e, path)
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/openkes/openkes/internal/api"
+	"github.com/openkes/openkes/internal/h1"
 )
 
 // handlerFunc serves one route. ctx carries the route timeout; rq holds
@@ -137,7 +138,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Like http.ServeMux: redirect to the canonical path. The new
 		// request is authorised anew, so no path trick reaches a route
 		// the caller may not use.
-		setWriteDeadline(w, 0)
+		setWriteDeadline(w, answerWriteTimeout)
 		if rt := st.byPath[np]; rt != nil && rt.IsPrefix() && np[len(np)-1] != '/' {
 			// ServeMux applies its trailing-slash redirect to the clean
 			// path: one redirect straight to the prefix route.
@@ -150,7 +151,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rt, resource := st.lookup(p)
 	if rt == nil {
-		setWriteDeadline(w, 0)
+		setWriteDeadline(w, answerWriteTimeout)
 		http.NotFound(w, r)
 		rq.status, rq.message = http.StatusNotFound, "404 page not found"
 		return
@@ -162,9 +163,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// An HTTP/1 connection keeps the write deadline of its previous
 	// request: always set (or clear) it.
-	hw, _ := w.(*h1Writer)
+	hw, _ := w.(*h1.ResponseWriter)
 	if hw != nil {
-		hw.setWriteTimeout(deadline, rt.Timeout)
+		hw.SetWriteTimeout(deadline, rt.Timeout)
 	} else {
 		_ = http.NewResponseController(w).SetWriteDeadline(deadline)
 	}
@@ -176,7 +177,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt.MaxBody > 0 {
 		if hw != nil {
 			// Same limit, but the h1Writer learns that it was hit.
-			r.Body = hw.limitBody(r.Body, rt.MaxBody)
+			r.Body = hw.LimitBody(r.Body, rt.MaxBody)
 		} else {
 			r.Body = http.MaxBytesReader(w, r.Body, rt.MaxBody)
 		}

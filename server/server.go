@@ -75,8 +75,8 @@ type Server struct {
 	serving  sync.WaitGroup
 	retiring sync.WaitGroup
 
-	// Test knobs for the HTTP/1.1 loop; zero means the defaults of spec
-	// 1.1. Set before Serve.
+	// Test knobs for the HTTP/1.1 loop; zero means the defaults of
+	// internal/h1. Set before Serve.
 	idleTimeout       time.Duration
 	readHeaderTimeout time.Duration
 	// http1Conns counts the connections served by the HTTP/1.1 loop.
@@ -84,6 +84,9 @@ type Server struct {
 	// testHandler replaces the server's own handler in Serve (tests and
 	// benchmarks of the HTTP layer).
 	testHandler http.Handler
+
+	connsMu     sync.Mutex
+	connServers map[*connServer]struct{} // of the running Serve calls
 }
 
 // state is one complete, immutable configuration of a Server. Requests
@@ -134,9 +137,10 @@ func New(ctx context.Context, conf *Config) (*Server, error) {
 		return nil, errors.New("server: nil config")
 	}
 	s := &Server{
-		closing:  make(chan struct{}),
-		auditHub: newHub(),
-		errorHub: newHub(),
+		closing:     make(chan struct{}),
+		connServers: map[*connServer]struct{}{},
+		auditHub:    newHub(),
+		errorHub:    newHub(),
 	}
 	s.errText = slog.NewTextHandler(hubWriter{s.errorHub}, &slog.HandlerOptions{Level: slog.LevelDebug})
 	now := time.Now
@@ -374,9 +378,10 @@ func (s *Server) retryCreateKeys(ctx context.Context, st *state, pending []strin
 // it shuts down gracefully: log streams end at once, other requests get a
 // few seconds, then connections are closed. Serve closes ln.
 //
-// HTTP/2 is served by net/http. HTTP/1.1 is served by the server's own
-// request loop (see http1.go), which answers with the same bytes as
-// net/http for less CPU, unless Config.HTTP1Stdlib is set.
+// HTTP/2 is served by net/http. HTTP/1.1 is served by the request loop of
+// internal/h1, which answers with the same bytes as net/http for less
+// CPU, unless Config.HTTP1Stdlib is set. Connections are limited as
+// Config.Limits says.
 //
 // Serve returns nil after such a shutdown, or the error that made
 // accepting connections fail. It returns an error at once if the Server is
@@ -398,7 +403,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		handler = s.testHandler
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           bodyDeadline{s, handler},
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(currentHandler{s}, slog.LevelInfo),
@@ -420,8 +425,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	// Serve accepts and handshakes itself (conn.go); srv gets the HTTP/2
 	// connections, and the HTTP/1.1 ones when Config.HTTP1Stdlib is set.
-	cs := newConnServer(s, srv, ln.Addr(), stop)
-	defer cs.cancel()
+	cs := newConnServer(s, srv, handler, ln.Addr(), stop)
+	defer cs.h1.Close() // after a graceful shutdown: releases its context
+	s.connsMu.Lock()
+	s.connServers[cs] = struct{}{}
+	s.connsMu.Unlock()
+	defer func() {
+		s.connsMu.Lock()
+		delete(s.connServers, cs)
+		s.connsMu.Unlock()
+	}()
 	hsDone := make(chan struct{})
 	go func() {
 		srv.Serve(cs.hl) // returns http.ErrServerClosed after Shutdown or Close

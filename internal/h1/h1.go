@@ -1,8 +1,7 @@
-package server
+package h1
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -17,47 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 )
-
-// The HTTP/1.1 loop.
-//
-// net/http's HTTP/1 server spends several µs of CPU per keep-alive request
-// on things this server does not need (BenchmarkE2E*: compare "raw" with
-// "baseline"): a background read per request, three read-deadline changes,
-// connection state tracking under a mutex, a header map clone, a chunking
-// writer. This loop serves the same protocol with less:
-//
-//   - requests are parsed by http.ReadRequest, so the parsing rules
-//     (keep-alive, chunked bodies, Content-Length/Transfer-Encoding rules,
-//     header limits) are net/http's;
-//   - the response is buffered and written with one Write when the handler
-//     returns, with the headers net/http would send, in its order (status
-//     line, handler headers sorted, then Date, Content-Length, Content-Type,
-//     Connection, Transfer-Encoding). A handler that flushes, or writes
-//     more than 2 KiB without a Content-Length, gets the chunked encoding
-//     with the chunk boundaries net/http would produce;
-//   - the connection is only read in the background, to notice a client
-//     that went away, once a handler streams (Flush), as the log streams
-//     do; other handlers are short and bounded by their route timeout;
-//   - deadlines: the write deadline of the router is applied when the
-//     response is written. While waiting for a request the read deadline
-//     is the idle timeout (90 s); a header that is not complete in the
-//     first bytes received must be complete within the read-header timeout
-//     (5 s) from then, the first request of a connection within 5 s of the
-//     handshake; a body is read without deadline. This is net/http's
-//     behaviour except that a request whose header arrives with its first
-//     bytes is never given a header deadline of its own (it needs none),
-//     and that an idle or write deadline already set on the connection is
-//     kept if it is at most 1/64 of its timeout earlier than the exact one
-//     (keepDeadline), which saves a timer update on most requests.
-//
-// Unlike net/http, a request's context is the connection's: it is not
-// cancelled when the handler returns, nor when the client goes away while
-// a handler that does not stream runs (it ends with the connection or at
-// a forced shutdown). Not supported, because no handler of this package
-// uses them: Hijack, trailers, full-duplex mode.
-//
-// TestHTTP1Identical and TestHTTP1WriterIdentical compare the bytes of
-// both servers for every route, error and protocol corner.
 
 const (
 	// maxHeaderBytes bounds request line plus header, as
@@ -89,24 +47,21 @@ const (
 // aLongTimeAgo is a deadline in the past that interrupts a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// h1Conn is one TLS connection of Serve: in the handshake, and then, for
-// HTTP/1.1, the request loop.
-type h1Conn struct {
-	cs    *connServer
-	raw   net.Conn
-	tc    *tls.Conn
+// conn is one connection on the request loop.
+type conn struct {
+	srv   *Server
+	nc    net.Conn
 	state atomic.Int32
 
 	ctx      context.Context // cancelled when the connection ends
 	cancel   context.CancelFunc
-	tlsState tls.ConnectionState
+	tlsState *tls.ConnectionState // nil for a connection without TLS
 	remote   string
-	info     connInfo
 
 	cr  connReader
 	br  *bufio.Reader
 	out []byte // response bytes not written yet
-	w   h1Writer
+	w   ResponseWriter
 
 	body  reqBody      // wraps the request body
 	limit maxBytesBody // the router's body limit
@@ -118,8 +73,8 @@ type h1Conn struct {
 	hdrDL, idleDL   bool
 
 	lastPOST bool
-	werr     error  // first write error; the connection is done
-	scratch  []byte // header bytes of a request whose header came in pieces
+	werr     error         // first write error; the connection is done
+	scan     headerScanner // the header of the current request
 
 	// Background read while a handler streams.
 	bgRunning bool
@@ -128,13 +83,14 @@ type h1Conn struct {
 	bgErr     error
 }
 
-// serveHTTP1 runs the HTTP/1.1 request loop until the connection ends.
-func (c *h1Conn) serveHTTP1() {
-	cs := c.cs
-	cs.s.http1Conns.Add(1)
-	c.remote = c.raw.RemoteAddr().String()
-	ctx := context.WithValue(cs.base, connKey{}, &c.info)
-	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.raw.LocalAddr())
+// serve runs the HTTP/1.1 request loop until the connection ends.
+func (c *conn) serve() {
+	srv := c.srv
+	c.remote = c.nc.RemoteAddr().String()
+	ctx := context.WithValue(srv.base, http.LocalAddrContextKey, c.nc.LocalAddr())
+	if srv.ConnContext != nil {
+		ctx = srv.ConnContext(ctx, c.nc)
+	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	c.cr.c = c
 	c.cr.remain = math.MaxInt64
@@ -146,11 +102,11 @@ func (c *h1Conn) serveHTTP1() {
 		if v := recover(); v != nil && v != http.ErrAbortHandler {
 			buf := make([]byte, 64<<10)
 			buf = buf[:runtime.Stack(buf, false)]
-			cs.logf("http: panic serving %v: %v\n%s", c.remote, v, buf)
+			srv.logf("http: panic serving %v: %v\n%s", c.remote, v, buf)
 		}
 		c.stopBackgroundRead()
 		c.cancel()
-		c.tc.Close()
+		c.nc.Close()
 	}()
 	for first := true; ; first = false {
 		if !c.waitRequest(first) {
@@ -162,10 +118,19 @@ func (c *h1Conn) serveHTTP1() {
 	}
 }
 
-func (c *h1Conn) setReadDeadline(t time.Time) {
-	c.tc.SetReadDeadline(t)
+func (c *conn) setReadDeadline(t time.Time) {
+	c.nc.SetReadDeadline(t)
 	c.readDL = t
 	c.idleDL = false
+}
+
+// shortenReadDeadline sets the read deadline t unless one at most as late
+// is set already.
+func (c *conn) shortenReadDeadline(t time.Time) {
+	if c.readDL.IsZero() || t.Before(c.readDL) {
+		c.setReadDeadline(t)
+		c.hdrDL = false
+	}
 }
 
 // deadlineSlack is the fraction of a timeout by which a deadline already
@@ -183,22 +148,22 @@ func keepDeadline(cur, want time.Time, d time.Duration) bool {
 }
 
 // waitRequest waits for the first byte of the next request.
-func (c *h1Conn) waitRequest(first bool) bool {
+func (c *conn) waitRequest(first bool) bool {
 	if c.br.Buffered() > 0 { // pipelined
 		c.hdrDL = false
-		return !c.cs.shutting.Load()
+		return !c.srv.shutting.Load()
 	}
 	if first {
-		c.setReadDeadline(time.Now().Add(c.cs.readHeaderTimeout))
+		c.setReadDeadline(time.Now().Add(c.srv.t.ReadHeader))
 		c.hdrDL = true
 		_, err := c.br.Peek(1)
 		return err == nil
 	}
 	c.state.Store(stateIdle)
-	if c.cs.shutting.Load() {
+	if c.srv.shutting.Load() {
 		return false
 	}
-	if dl := time.Now().Add(c.cs.idleTimeout); !c.idleDL || !keepDeadline(c.readDL, dl, c.cs.idleTimeout) {
+	if dl := time.Now().Add(c.srv.t.Idle); !c.idleDL || !keepDeadline(c.readDL, dl, c.srv.t.Idle) {
 		c.setReadDeadline(dl)
 		c.idleDL = true
 	}
@@ -212,8 +177,7 @@ func (c *h1Conn) waitRequest(first bool) bool {
 
 // serveRequest reads one request and answers it. It reports whether the
 // connection can serve another one.
-func (c *h1Conn) serveRequest() bool {
-	cs := c.cs
+func (c *conn) serveRequest() bool {
 	c.cr.remain = maxHeaderBytes
 	if c.lastPOST {
 		// RFC 7230 section 3.5: tolerate the CRLF some old clients send
@@ -231,25 +195,20 @@ func (c *h1Conn) serveRequest() bool {
 	// fields are checked as net/http checks them (http.ReadRequest
 	// removes them from the header).
 	buffered, _ := c.br.Peek(c.br.Buffered())
-	hdr := scanHeader(buffered)
-	if !hdr.complete {
+	c.scan = headerScanner{}
+	c.scan.feed(buffered)
+	if !c.scan.h.complete {
 		if !c.hdrDL {
-			c.setReadDeadline(time.Now().Add(cs.readHeaderTimeout))
+			c.setReadDeadline(time.Now().Add(c.srv.t.ReadHeader))
 			c.hdrDL = true
 		}
-		c.scratch = append(c.scratch[:0], buffered...)
-		c.cr.tee = true
+		// The rest is scanned as it is read, without a copy: a header
+		// that comes in pieces costs no more memory than in net/http.
+		c.cr.scan = true
 	}
 	req, err := http.ReadRequest(c.br)
-	if c.cr.tee {
-		c.cr.tee = false
-		if err == nil {
-			hdr = scanHeader(c.scratch)
-		}
-		if cap(c.scratch) > 64<<10 {
-			c.scratch = nil
-		}
-	}
+	c.cr.scan = false
+	hdr := c.scan.h
 	hitLimit := c.cr.remain <= 0
 	c.cr.remain = math.MaxInt64
 	if err != nil {
@@ -276,19 +235,20 @@ func (c *h1Conn) serveRequest() bool {
 		c.replyStatusError(http.StatusBadRequest, "invalid header name")
 		return false
 	}
-	if cs.shutting.Load() {
+	if c.srv.shutting.Load() {
 		return false // as net/http: no new requests while shutting down
 	}
-	// net/http reads bodies without deadline. Only clear ours if the
-	// body has yet to arrive.
-	if req.ContentLength != 0 && (req.ContentLength < 0 || int64(c.br.Buffered()) < req.ContentLength) && !c.readDL.IsZero() {
-		c.setReadDeadline(time.Time{})
+	// A body that has yet to arrive must arrive within Timeouts.Body
+	// (net/http: without deadline, which let stalled bodies pin
+	// connections); the route's deadline shortens it.
+	if req.ContentLength != 0 && (req.ContentLength < 0 || int64(c.br.Buffered()) < req.ContentLength) {
+		c.setReadDeadline(time.Now().Add(c.srv.t.Body))
 		c.hdrDL = false
 	}
 
 	*req = *req.WithContext(c.ctx)
 	req.RemoteAddr = c.remote
-	req.TLS = &c.tlsState
+	req.TLS = c.tlsState
 	w := &c.w
 	w.reset(req)
 	if h2Upgrade {
@@ -324,17 +284,17 @@ func (c *h1Conn) serveRequest() bool {
 		}
 		return false
 	}
-	return !cs.shutting.Load()
+	return !c.srv.shutting.Load()
 }
 
 // callHandler runs the server's handler; it reports false if it panicked.
-func (c *h1Conn) callHandler(w *h1Writer, r *http.Request) (ok bool) {
+func (c *conn) callHandler(w *ResponseWriter, r *http.Request) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
 				buf := make([]byte, 64<<10)
 				buf = buf[:runtime.Stack(buf, false)]
-				c.cs.logf("http: panic serving %v: %v\n%s", c.remote, v, buf)
+				c.srv.logf("http: panic serving %v: %v\n%s", c.remote, v, buf)
 			}
 			ok = false
 		}
@@ -343,21 +303,17 @@ func (c *h1Conn) callHandler(w *h1Writer, r *http.Request) (ok bool) {
 		// net/http answers "OPTIONS *" itself.
 		w.header.Set("Content-Length", "0")
 		if r.ContentLength != 0 {
-			io.Copy(io.Discard, w.limitBody(r.Body, 4<<10))
+			io.Copy(io.Discard, w.LimitBody(r.Body, 4<<10))
 		}
 		return true
 	}
-	if h, ok := c.cs.hs.Handler.(*Server); ok {
-		h.ServeHTTP(w, r) // direct call: the hot path
-	} else {
-		c.cs.hs.Handler.ServeHTTP(w, r)
-	}
+	c.srv.Handler.ServeHTTP(w, r)
 	return true
 }
 
 // replyReadError answers a request that http.ReadRequest rejected, as
 // net/http does, and ends the connection.
-func (c *h1Conn) replyReadError(err error, hitLimit bool) {
+func (c *conn) replyReadError(err error, hitLimit bool) {
 	const errorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 	switch {
 	case hitLimit:
@@ -376,16 +332,16 @@ func (c *h1Conn) replyReadError(err error, hitLimit bool) {
 
 // replyStatusError answers a request that net/http's server rejects after
 // parsing it.
-func (c *h1Conn) replyStatusError(code int, text string) {
+func (c *conn) replyStatusError(code int, text string) {
 	const errorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 	status := strconv.Itoa(code) + " " + http.StatusText(code) + ": " + text
 	c.writeRaw("HTTP/1.1 " + status + errorHeaders + status)
 }
 
-func (c *h1Conn) writeRaw(s string) {
+func (c *conn) writeRaw(s string) {
 	c.writeDL = time.Now().Add(errorWriteTimeout)
-	c.tc.SetWriteDeadline(c.writeDL)
-	io.WriteString(c.tc, s)
+	c.nc.SetWriteDeadline(c.writeDL)
+	io.WriteString(c.nc, s)
 }
 
 func isCommonNetReadError(err error) bool {
@@ -405,27 +361,29 @@ func isCommonNetReadError(err error) bool {
 // read the answer before the connection is closed: closing a socket with
 // unread input makes the kernel send a reset, which can destroy the answer
 // on the way.
-func (c *h1Conn) closeWriteAndWait() {
-	c.tc.CloseWrite()
+func (c *conn) closeWriteAndWait() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
 	t := time.NewTimer(rstAvoidanceDelay)
 	defer t.Stop()
 	select {
 	case <-t.C:
-	case <-c.cs.forced:
+	case <-c.srv.forced:
 	}
 }
 
 // flushOut writes c.out with the write deadline the handler asked for.
-func (c *h1Conn) flushOut() error {
+func (c *conn) flushOut() error {
 	if c.werr != nil || len(c.out) == 0 {
 		c.out = c.out[:0]
 		return c.werr
 	}
 	if dl := c.w.writeDL; !dl.Equal(c.writeDL) && !keepDeadline(c.writeDL, dl, c.w.writeTimeout) {
-		c.tc.SetWriteDeadline(dl)
+		c.nc.SetWriteDeadline(dl)
 		c.writeDL = dl
 	}
-	_, err := c.tc.Write(c.out)
+	_, err := c.nc.Write(c.out)
 	if cap(c.out) > maxBuffered {
 		c.out = nil
 	} else {
@@ -439,7 +397,7 @@ func (c *h1Conn) flushOut() error {
 
 // writeContinue sends "100 Continue" when the handler starts to read the
 // body of a request that expects it, unless the response has begun.
-func (c *h1Conn) writeContinue() {
+func (c *conn) writeContinue() {
 	if c.w.canContinue.CompareAndSwap(true, false) {
 		c.out = append(c.out, "HTTP/1.1 100 Continue\r\n\r\n"...)
 		c.flushOut()
@@ -450,7 +408,7 @@ func (c *h1Conn) writeContinue() {
 // its response, so that a client that goes away ends the handler's
 // context. A byte that arrives (a pipelined request) is kept for the next
 // request.
-func (c *h1Conn) startBackgroundRead() {
+func (c *conn) startBackgroundRead() {
 	if c.bgRunning || c.w.hasBody && !c.body.sawEOF {
 		return // the handler may still read the body
 	}
@@ -463,7 +421,7 @@ func (c *h1Conn) startBackgroundRead() {
 	c.bgErr = nil
 	go func() {
 		defer close(c.bgDone)
-		n, err := c.tc.Read(c.cr.stash[:])
+		n, err := c.nc.Read(c.cr.stash[:])
 		if n == 1 {
 			c.cr.hasStash = true
 		}
@@ -478,7 +436,7 @@ func (c *h1Conn) startBackgroundRead() {
 }
 
 // stopBackgroundRead ends the background read, if any.
-func (c *h1Conn) stopBackgroundRead() {
+func (c *conn) stopBackgroundRead() {
 	if !c.bgRunning {
 		return
 	}
@@ -494,11 +452,11 @@ func (c *h1Conn) stopBackgroundRead() {
 
 // connReader is the reader below the connection's bufio.Reader: it
 // enforces the header size limit, returns the byte of a background read
-// first and, while a header comes in pieces, keeps a copy of it.
+// first and, while a header comes in pieces, scans what it reads.
 type connReader struct {
-	c        *h1Conn
+	c        *conn
 	remain   int64 // bytes that may still be read
-	tee      bool  // append what is read to c.scratch
+	scan     bool  // feed what is read to c.scan
 	hasStash bool
 	stash    [1]byte
 }
@@ -520,11 +478,11 @@ func (r *connReader) Read(p []byte) (int, error) {
 		r.hasStash = false
 		n = 1
 	} else {
-		n, err = r.c.tc.Read(p)
+		n, err = r.c.nc.Read(p)
 	}
 	r.remain -= int64(n)
-	if r.tee {
-		r.c.scratch = append(r.c.scratch, p[:n]...)
+	if r.scan {
+		r.c.scan.feed(p[:n])
 	}
 	return n, err
 }
@@ -534,7 +492,7 @@ func (r *connReader) Read(p []byte) (int, error) {
 // "100 Continue" on the first read if the client expects it, and makes
 // Close bounded: http.ReadRequest's body reads everything on Close.
 type reqBody struct {
-	c       *h1Conn
+	c       *conn
 	src     io.ReadCloser
 	remain  int64 // declared bytes not read yet
 	chunked bool  // no declared length
@@ -571,8 +529,11 @@ func (b *reqBody) read(p []byte) (int, error) {
 	return n, err
 }
 
-// discard reads and drops up to n bytes of the body.
+// discard reads and drops up to n bytes of the body, for at most
+// Timeouts.Drain: a client that does not send the body it announced must
+// not keep the answer (and the connection) waiting.
 func (b *reqBody) discard(n int64) (int64, error) {
+	b.c.shortenReadDeadline(time.Now().Add(b.c.srv.t.Drain))
 	return io.CopyN(io.Discard, bodyReader{b}, n)
 }
 
@@ -607,10 +568,10 @@ func (b *reqBody) Close() error {
 }
 
 // maxBytesBody is http.MaxBytesReader for the HTTP/1.1 loop: hitting the
-// limit must reach the h1Writer, which MaxBytesReader can only tell
+// limit must reach the ResponseWriter, which MaxBytesReader can only tell
 // net/http's own writer.
 type maxBytesBody struct {
-	w     *h1Writer
+	w     *ResponseWriter
 	r     io.ReadCloser
 	n     int64 // bytes left
 	limit int64
@@ -652,50 +613,113 @@ type headerScan struct {
 	badName   bool // a field name contains a space
 }
 
-// scanHeader scans the request line and header fields at the start of b.
-// Lines end in "\n" or "\r\n"; the header ends with an empty line.
-func scanHeader(b []byte) headerScan {
-	var h headerScan
-	i := bytes.IndexByte(b, '\n')
-	if i < 0 {
-		return h
-	}
-	b = b[i+1:] // the request line
-	inHost := false
-	for {
-		i = bytes.IndexByte(b, '\n')
-		if i < 0 {
-			return h
+// headerScanner is scanHeader for a header that arrives in pieces: feed
+// it the bytes in order; it stops at the end of the header and keeps no
+// bytes. FuzzHeaderScanner checks that it agrees with scanHeader.
+type headerScanner struct {
+	h        headerScan
+	started  bool // past the request line
+	pos      int  // index in the current line
+	cont     bool // the current line is a continuation line
+	colon    bool // the current line had its first ':'
+	space    bool // ... and a space before it
+	first4   [4]byte
+	inHost   bool // the last field line was a Host field
+	hostVal  bool // validating the value of the first Host field
+	valState uint8
+	badVal   bool
+	onlyCR   bool // the current line holds only "\r" so far
+}
+
+// feed scans b, the next bytes of the request.
+func (s *headerScanner) feed(b []byte) {
+	for _, c := range b {
+		if s.h.complete {
+			return
 		}
-		line := b[:i]
-		b = b[i+1:]
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
-		if len(line) == 0 {
-			h.complete = true
-			return h
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			// A continuation line: a folded Host value contains a
-			// space and is never valid.
-			if inHost && h.hosts == 1 {
-				h.validHost = false
+		if !s.started {
+			if c == '\n' {
+				s.started = true
 			}
 			continue
 		}
-		if colon := bytes.IndexByte(line, ':'); colon > 0 && bytes.IndexByte(line[:colon], ' ') >= 0 {
-			h.badName = true
+		if c == '\n' {
+			s.endLine()
+			continue
 		}
-		inHost = len(line) >= 5 && line[4] == ':' && asciiLower(line[0]) == 'h' &&
-			asciiLower(line[1]) == 'o' && asciiLower(line[2]) == 's' && asciiLower(line[3]) == 't'
-		if inHost {
-			h.hosts++
-			if h.hosts == 1 {
-				h.validHost = validHostHeader(trimOWS(line[5:]))
+		s.byte(c)
+	}
+}
+
+func (s *headerScanner) byte(c byte) {
+	pos := s.pos
+	s.pos++
+	if pos == 0 {
+		s.onlyCR = c == '\r'
+		s.cont = c == ' ' || c == '\t'
+		s.colon, s.space, s.hostVal = false, false, false
+		if s.cont {
+			if s.inHost && s.h.hosts == 1 {
+				s.h.validHost = false
+			}
+			return
+		}
+	} else {
+		s.onlyCR = false
+	}
+	if s.cont {
+		return
+	}
+	if s.hostVal {
+		// The value must be OWS* hostbytes* OWS*; the final '\r' is OWS.
+		switch {
+		case isOWS(c):
+			if s.valState == 1 {
+				s.valState = 2
+			}
+		case validHostByte(c) && s.valState < 2:
+			s.valState = 1
+		default:
+			s.badVal = true
+		}
+		return
+	}
+	if !s.colon {
+		if c == ':' {
+			s.colon = true
+			if pos > 0 && s.space {
+				s.h.badName = true
+			}
+		} else if c == ' ' {
+			s.space = true
+		}
+	}
+	if pos < 4 {
+		s.first4[pos] = asciiLower(c)
+	}
+	if pos == 4 {
+		s.inHost = c == ':' && string(s.first4[:]) == "host"
+		if s.inHost {
+			s.h.hosts++
+			if s.h.hosts == 1 {
+				s.hostVal, s.valState, s.badVal = true, 0, false
 			}
 		}
 	}
+}
+
+func (s *headerScanner) endLine() {
+	switch {
+	case s.pos == 0 || s.pos == 1 && s.onlyCR:
+		s.h.complete = true
+	case s.cont:
+	case s.pos <= 4:
+		// Too short for "Host:": not a Host field.
+		s.inHost = false
+	case s.hostVal:
+		s.h.validHost = !s.badVal
+	}
+	s.pos, s.hostVal = 0, false
 }
 
 func asciiLower(c byte) byte {
@@ -777,12 +801,12 @@ func asciiEqualFold(a, b string) bool {
 	return true
 }
 
-// h1Writer is the http.ResponseWriter of the HTTP/1.1 loop, reused for
+// ResponseWriter is the http.ResponseWriter of the HTTP/1.1 loop, reused for
 // every request of a connection. It implements http.Flusher and, for
 // http.ResponseController, FlushError, SetWriteDeadline and
 // SetReadDeadline.
-type h1Writer struct {
-	c      *h1Conn
+type ResponseWriter struct {
+	c      *conn
 	req    *http.Request
 	header http.Header // the handler's header map, cleared per request
 
@@ -824,7 +848,7 @@ type headerField struct {
 }
 
 // reset prepares w for req.
-func (w *h1Writer) reset(req *http.Request) {
+func (w *ResponseWriter) reset(req *http.Request) {
 	clear(w.header)
 	w.req = req
 	w.fields = w.fields[:0]
@@ -857,11 +881,11 @@ func firstValue(h http.Header, key string) string {
 	return ""
 }
 
-func (w *h1Writer) Header() http.Header { return w.header }
+func (w *ResponseWriter) Header() http.Header { return w.header }
 
-func (w *h1Writer) WriteHeader(code int) {
+func (w *ResponseWriter) WriteHeader(code int) {
 	if w.wroteHeader {
-		w.c.cs.logf("http: superfluous response.WriteHeader call")
+		w.c.srv.logf("http: superfluous response.WriteHeader call")
 		return
 	}
 	if code < 100 || code > 999 {
@@ -891,14 +915,14 @@ func (w *h1Writer) WriteHeader(code int) {
 		if err == nil && v >= 0 {
 			w.contentLength = v
 		} else {
-			w.c.cs.logf("http: invalid Content-Length of %q", cl)
+			w.c.srv.logf("http: invalid Content-Length of %q", cl)
 			w.header.Del("Content-Length")
 		}
 	}
 }
 
 // snapshot copies the handler's header into w.fields, sorted by key.
-func (w *h1Writer) snapshot() {
+func (w *ResponseWriter) snapshot() {
 	w.fields = w.fields[:0]
 	w.vals = w.vals[:0]
 	for k, vv := range w.header {
@@ -914,7 +938,7 @@ func (w *h1Writer) snapshot() {
 	}
 }
 
-func (w *h1Writer) field(key string) *headerField {
+func (w *ResponseWriter) field(key string) *headerField {
 	for i := range w.fields {
 		if f := &w.fields[i]; f.key == key && !f.deleted {
 			return f
@@ -924,23 +948,23 @@ func (w *h1Writer) field(key string) *headerField {
 }
 
 // has reports whether the snapshot has key, even without values.
-func (w *h1Writer) has(key string) bool { return w.field(key) != nil }
+func (w *ResponseWriter) has(key string) bool { return w.field(key) != nil }
 
 // get returns the first value of key in the snapshot.
-func (w *h1Writer) get(key string) string {
+func (w *ResponseWriter) get(key string) string {
 	if f := w.field(key); f != nil && f.end > f.start {
 		return w.vals[f.start]
 	}
 	return ""
 }
 
-func (w *h1Writer) del(key string) {
+func (w *ResponseWriter) del(key string) {
 	if f := w.field(key); f != nil {
 		f.deleted = true
 	}
 }
 
-func (w *h1Writer) Write(p []byte) (int, error) {
+func (w *ResponseWriter) Write(p []byte) (int, error) {
 	w.canContinue.Store(false)
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
@@ -981,11 +1005,11 @@ func (w *h1Writer) Write(p []byte) (int, error) {
 }
 
 // Flush implements http.Flusher.
-func (w *h1Writer) Flush() { w.FlushError() }
+func (w *ResponseWriter) Flush() { w.FlushError() }
 
 // FlushError sends what the handler wrote so far. Flushing makes the
 // response streamed: the connection is watched for the client going away.
-func (w *h1Writer) FlushError() error {
+func (w *ResponseWriter) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -1013,25 +1037,31 @@ func (w *h1Writer) FlushError() error {
 
 // SetWriteDeadline sets the deadline for writing the response; it is
 // applied to the connection when the response is written.
-func (w *h1Writer) SetWriteDeadline(t time.Time) error {
+func (w *ResponseWriter) SetWriteDeadline(t time.Time) error {
 	w.writeDL, w.writeTimeout = t, 0
 	return nil
 }
 
-// setWriteTimeout sets the write deadline t of a route timeout d (> 0);
-// see writeTimeout.
-func (w *h1Writer) setWriteTimeout(t time.Time, d time.Duration) {
+// SetWriteTimeout sets the write deadline t of a route timeout d (> 0),
+// the time the handler has to produce the whole response: a deadline up
+// to d/64 earlier that is already set on the connection may be kept. A
+// request body that has not arrived yet must arrive by t - d/4, which
+// leaves the handler time to answer before t. It never fails.
+func (w *ResponseWriter) SetWriteTimeout(t time.Time, d time.Duration) {
 	w.writeDL, w.writeTimeout = t, d
+	if !t.IsZero() && w.hasBody && !w.c.body.sawEOF {
+		w.c.shortenReadDeadline(t.Add(-d / 4))
+	}
 }
 
 // SetReadDeadline sets the read deadline of the connection.
-func (w *h1Writer) SetReadDeadline(t time.Time) error {
+func (w *ResponseWriter) SetReadDeadline(t time.Time) error {
 	w.c.setReadDeadline(t)
 	w.c.hdrDL = false
 	return nil
 }
 
-func (w *h1Writer) requestTooLarge() {
+func (w *ResponseWriter) requestTooLarge() {
 	w.closeAfterReply = true
 	w.tooLarge = true
 	if !w.wroteHeader {
@@ -1039,14 +1069,16 @@ func (w *h1Writer) requestTooLarge() {
 	}
 }
 
-// limitBody returns rc limited to n bytes, like http.MaxBytesReader.
-func (w *h1Writer) limitBody(rc io.ReadCloser, n int64) io.ReadCloser {
+// LimitBody returns rc limited to n bytes, like http.MaxBytesReader: past
+// the limit reads fail with an *http.MaxBytesError and the connection is
+// closed after the response.
+func (w *ResponseWriter) LimitBody(rc io.ReadCloser, n int64) io.ReadCloser {
 	w.c.limit = maxBytesBody{w: w, r: rc, n: max(n, 0), limit: max(n, 0)}
 	return &w.c.limit
 }
 
 // finish completes the response after the handler returned.
-func (w *h1Writer) finish() {
+func (w *ResponseWriter) finish() {
 	w.handlerDone = true
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
@@ -1073,7 +1105,7 @@ func (w *h1Writer) finish() {
 }
 
 // reuse reports whether the connection can serve another request.
-func (w *h1Writer) reuse() bool {
+func (w *ResponseWriter) reuse() bool {
 	switch {
 	case w.closeAfterReply:
 		return false
@@ -1088,7 +1120,7 @@ func (w *h1Writer) reuse() bool {
 }
 
 // sinkWriter is the io.Writer below a chunked response's 2 KiB buffer.
-type sinkWriter struct{ w *h1Writer }
+type sinkWriter struct{ w *ResponseWriter }
 
 func (s *sinkWriter) Write(p []byte) (int, error) { return s.w.sink(p) }
 
@@ -1104,7 +1136,7 @@ func newChunkBuffer(s *sinkWriter) *bufio.Writer {
 
 // sink appends a piece of the body to c.out, after the header and framed
 // as a chunk if the response is chunked.
-func (w *h1Writer) sink(p []byte) (int, error) {
+func (w *ResponseWriter) sink(p []byte) (int, error) {
 	if !w.headerSent {
 		w.writeHeader(p)
 	}
@@ -1136,10 +1168,10 @@ func (w *h1Writer) sink(p []byte) (int, error) {
 // which framing, which of Content-Length, Connection, Transfer-Encoding,
 // Date and a sniffed Content-Type are added or dropped, and whether the
 // connection stays open. It also reads what is left of the request body.
-func (w *h1Writer) writeHeader(p []byte) {
+func (w *ResponseWriter) writeHeader(p []byte) {
 	w.headerSent = true
 	c := w.c
-	keepAlives := !c.cs.shutting.Load()
+	keepAlives := !c.srv.shutting.Load()
 	var (
 		extraCL         = int64(-1)
 		extraType       string
@@ -1225,7 +1257,7 @@ func (w *h1Writer) writeHeader(p []byte) {
 	}
 	addDate := !w.has("Date")
 	if hasCL && hasTE && te != "identity" {
-		c.cs.logf("http: WriteHeader called with both Transfer-Encoding of %q and a Content-Length of %d", te, w.contentLength)
+		c.srv.logf("http: WriteHeader called with both Transfer-Encoding of %q and a Content-Length of %d", te, w.contentLength)
 		w.del("Content-Length")
 		hasCL = false
 	}
@@ -1311,7 +1343,7 @@ func appendStatusLine(b []byte, is11 bool, code int) []byte {
 // appendFields appends the header fields that were not dropped, in
 // sorted order, with net/http's value clean-up: line breaks become spaces
 // and surrounding whitespace goes. Fields with invalid names are left out.
-func (w *h1Writer) appendFields(b []byte) []byte {
+func (w *ResponseWriter) appendFields(b []byte) []byte {
 	for _, f := range w.fields {
 		if f.deleted || !validFieldName(f.key) {
 			continue
