@@ -113,10 +113,16 @@ func (rq *request) key(name string) (crypto.KeyVersion, bool) {
 	return v, true
 }
 
-// storeKey creates the key version v under name in the key store (not in
-// the cache) and answers the create or import request.
-func (rq *request) storeKey(name string, v *crypto.KeyVersion) {
-	if err := rq.st.cache.Create(rq.ctx, name, v); err != nil {
+// storeKey ends create and import: it creates the new key version v
+// under name in the key store (not in the cache) and answers. err is the
+// failure of making v, answered with its translation or the route's
+// generic error.
+func (rq *request) storeKey(name string, v crypto.KeyVersion, err error) {
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	if err := rq.st.cache.Create(rq.ctx, name, &v); err != nil {
 		rq.failAs(err, api.ErrCreateKey)
 		return
 	}
@@ -132,11 +138,7 @@ func (s *Server) handleCreateKey(rq *request) {
 	}
 	st := rq.st
 	v, err := crypto.GenerateKeyVersion(crypto.DefaultAlgorithm(), st.now().UTC(), rq.identity, st.rand)
-	if err != nil {
-		rq.fail(err)
-		return
-	}
-	rq.storeKey(name, &v)
+	rq.storeKey(name, v, err)
 }
 
 // 3.8 PUT|POST /v1/key/import/<name>
@@ -162,11 +164,7 @@ func (s *Server) handleImportKey(rq *request) {
 	}
 	st := rq.st
 	v, err := crypto.ImportKeyVersion(key, st.now().UTC(), rq.identity, st.rand)
-	if err != nil {
-		rq.fail(err)
-		return
-	}
-	rq.storeKey(name, &v)
+	rq.storeKey(name, v, err)
 }
 
 // 3.9 GET /v1/key/describe/<name>
@@ -243,16 +241,10 @@ func (rq *request) cryptoKey(req any, bodyOptional bool) (crypto.KeyVersion, boo
 	return rq.key(name)
 }
 
-// keyCrypto serves encrypt, decrypt and HMAC: cryptoKey, then the answer
-// {"<field>":"<base64 op(key)>"}. A failure of op is answered with its
-// translation or the route's generic error. The output is cleared once
-// written, since it may be a plaintext.
-func (rq *request) keyCrypto(req any, field string, op func(v crypto.KeyVersion) ([]byte, error)) {
-	v, ok := rq.cryptoKey(req, false)
-	if !ok {
-		return
-	}
-	out, err := op(v)
+// answer ends encrypt, decrypt and HMAC: it answers {"<field>":"<base64
+// out>"}, or the failure err with its translation or the route's generic
+// error. out is cleared once written, since it may be a plaintext.
+func (rq *request) answer(field string, out []byte, err error) {
 	if err != nil {
 		rq.fail(err)
 		return
@@ -288,25 +280,28 @@ func (s *Server) handleGenerateKey(rq *request) {
 func (s *Server) handleEncrypt(rq *request) {
 	req := &rq.body.encrypt
 	defer func() { clear(req.Plaintext) }()
-	rq.keyCrypto(req, "ciphertext", func(v crypto.KeyVersion) ([]byte, error) {
-		return v.Key.Encrypt(req.Plaintext, req.Context, rq.st.rand)
-	})
+	if v, ok := rq.cryptoKey(req, false); ok {
+		ciphertext, err := v.Key.Encrypt(req.Plaintext, req.Context, rq.st.rand)
+		rq.answer("ciphertext", ciphertext, err)
+	}
 }
 
 // 3.14 PUT|POST /v1/key/decrypt/<name>
 func (s *Server) handleDecrypt(rq *request) {
 	req := &rq.body.decrypt
-	rq.keyCrypto(req, "plaintext", func(v crypto.KeyVersion) ([]byte, error) {
-		return v.Key.Decrypt(req.Ciphertext, req.Context)
-	})
+	if v, ok := rq.cryptoKey(req, false); ok {
+		plaintext, err := v.Key.Decrypt(req.Ciphertext, req.Context)
+		rq.answer("plaintext", plaintext, err)
+	}
 }
 
 // 3.15 PUT|POST /v1/key/hmac/<name>
 func (s *Server) handleHMAC(rq *request) {
 	req := &rq.body.hmac
-	rq.keyCrypto(req, "hmac", func(v crypto.KeyVersion) ([]byte, error) {
-		return v.HMAC(req.Message)
-	})
+	if v, ok := rq.cryptoKey(req, false); ok {
+		sum, err := v.HMAC(req.Message)
+		rq.answer("hmac", sum, err)
+	}
 }
 
 // policyEntry validates the resource argument as a policy name and looks
@@ -326,30 +321,22 @@ func (rq *request) policyEntry() (*policyEntry, bool) {
 
 // 3.16 GET /v1/policy/describe/<name>
 func (s *Server) handleDescribePolicy(rq *request) {
-	p, ok := rq.policyEntry()
-	if !ok {
-		return
+	if p, ok := rq.policyEntry(); ok {
+		rq.json(&api.DescribePolicyResponse{Name: p.name, CreatedAt: s.started, CreatedBy: rq.st.conf.Admin})
 	}
-	rq.json(&api.DescribePolicyResponse{
-		Name:      p.name,
-		CreatedAt: s.started,
-		CreatedBy: rq.st.conf.Admin,
-	})
 }
 
 // 3.17 GET /v1/policy/read/<name>
 func (s *Server) handleReadPolicy(rq *request) {
-	p, ok := rq.policyEntry()
-	if !ok {
-		return
+	if p, ok := rq.policyEntry(); ok {
+		rq.json(&api.ReadPolicyResponse{
+			Name:      p.name,
+			Allow:     p.allow,
+			Deny:      p.deny,
+			CreatedAt: s.started,
+			CreatedBy: rq.st.conf.Admin,
+		})
 	}
-	rq.json(&api.ReadPolicyResponse{
-		Name:      p.name,
-		Allow:     p.allow,
-		Deny:      p.deny,
-		CreatedAt: s.started,
-		CreatedBy: rq.st.conf.Admin,
-	})
 }
 
 // filterPrefix returns the elements of the sorted slice names that start
@@ -366,11 +353,9 @@ func filterPrefix(names []string, prefix string) []string {
 
 // 3.18 GET /v1/policy/list/<pattern>
 func (s *Server) handleListPolicies(rq *request) {
-	prefix, ok := rq.listPrefix()
-	if !ok {
-		return
+	if prefix, ok := rq.listPrefix(); ok {
+		rq.json(&api.ListPoliciesResponse{Names: filterPrefix(rq.st.polNames, prefix)})
 	}
-	rq.json(&api.ListPoliciesResponse{Names: filterPrefix(rq.st.polNames, prefix)})
 }
 
 // 3.19 GET /v1/identity/describe/<identity>
@@ -399,11 +384,9 @@ func (s *Server) handleDescribeIdentity(rq *request) {
 
 // 3.20 GET /v1/identity/list/<pattern>
 func (s *Server) handleListIdentities(rq *request) {
-	prefix, ok := rq.listPrefix()
-	if !ok {
-		return
+	if prefix, ok := rq.listPrefix(); ok {
+		rq.json(&api.ListIdentitiesResponse{Identities: filterPrefix(rq.st.idNames, prefix)})
 	}
-	rq.json(&api.ListIdentitiesResponse{Identities: filterPrefix(rq.st.idNames, prefix)})
 }
 
 // 3.21 GET /v1/identity/self/describe (fixed, spec 14.1)

@@ -91,9 +91,12 @@ func buildRoutes(conf map[string]RouteConfig) []route {
 // (the route timeout); a request never outlives ServeHTTP. Requests are
 // pooled.
 //
-// Every handler writes exactly one response through rq.reject, rq.fail,
+// Every handler writes exactly one response, through rq.reject, rq.fail,
 // rq.ok, rq.json or rq.writeBytes, which also record its status for the
-// audit log and the metrics.
+// audit log and the metrics (the few that write their own 200, generate,
+// metrics and the log streams, set rq.status themselves). Error answers
+// come only from rq.reject (an answer of the catalogue) and rq.fail (any
+// error, through api.Translate).
 type request struct {
 	ctx context.Context // r's context with the route timeout
 	w   http.ResponseWriter
@@ -102,7 +105,7 @@ type request struct {
 	st       *state // nil once released
 	stAudit  *state // the state the request ran on, for audit after release
 	rt       *route
-	resource string
+	resource string // the path after a prefix route's: a name or a pattern
 	identity string
 	policy   string
 	start    time.Time
