@@ -27,7 +27,8 @@ func (e Error) Error() string { return e.message }
 
 // Well-known errors of a KES server. The status codes and messages are
 // those of the KES API, so they also match errors returned by the original
-// MinIO KES server.
+// MinIO KES server. The OpenKES server answers with these very values: they
+// are the one definition of these errors on both sides of the wire.
 var (
 	// ErrKeyExists: a key with that name already exists.
 	ErrKeyExists = Error{http.StatusBadRequest, "key already exists"}

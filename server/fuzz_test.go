@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/openkes/openkes/internal/api"
 	"github.com/openkes/openkes/internal/testpki"
+	"github.com/openkes/openkes/kes"
 	"github.com/openkes/openkes/keystore/mem"
 )
 
@@ -274,7 +275,7 @@ func (fs *fuzzServer) check(t *testing.T, method byte, caller fuzzCaller, prefix
 	if rt == nil {
 		t.Fatalf("%s: unrouted path answered %d %q", where, status, got)
 	}
-	var invalid *api.Error
+	var invalid kes.Error
 	switch {
 	case keyRoutes[rt.Path]:
 		if !api.ValidName(resource) {
@@ -293,20 +294,20 @@ func (fs *fuzzServer) check(t *testing.T, method byte, caller fuzzCaller, prefix
 			invalid = api.InvalidPattern(resource)
 		}
 	}
-	if invalid == nil {
+	if invalid == (kes.Error{}) {
 		return
 	}
 	// The client sees the message after JSON encoding, which replaces
 	// invalid UTF-8 with U+FFFD.
-	invalid = &api.Error{Status: invalid.Status, Message: jsonRoundTrip(invalid.Message)}
+	invalid = kes.NewError(invalid.Status(), jsonRoundTrip(invalid.Error()))
 	switch {
 	case status == 405 || status == 403:
-	case status == 400 && (msg == invalid.Message || msg == api.ErrInsecure.Message || msg == api.ErrCertRequired.Message):
+	case status == 400 && (msg == invalid.Error() || msg == api.ErrInsecure.Error() || msg == api.ErrCertRequired.Error()):
 	default:
-		t.Fatalf("%s: invalid argument %q answered %d %q, want 400 %q (or 403/405)", where, resource, status, msg, invalid.Message)
+		t.Fatalf("%s: invalid argument %q answered %d %q, want 400 %q (or 403/405)", where, resource, status, msg, invalid.Error())
 	}
-	if caller == callerAdmin && rt.AcceptsMethod(m) && (status != 400 || msg != invalid.Message) {
-		t.Fatalf("%s: admin with invalid argument %q got %d %q, want 400 %q", where, resource, status, msg, invalid.Message)
+	if caller == callerAdmin && rt.AcceptsMethod(m) && (status != 400 || msg != invalid.Error()) {
+		t.Fatalf("%s: admin with invalid argument %q got %d %q, want 400 %q", where, resource, status, msg, invalid.Error())
 	}
 }
 
@@ -336,7 +337,7 @@ func checkErrorBody(t *testing.T, where string, res *http.Response, body []byte)
 	if err := json.Unmarshal(inner, &msg); err != nil || len(inner) == 0 || inner[0] != '"' {
 		t.Fatalf("%s: error body %q: message is not a JSON string: %v", where, body, err)
 	}
-	if msg == "" || msg == api.ErrInternal.Message {
+	if msg == "" || msg == api.ErrInternal.Error() {
 		t.Fatalf("%s: error message %q", where, msg)
 	}
 	return msg

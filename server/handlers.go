@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"math"
@@ -12,57 +11,42 @@ import (
 
 	"github.com/openkes/openkes/internal/api"
 	"github.com/openkes/openkes/internal/crypto"
-	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/kes"
 )
 
 // The handlers of spec 3.2 to 3.22. Each one writes exactly one response
-// (through s.reject, s.fail, writeOK or writeJSON) and records its status in
-// rq. None of them logs on the success path.
-
-func (s *Server) writeJSON(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request, v any) {
-	rq.status = http.StatusOK
-	if err := api.WriteJSON(w, v); err != nil {
-		// Either v cannot be encoded (a bug) or the client is gone; in
-		// both cases nothing useful can be sent any more.
-		s.logError(ctx, r, rq, err)
-	}
-}
-
-func writeOK(w http.ResponseWriter, rq *request) {
-	rq.status = http.StatusOK
-	api.WriteOK(w)
-}
+// through the methods of rq (see request). None of them logs on the
+// success path.
 
 // 3.2 GET /version
-func (s *Server) handleVersion(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
+func (s *Server) handleVersion(rq *request) {
 	v, c, ok := buildVersion()
 	if !ok {
-		s.reject(w, rq, api.ErrVersion)
+		rq.reject(api.ErrVersion)
 		return
 	}
-	s.writeJSON(ctx, w, r, rq, &api.VersionResponse{Version: v, Commit: c})
+	rq.json(&api.VersionResponse{Version: v, Commit: c})
 }
 
 // 3.3 GET /v1/ready
-func (s *Server) handleReady(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	_, err := rq.st.cache.Status(ctx)
+func (s *Server) handleReady(rq *request) {
+	_, err := rq.st.cache.Status(rq.ctx)
 	if err == nil {
-		writeOK(w, rq)
+		rq.ok()
 		return
 	}
-	e := api.ErrStoreError
-	if keystore.IsUnreachable(err) {
-		e = api.ErrStoreDown
-	}
-	rq.st.log.LogAttrs(ctx, slog.LevelWarn, "key store is not ready: "+err.Error(), requestAttrs(r, rq)...)
-	s.reject(w, rq, e)
+	// Not ready is an expected state, not a server error: a warning, and
+	// always the route's answer (502, or 504 for an unreachable store).
+	rq.log(slog.LevelWarn, "key store is not ready: "+err.Error())
+	e, _ := api.Translate(err, rq.rt.Err)
+	rq.reject(e)
 }
 
 // 3.4 GET /v1/status
-func (s *Server) handleStatus(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
+func (s *Server) handleStatus(rq *request) {
 	v, _, ok := buildVersion()
 	if !ok {
-		s.reject(w, rq, api.ErrVersion)
+		rq.reject(api.ErrVersion)
 		return
 	}
 	var mem runtime.MemStats
@@ -77,25 +61,25 @@ func (s *Server) handleStatus(ctx context.Context, w http.ResponseWriter, r *htt
 		HeapAlloc:  mem.HeapAlloc,
 		StackAlloc: mem.StackSys,
 	}
-	state, err := rq.st.cache.Status(ctx)
+	state, err := rq.st.cache.Status(rq.ctx)
 	if err != nil {
 		resp.KeyStoreUnreachable = true
 	} else {
 		resp.KeyStoreLatency = max(1, state.Latency.Round(time.Millisecond).Milliseconds())
 	}
-	s.writeJSON(ctx, w, r, rq, &resp)
+	rq.json(&resp)
 }
 
 // 3.5 GET /v1/metrics
-func (s *Server) handleMetrics(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	if err := s.metrics.write(w, r); err != nil {
-		s.logError(ctx, r, rq, err)
+func (s *Server) handleMetrics(rq *request) {
+	if err := s.metrics.write(rq.w, rq.r); err != nil {
+		rq.logError(err)
 	}
 	rq.status = http.StatusOK
 }
 
 // 3.6 GET /v1/api
-func (s *Server) handleAPI(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
+func (s *Server) handleAPI(rq *request) {
 	routes := make([]api.RouteResponse, len(rq.st.routes))
 	for i := range rq.st.routes {
 		rt := &rq.st.routes[i]
@@ -106,92 +90,94 @@ func (s *Server) handleAPI(ctx context.Context, w http.ResponseWriter, r *http.R
 			Timeout: int64(rt.Timeout / time.Second),
 		}
 	}
-	s.writeJSON(ctx, w, r, rq, routes)
+	rq.json(routes)
 }
 
 // keyName validates the resource argument as a key name.
-func (s *Server) keyName(w http.ResponseWriter, rq *request) (string, bool) {
+func (rq *request) keyName() (string, bool) {
 	if !api.ValidName(rq.resource) {
-		s.reject(w, rq, api.InvalidKeyName(rq.resource))
+		rq.reject(api.InvalidKeyName(rq.resource))
 		return "", false
 	}
 	return rq.resource, true
 }
 
+// key reads the key name. A failure is answered (a key-store failure
+// with 502 "failed to read key", whatever the route).
+func (rq *request) key(name string) (crypto.KeyVersion, bool) {
+	v, err := rq.st.cache.Get(rq.ctx, name)
+	if err != nil {
+		rq.failAs(err, api.ErrReadKey)
+		return v, false
+	}
+	return v, true
+}
+
+// storeKey ends create and import: it creates the new key version v
+// under name in the key store (not in the cache) and answers. err is the
+// failure of making v, answered with its translation or the route's
+// generic error.
+func (rq *request) storeKey(name string, v crypto.KeyVersion, err error) {
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	if err := rq.st.cache.Create(rq.ctx, name, &v); err != nil {
+		rq.failAs(err, api.ErrCreateKey)
+		return
+	}
+	rq.ok()
+	rq.message = "secret key '" + name + "' created"
+}
+
 // 3.7 PUT|POST /v1/key/create/<name>
-func (s *Server) handleCreateKey(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	name, ok := s.keyName(w, rq)
+func (s *Server) handleCreateKey(rq *request) {
+	name, ok := rq.keyName()
 	if !ok {
 		return
 	}
 	st := rq.st
 	v, err := crypto.GenerateKeyVersion(crypto.DefaultAlgorithm(), st.now().UTC(), rq.identity, st.rand)
-	if err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrGenerateKey)
-		return
-	}
-	s.storeKey(ctx, w, r, rq, name, &v)
-}
-
-// storeKey creates the key version v under name in the key store (not in
-// the cache) and answers the create or import request.
-func (s *Server) storeKey(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request, name string, v *crypto.KeyVersion) {
-	if err := rq.st.cache.Create(ctx, name, v); err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrCreateKey)
-		return
-	}
-	writeOK(w, rq)
-	rq.message = "secret key '" + name + "' created"
+	rq.storeKey(name, v, err)
 }
 
 // 3.8 PUT|POST /v1/key/import/<name>
-func (s *Server) handleImportKey(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	name, ok := s.keyName(w, rq)
+func (s *Server) handleImportKey(rq *request) {
+	name, ok := rq.keyName()
 	if !ok {
 		return
 	}
 	var req api.ImportKeyRequest
-	if err := api.DecodeJSON(r.Body, &req); err != nil {
-		s.logError(ctx, r, rq, err)
-		s.reject(w, rq, api.ErrInvalidImportBody)
+	if !rq.decode(&req, api.ErrInvalidImportBody) {
 		return
 	}
 	defer clear(req.Key)
 	alg, err := crypto.ParseAlgorithm(req.Cipher)
 	if err != nil {
-		s.reject(w, rq, api.UnsupportedAlgorithm(req.Cipher))
-		return
-	}
-	if len(req.Key) != 32 {
-		s.reject(w, rq, api.InvalidKeySize(req.Cipher))
+		rq.reject(api.UnsupportedAlgorithm(req.Cipher))
 		return
 	}
 	key, err := crypto.NewSecretKey(alg, req.Key)
-	if err != nil {
-		s.reject(w, rq, api.InvalidKeySize(req.Cipher))
+	if err != nil || len(req.Key) != 32 {
+		rq.reject(api.InvalidKeySize(req.Cipher))
 		return
 	}
 	st := rq.st
 	v, err := crypto.ImportKeyVersion(key, st.now().UTC(), rq.identity, st.rand)
-	if err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrCreateKeyInternal)
-		return
-	}
-	s.storeKey(ctx, w, r, rq, name, &v)
+	rq.storeKey(name, v, err)
 }
 
 // 3.9 GET /v1/key/describe/<name>
-func (s *Server) handleDescribeKey(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	name, ok := s.keyName(w, rq)
+func (s *Server) handleDescribeKey(rq *request) {
+	name, ok := rq.keyName()
 	if !ok {
 		return
 	}
-	v, err := rq.st.cache.Get(ctx, name)
-	if err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrReadKey)
+	v, ok := rq.key(name)
+	if !ok {
 		return
 	}
-	s.writeJSON(ctx, w, r, rq, &api.DescribeKeyResponse{
+	rq.json(&api.DescribeKeyResponse{
 		Name:      name,
 		Algorithm: v.Key.Algorithm().String(),
 		CreatedAt: v.CreatedAt,
@@ -201,204 +187,156 @@ func (s *Server) handleDescribeKey(ctx context.Context, w http.ResponseWriter, r
 
 // listPrefix validates a listing pattern and returns the name prefix it
 // stands for: "" and "*" list everything, a trailing '*' is stripped.
-func (s *Server) listPrefix(w http.ResponseWriter, rq *request) (string, bool) {
+func (rq *request) listPrefix() (string, bool) {
 	if !api.ValidPattern(rq.resource) {
-		s.reject(w, rq, api.InvalidPattern(rq.resource))
+		rq.reject(api.InvalidPattern(rq.resource))
 		return "", false
 	}
 	return strings.TrimSuffix(rq.resource, "*"), true
 }
 
 // 3.10 GET /v1/key/list/<pattern>: every matching name in one response.
-func (s *Server) handleListKeys(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	prefix, ok := s.listPrefix(w, rq)
+func (s *Server) handleListKeys(rq *request) {
+	prefix, ok := rq.listPrefix()
 	if !ok {
 		return
 	}
-	names, _, err := rq.st.cache.List(ctx, prefix, -1)
+	names, _, err := rq.st.cache.List(rq.ctx, prefix, -1)
 	if err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrListKeys)
+		rq.fail(err)
 		return
 	}
 	if names == nil {
 		names = []string{}
 	}
-	s.writeJSON(ctx, w, r, rq, &api.ListKeysResponse{Names: names})
+	rq.json(&api.ListKeysResponse{Names: names})
 }
 
 // 3.11 DELETE /v1/key/delete/<name>
-func (s *Server) handleDeleteKey(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	name, ok := s.keyName(w, rq)
+func (s *Server) handleDeleteKey(rq *request) {
+	name, ok := rq.keyName()
 	if !ok {
 		return
 	}
-	if err := rq.st.cache.Delete(ctx, name); err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrDeleteKey)
+	if err := rq.st.cache.Delete(rq.ctx, name); err != nil {
+		rq.fail(err)
 		return
 	}
-	writeOK(w, rq)
+	rq.ok()
 	rq.message = "secret key '" + name + "' deleted"
 }
 
-// decodeBody decodes the request body of a crypto route into v, answering
-// 400 "invalid request body" on failure.
-func (s *Server) decodeBody(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request, v any) bool {
-	if err := api.DecodeJSON(r.Body, v); err != nil {
-		s.logError(ctx, r, rq, err)
-		s.reject(w, rq, api.ErrInvalidBody)
-		return false
+// cryptoKey starts every crypto route: it validates the key name, decodes
+// the request body into req (400 "invalid request body") and reads the
+// key. With bodyOptional, a request with a known length of 0 has no body.
+// A failure is answered.
+func (rq *request) cryptoKey(req any, bodyOptional bool) (crypto.KeyVersion, bool) {
+	name, ok := rq.keyName()
+	if !ok {
+		return crypto.KeyVersion{}, false
 	}
-	return true
+	if (!bodyOptional || rq.r.ContentLength != 0) && !rq.decode(req, api.ErrInvalidBody) {
+		return crypto.KeyVersion{}, false
+	}
+	return rq.key(name)
+}
+
+// answer ends encrypt, decrypt and HMAC: it answers {"<field>":"<base64
+// out>"}, or the failure err with its translation or the route's generic
+// error. out is cleared once written, since it may be a plaintext.
+func (rq *request) answer(field string, out []byte, err error) {
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	rq.writeBytes(field, out)
+	clear(out)
 }
 
 // 3.12 PUT|POST /v1/key/generate/<name>
-func (s *Server) handleGenerateKey(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	name, ok := s.keyName(w, rq)
+func (s *Server) handleGenerateKey(rq *request) {
+	req := &rq.body.generate
+	v, ok := rq.cryptoKey(req, true)
 	if !ok {
 		return
 	}
-	req := &rq.body.generate
-	// The body is optional: a request with a known length of 0 has none.
-	if r.ContentLength != 0 && !s.decodeBody(ctx, w, r, rq, req) {
-		return
-	}
-	st := rq.st
-	v, err := st.cache.Get(ctx, name)
-	if err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrReadKey)
-		return
-	}
+	rand := rq.st.rand
 	plaintext := &rq.plaintext
 	defer clear(plaintext[:])
-	if _, err := io.ReadFull(st.rand, plaintext[:]); err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrGenerateKey)
+	if _, err := io.ReadFull(rand, plaintext[:]); err != nil {
+		rq.fail(err)
 		return
 	}
-	ciphertext, err := v.Key.Encrypt(plaintext[:], req.Context, st.rand)
+	ciphertext, err := v.Key.Encrypt(plaintext[:], req.Context, rand)
 	if err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrGenerateKey)
+		rq.fail(err)
 		return
 	}
 	rq.status = http.StatusOK
-	api.WriteBytes2(w, "plaintext", plaintext[:], "ciphertext", ciphertext)
+	api.WriteBytes2(rq.w, "plaintext", plaintext[:], "ciphertext", ciphertext)
 }
 
 // 3.13 PUT|POST /v1/key/encrypt/<name>
-func (s *Server) handleEncrypt(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	name, ok := s.keyName(w, rq)
-	if !ok {
-		return
-	}
+func (s *Server) handleEncrypt(rq *request) {
 	req := &rq.body.encrypt
-	if !s.decodeBody(ctx, w, r, rq, req) {
-		return
+	defer func() { clear(req.Plaintext) }()
+	if v, ok := rq.cryptoKey(req, false); ok {
+		ciphertext, err := v.Key.Encrypt(req.Plaintext, req.Context, rq.st.rand)
+		rq.answer("ciphertext", ciphertext, err)
 	}
-	defer clear(req.Plaintext)
-	st := rq.st
-	v, err := st.cache.Get(ctx, name)
-	if err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrReadKey)
-		return
-	}
-	ciphertext, err := v.Key.Encrypt(req.Plaintext, req.Context, st.rand)
-	if err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrEncrypt)
-		return
-	}
-	rq.status = http.StatusOK
-	api.WriteBytes(w, "ciphertext", ciphertext)
 }
 
 // 3.14 PUT|POST /v1/key/decrypt/<name>
-func (s *Server) handleDecrypt(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	name, ok := s.keyName(w, rq)
-	if !ok {
-		return
-	}
+func (s *Server) handleDecrypt(rq *request) {
 	req := &rq.body.decrypt
-	if !s.decodeBody(ctx, w, r, rq, req) {
-		return
+	if v, ok := rq.cryptoKey(req, false); ok {
+		plaintext, err := v.Key.Decrypt(req.Ciphertext, req.Context)
+		rq.answer("plaintext", plaintext, err)
 	}
-	v, err := rq.st.cache.Get(ctx, name)
-	if err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrReadKey)
-		return
-	}
-	plaintext, err := v.Key.Decrypt(req.Ciphertext, req.Context)
-	if err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrDecryptInternal)
-		return
-	}
-	rq.status = http.StatusOK
-	api.WriteBytes(w, "plaintext", plaintext)
-	clear(plaintext)
 }
 
 // 3.15 PUT|POST /v1/key/hmac/<name>
-func (s *Server) handleHMAC(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	name, ok := s.keyName(w, rq)
-	if !ok {
-		return
-	}
+func (s *Server) handleHMAC(rq *request) {
 	req := &rq.body.hmac
-	if !s.decodeBody(ctx, w, r, rq, req) {
-		return
+	if v, ok := rq.cryptoKey(req, false); ok {
+		sum, err := v.HMAC(req.Message)
+		rq.answer("hmac", sum, err)
 	}
-	v, err := rq.st.cache.Get(ctx, name)
-	if err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrReadKey)
-		return
-	}
-	sum, err := v.HMAC(req.Message)
-	if err != nil {
-		s.fail(ctx, w, r, rq, err, api.ErrInternal)
-		return
-	}
-	rq.status = http.StatusOK
-	api.WriteBytes(w, "hmac", sum)
 }
 
 // policyEntry validates the resource argument as a policy name and looks
 // the policy up.
-func (s *Server) policyEntry(w http.ResponseWriter, rq *request) (*policyEntry, bool) {
+func (rq *request) policyEntry() (*policyEntry, bool) {
 	if !api.ValidName(rq.resource) {
-		s.reject(w, rq, api.InvalidPolicyName(rq.resource))
+		rq.reject(api.InvalidPolicyName(rq.resource))
 		return nil, false
 	}
 	p, ok := rq.st.policies[rq.resource]
 	if !ok {
-		s.reject(w, rq, api.ErrPolicyNotFound)
+		rq.reject(kes.ErrPolicyNotFound)
 		return nil, false
 	}
 	return p, true
 }
 
 // 3.16 GET /v1/policy/describe/<name>
-func (s *Server) handleDescribePolicy(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	p, ok := s.policyEntry(w, rq)
-	if !ok {
-		return
+func (s *Server) handleDescribePolicy(rq *request) {
+	if p, ok := rq.policyEntry(); ok {
+		rq.json(&api.DescribePolicyResponse{Name: p.name, CreatedAt: s.started, CreatedBy: rq.st.conf.Admin})
 	}
-	s.writeJSON(ctx, w, r, rq, &api.DescribePolicyResponse{
-		Name:      p.name,
-		CreatedAt: s.started,
-		CreatedBy: rq.st.conf.Admin,
-	})
 }
 
 // 3.17 GET /v1/policy/read/<name>
-func (s *Server) handleReadPolicy(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	p, ok := s.policyEntry(w, rq)
-	if !ok {
-		return
+func (s *Server) handleReadPolicy(rq *request) {
+	if p, ok := rq.policyEntry(); ok {
+		rq.json(&api.ReadPolicyResponse{
+			Name:      p.name,
+			Allow:     p.allow,
+			Deny:      p.deny,
+			CreatedAt: s.started,
+			CreatedBy: rq.st.conf.Admin,
+		})
 	}
-	s.writeJSON(ctx, w, r, rq, &api.ReadPolicyResponse{
-		Name:      p.name,
-		Allow:     p.allow,
-		Deny:      p.deny,
-		CreatedAt: s.started,
-		CreatedBy: rq.st.conf.Admin,
-	})
 }
 
 // filterPrefix returns the elements of the sorted slice names that start
@@ -414,32 +352,30 @@ func filterPrefix(names []string, prefix string) []string {
 }
 
 // 3.18 GET /v1/policy/list/<pattern>
-func (s *Server) handleListPolicies(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	prefix, ok := s.listPrefix(w, rq)
-	if !ok {
-		return
+func (s *Server) handleListPolicies(rq *request) {
+	if prefix, ok := rq.listPrefix(); ok {
+		rq.json(&api.ListPoliciesResponse{Names: filterPrefix(rq.st.polNames, prefix)})
 	}
-	s.writeJSON(ctx, w, r, rq, &api.ListPoliciesResponse{Names: filterPrefix(rq.st.polNames, prefix)})
 }
 
 // 3.19 GET /v1/identity/describe/<identity>
-func (s *Server) handleDescribeIdentity(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
+func (s *Server) handleDescribeIdentity(rq *request) {
 	id := rq.resource
 	if !api.ValidName(id) {
-		s.reject(w, rq, api.InvalidIdentity(id))
+		rq.reject(api.InvalidIdentity(id))
 		return
 	}
 	st := rq.st
 	if id == st.conf.Admin {
-		s.writeJSON(ctx, w, r, rq, &api.DescribeIdentityResponse{IsAdmin: true, CreatedAt: s.started})
+		rq.json(&api.DescribeIdentityResponse{IsAdmin: true, CreatedAt: s.started})
 		return
 	}
 	name, ok := st.idents[id]
 	if !ok {
-		s.reject(w, rq, api.ErrIdentityNotFound)
+		rq.reject(kes.ErrIdentityNotFound)
 		return
 	}
-	s.writeJSON(ctx, w, r, rq, &api.DescribeIdentityResponse{
+	rq.json(&api.DescribeIdentityResponse{
 		Policy:    name,
 		CreatedAt: s.started,
 		CreatedBy: st.conf.Admin,
@@ -447,29 +383,27 @@ func (s *Server) handleDescribeIdentity(ctx context.Context, w http.ResponseWrit
 }
 
 // 3.20 GET /v1/identity/list/<pattern>
-func (s *Server) handleListIdentities(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	prefix, ok := s.listPrefix(w, rq)
-	if !ok {
-		return
+func (s *Server) handleListIdentities(rq *request) {
+	if prefix, ok := rq.listPrefix(); ok {
+		rq.json(&api.ListIdentitiesResponse{Identities: filterPrefix(rq.st.idNames, prefix)})
 	}
-	s.writeJSON(ctx, w, r, rq, &api.ListIdentitiesResponse{Identities: filterPrefix(rq.st.idNames, prefix)})
 }
 
 // 3.21 GET /v1/identity/self/describe (fixed, spec 14.1)
-func (s *Server) handleSelfDescribe(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
+func (s *Server) handleSelfDescribe(rq *request) {
 	st := rq.st
 	id := rq.identity
 	if id != "" && id == st.admin {
-		s.writeJSON(ctx, w, r, rq, &api.SelfDescribeResponse{Identity: id, IsAdmin: true, CreatedAt: s.started})
+		rq.json(&api.SelfDescribeResponse{Identity: id, IsAdmin: true, CreatedAt: s.started})
 		return
 	}
 	name, ok := st.idents[id]
 	if id == "" || !ok {
-		s.reject(w, rq, api.ErrIdentityNotFound)
+		rq.reject(kes.ErrIdentityNotFound)
 		return
 	}
 	p := st.policies[name]
-	s.writeJSON(ctx, w, r, rq, &api.SelfDescribeResponse{
+	rq.json(&api.SelfDescribeResponse{
 		Identity:  id,
 		CreatedAt: s.started,
 		CreatedBy: st.conf.Admin,
@@ -480,11 +414,11 @@ func (s *Server) handleSelfDescribe(ctx context.Context, w http.ResponseWriter, 
 }
 
 // 3.22 GET /v1/log/error
-func (s *Server) handleErrorLog(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	s.stream(ctx, w, r, rq, s.errorHub)
+func (s *Server) handleErrorLog(rq *request) {
+	s.stream(rq, s.errorHub)
 }
 
 // 3.22 GET /v1/log/audit
-func (s *Server) handleAuditLog(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
-	s.stream(ctx, w, r, rq, s.auditHub)
+func (s *Server) handleAuditLog(rq *request) {
+	s.stream(rq, s.auditHub)
 }

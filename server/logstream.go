@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/openkes/openkes/internal/api"
+	"github.com/openkes/openkes/kes"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -65,7 +66,7 @@ func (h *hub) trySubscribe(max int) *subscriber {
 // errTooManyStreams answers a subscription past Limits.LogStreams. It is
 // not a KES error (upstream had no limit), so it is defined here rather
 // than in the error catalogue.
-var errTooManyStreams = &api.Error{Status: http.StatusServiceUnavailable, Message: "too many log stream subscribers"}
+var errTooManyStreams = kes.NewError(http.StatusServiceUnavailable, "too many log stream subscribers")
 
 func (h *hub) unsubscribe(sub *subscriber) {
 	h.mu.Lock()
@@ -96,11 +97,12 @@ func (h *hub) publish(line []byte) {
 
 // stream serves a log stream (spec 3.22, fixed): NDJSON events, flushed
 // one by one, until the client leaves or the server shuts down.
-func (s *Server) stream(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request, h *hub) {
+func (s *Server) stream(rq *request, h *hub) {
+	ctx, w, r := rq.ctx, rq.w, rq.r
 	st := rq.st
 	sub := h.trySubscribe(st.conf.Limits.withDefaults().LogStreams)
 	if sub == nil {
-		s.reject(w, rq, errTooManyStreams)
+		rq.reject(errTooManyStreams)
 		return
 	}
 	defer h.unsubscribe(sub)

@@ -14,11 +14,13 @@ import (
 
 	"github.com/openkes/openkes/internal/api"
 	"github.com/openkes/openkes/internal/h1"
+	"github.com/openkes/openkes/kes"
 )
 
-// handlerFunc serves one route. ctx carries the route timeout; rq holds
-// the request's state, identity and resource argument.
-type handlerFunc func(s *Server, ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request)
+// handlerFunc serves one route: rq carries the request, its context (with
+// the route timeout), the response writer, the state, the identity and the
+// resource argument.
+type handlerFunc func(s *Server, rq *request)
 
 // route is a route of one server state: the api.Route with the
 // configuration's overrides applied, plus its handler.
@@ -84,13 +86,27 @@ func buildRoutes(conf map[string]RouteConfig) []route {
 	return routes
 }
 
-// request is the per-request bookkeeping shared by the router, the
-// handlers and the audit log. Requests are pooled.
+// request is one request in flight: what the handlers need to serve it,
+// and the bookkeeping shared by the router, the handlers and the audit log.
+// Like an http.Request it carries its context, which ends with the request
+// (the route timeout); a request never outlives ServeHTTP. Requests are
+// pooled.
+//
+// Every handler writes exactly one response, through rq.reject, rq.fail,
+// rq.ok, rq.json or rq.writeBytes, which also record its status for the
+// audit log and the metrics (the few that write their own 200, generate,
+// metrics and the log streams, set rq.status themselves). Error answers
+// come only from rq.reject (an answer of the catalogue) and rq.fail (any
+// error, through api.Translate).
 type request struct {
+	ctx context.Context // r's context with the route timeout
+	w   http.ResponseWriter
+	r   *http.Request
+
 	st       *state // nil once released
 	stAudit  *state // the state the request ran on, for audit after release
 	rt       *route
-	resource string
+	resource string // the path after a prefix route's: a name or a pattern
 	identity string
 	policy   string
 	start    time.Time
@@ -128,10 +144,10 @@ func (rq *request) releaseState() {
 // and audit.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rq := requestPool.Get().(*request)
-	*rq = request{start: time.Now()}
+	*rq = request{ctx: r.Context(), w: w, r: r, start: time.Now()}
 	st := s.acquire()
 	rq.st, rq.stAudit = st, st
-	defer s.finish(w, r, rq)
+	defer s.finish(rq)
 
 	p := r.URL.Path
 	if np := cleanPath(p); np != p {
@@ -171,7 +187,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !rt.AcceptsMethod(r.Method) {
 		w.Header().Set("Accept", rt.Method)
-		s.reject(w, rq, api.MethodNotAllowed(r.Method, rt.Method))
+		rq.reject(api.MethodNotAllowed(r.Method, rt.Method))
 		return
 	}
 	if rt.MaxBody > 0 {
@@ -182,11 +198,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Body = http.MaxBytesReader(w, r.Body, rt.MaxBody)
 		}
 	}
-	ctx := r.Context()
 	if rt.Timeout > 0 {
-		dctx, cancel := withLazyDeadline(ctx, deadline)
+		ctx, cancel := withLazyDeadline(rq.ctx, deadline)
 		defer cancel()
-		ctx = dctx
+		rq.ctx = ctx
 	}
 
 	switch rt.Auth {
@@ -196,16 +211,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case api.AuthVerify:
 		id, err := requestIdentity(r)
 		if err != nil {
-			s.reject(w, rq, err)
+			rq.fail(err)
 			return
 		}
 		rq.identity = id
 		if id != st.admin || st.admin == "" {
 			name, ok := st.idents[id]
 			if !ok {
-				st.logDebug(ctx, "access denied: identity not found", r, rq)
+				rq.logDebug("access denied: identity not found")
 				s.metrics.x.policyDenials.Inc()
-				s.reject(w, rq, api.ErrNotAllowed)
+				rq.reject(kes.ErrNotAllowed)
 				return
 			}
 			rq.policy = name
@@ -217,23 +232,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				authPath = rt.Path
 			}
 			if !st.policies[name].compiled.Allows(authPath) {
-				st.logDebug(ctx, "access denied: rejected by policy '"+name+"'", r, rq)
+				rq.logDebug("access denied: rejected by policy '" + name + "'")
 				s.metrics.x.policyDenials.Inc()
-				s.reject(w, rq, api.ErrNotAllowed)
+				rq.reject(kes.ErrNotAllowed)
 				return
 			}
 		}
 	}
 
 	if !rt.Counted {
-		rt.handle(s, ctx, w, r, rq)
+		rt.handle(s, rq)
 		return
 	}
-	s.serveCounted(ctx, w, r, rq)
+	s.serveCounted(rq)
 }
 
 // serveCounted runs the handler of an instrumented route (spec 9.3).
-func (s *Server) serveCounted(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request) {
+func (s *Server) serveCounted(rq *request) {
 	m := s.metrics
 	m.active.Inc()
 	start := time.Now()
@@ -242,7 +257,7 @@ func (s *Server) serveCounted(ctx context.Context, w http.ResponseWriter, r *htt
 		m.active.Dec()
 		m.count(rq.status)
 	}()
-	rq.rt.handle(s, ctx, w, r, rq)
+	rq.rt.handle(s, rq)
 }
 
 // lookup returns the route serving the clean path p and the resource
@@ -321,36 +336,73 @@ func setWriteDeadline(w http.ResponseWriter, d time.Duration) {
 }
 
 // reject answers with the API error e.
-func (s *Server) reject(w http.ResponseWriter, rq *request, e *api.Error) {
-	rq.status, rq.message = e.Status, e.Message
-	api.WriteError(w, e)
+func (rq *request) reject(e kes.Error) {
+	rq.status, rq.message = e.Status(), e.Error()
+	api.WriteError(rq.w, e)
 }
 
-// fail answers with the translation of err (see api.Translate); unexpected
-// errors are logged with their cause and answered with generic.
-func (s *Server) fail(ctx context.Context, w http.ResponseWriter, r *http.Request, rq *request, err error, generic *api.Error) {
+// fail answers err as api.Translate maps it; an error that the catalogue
+// does not know is logged with its cause and answered with the route's
+// generic error.
+func (rq *request) fail(err error) { rq.failAs(err, rq.rt.Err) }
+
+// failAs is fail with generic instead of the route's generic error, for
+// the steps that routes share (reading or storing a key).
+func (rq *request) failAs(err error, generic kes.Error) {
 	e, internal := api.Translate(err, generic)
 	if internal {
-		s.logError(ctx, r, rq, err)
+		rq.logError(err)
 	}
-	s.reject(w, rq, e)
+	rq.reject(e)
+}
+
+// ok answers 200 with an empty body.
+func (rq *request) ok() {
+	rq.status = http.StatusOK
+	api.WriteOK(rq.w)
+}
+
+// json answers 200 with v as JSON.
+func (rq *request) json(v any) {
+	rq.status = http.StatusOK
+	if err := api.WriteJSON(rq.w, v); err != nil {
+		// Either v cannot be encoded (a bug) or the client is gone; in
+		// both cases nothing useful can be sent any more.
+		rq.logError(err)
+	}
+}
+
+// writeBytes answers 200 with {"<key>":"<base64 value>"}.
+func (rq *request) writeBytes(key string, value []byte) {
+	rq.status = http.StatusOK
+	api.WriteBytes(rq.w, key, value)
+}
+
+// decode decodes the request body into v, answering invalid (400) if it
+// cannot; the cause is logged.
+func (rq *request) decode(v any, invalid kes.Error) bool {
+	if err := api.DecodeJSON(rq.r.Body, v); err != nil {
+		rq.logError(err)
+		rq.reject(invalid)
+		return false
+	}
+	return true
 }
 
 // logError logs err at ERROR with the request attributes. err must not
 // contain key material (no error of this code base does).
-func (s *Server) logError(ctx context.Context, r *http.Request, rq *request, err error) {
-	st := rq.stAudit
-	if st == nil || !st.log.Enabled(ctx, slog.LevelError) {
-		return
-	}
-	st.log.LogAttrs(ctx, slog.LevelError, err.Error(), requestAttrs(r, rq)...)
-}
+func (rq *request) logError(err error) { rq.log(slog.LevelError, err.Error()) }
 
-func (st *state) logDebug(ctx context.Context, msg string, r *http.Request, rq *request) {
-	if !st.log.Enabled(ctx, slog.LevelDebug) {
+func (rq *request) logDebug(msg string) { rq.log(slog.LevelDebug, msg) }
+
+// log logs msg with the request attributes to the error log of the state
+// the request runs on.
+func (rq *request) log(level slog.Level, msg string) {
+	st := rq.stAudit
+	if st == nil || !st.log.Enabled(rq.ctx, level) {
 		return
 	}
-	st.log.LogAttrs(ctx, slog.LevelDebug, msg, requestAttrs(r, rq)...)
+	st.log.LogAttrs(rq.ctx, level, msg, requestAttrs(rq.r, rq)...)
 }
 
 // Attribute keys of error-log records.
@@ -381,7 +433,8 @@ func remoteIP(addr string) string {
 // finish runs after every request: it recovers from a panic in a handler
 // (answering 500 if nothing was written yet), releases the state and
 // emits the audit record.
-func (s *Server) finish(w http.ResponseWriter, r *http.Request, rq *request) {
+func (s *Server) finish(rq *request) {
+	r := rq.r
 	if v := recover(); v != nil {
 		if v == http.ErrAbortHandler {
 			rq.releaseState()
@@ -392,7 +445,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, rq *request) {
 				fmt.Sprintf("panic serving request: %v\n%s", v, debug.Stack()), requestAttrs(r, rq)...)
 		}
 		if rq.status == 0 {
-			s.reject(w, rq, api.ErrInternal)
+			rq.reject(api.ErrInternal)
 		}
 	}
 	rq.releaseState()

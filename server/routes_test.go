@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/openkes/openkes/internal/api"
 	"github.com/openkes/openkes/internal/testpki"
+	"github.com/openkes/openkes/kes"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -831,7 +832,7 @@ func TestIdentifyErrors(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || err.Message != tt.want || err.Status != 400 {
+			if e, ok := err.(kes.Error); !ok || e.Error() != tt.want || e.Status() != 400 {
 				t.Errorf("identify error = %v, want 400 %q", err, tt.want)
 			}
 		})

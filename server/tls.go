@@ -97,7 +97,7 @@ func checkPeer(certs []*x509.Certificate, now time.Time) error {
 // a chain without a leaf.
 //
 // Errors are the API errors of docs/production.md (all 400).
-func identify(cs *tls.ConnectionState) (string, *api.Error) {
+func identify(cs *tls.ConnectionState) (string, error) {
 	if cs == nil {
 		return "", api.ErrInsecure
 	}
@@ -119,14 +119,14 @@ func identify(cs *tls.ConnectionState) (string, *api.Error) {
 type connInfo struct {
 	once     sync.Once
 	identity string
-	err      *api.Error
+	err      error
 }
 
 type connKey struct{}
 
 // requestIdentity returns the identity of r's client, cached per connection
 // when r was received by Serve.
-func requestIdentity(r *http.Request) (string, *api.Error) {
+func requestIdentity(r *http.Request) (string, error) {
 	if ci, ok := r.Context().Value(connKey{}).(*connInfo); ok {
 		ci.once.Do(func() { ci.identity, ci.err = identify(r.TLS) })
 		return ci.identity, ci.err

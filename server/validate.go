@@ -33,13 +33,13 @@ func (c *Config) Validate() error {
 	for _, name := range names {
 		p := c.Policies[name]
 		if !api.ValidName(name) {
-			add("policy."+name, "policy name '%s' is empty, too long or contains invalid characters", name)
+			add("policy."+name, "%v", api.InvalidPolicyName(name))
 		}
 		for i, id := range p.Identities {
 			path := fmt.Sprintf("policy.%s.identities[%d]", name, i)
 			switch {
 			case !api.ValidName(id):
-				add(path, "identity '%s' is empty, too long or contains invalid characters", id)
+				add(path, "%v", api.InvalidIdentity(id))
 			case id == c.Admin:
 				add(path, "identity '%s' is the admin identity and cannot be assigned to a policy", id)
 			case owner[id] == name:
@@ -61,7 +61,7 @@ func (c *Config) Validate() error {
 	}
 	for i, name := range c.Keys {
 		if !api.ValidName(name) {
-			add(fmt.Sprintf("keys[%d].name", i), "key name '%s' is empty, too long or contains invalid characters", name)
+			add(fmt.Sprintf("keys[%d].name", i), "%v", api.InvalidKeyName(name))
 		}
 	}
 	if c.Cache.Any < 0 {

@@ -15,11 +15,13 @@
 //
 // # Errors
 //
-// Every error answer is an [*Error]: an HTTP status plus the exact message
-// text that clients compare. [Translate] maps arbitrary Go errors (key
-// store and crypto sentinels) onto the catalogue; anything it does not
-// recognise becomes a generic, route-specific error, and the cause must only
-// be logged.
+// Every error answer is a [kes.Error] of the SDK: an HTTP status plus the
+// exact message text that clients compare. The catalogue is the SDK's
+// sentinels (kes.ErrKeyNotFound, ...) plus the server-only errors of this
+// package ([ErrReadKey], [InvalidKeyName], ...). [Translate] maps arbitrary
+// Go errors (key store and crypto sentinels) onto the catalogue; anything
+// it does not recognise becomes the route's generic error ([Route].Err),
+// and the cause must only be logged.
 //
 // # Encoding
 //
@@ -31,6 +33,8 @@ package api
 import (
 	"net/http"
 	"time"
+
+	"github.com/openkes/openkes/kes"
 )
 
 // AuthMode says how a route authenticates its caller.
@@ -84,6 +88,12 @@ type Route struct {
 	// kes_http_request_* and kes_http_response_time metrics (routes 6 to
 	// 20 of the spec).
 	Counted bool
+	// Err is the answer to a failure of the route's own operation that
+	// [Translate] does not know (the cause is only logged), e.g. 500
+	// "failed to encrypt plaintext". Steps that routes share have their
+	// own: reading a key answers ErrReadKey, storing one ErrCreateKey.
+	// The zero Error means ErrInternal.
+	Err kes.Error
 }
 
 // IsPrefix reports whether r is a prefix route (its path ends in '/').
@@ -133,19 +143,19 @@ func Routes() []Route {
 	)
 	return []Route{
 		{Method: get, Path: PathVersion, Timeout: s10, Auth: AuthNone},
-		{Method: get, Path: PathReady, Timeout: s15, Auth: AuthVerify},
+		{Method: get, Path: PathReady, Timeout: s15, Auth: AuthVerify, Err: ErrStoreError},
 		{Method: get, Path: PathStatus, Timeout: s15, Auth: AuthVerify},
 		{Method: get, Path: PathMetrics, Timeout: s15, Auth: AuthVerify},
 		{Method: get, Path: PathAPI, Timeout: s10, Auth: AuthVerify},
-		{Method: put, Path: PathKeyCreate, Timeout: s15, Auth: AuthVerify, Counted: true},
-		{Method: put, Path: PathKeyImport, MaxBody: MaxBody, Timeout: s15, Auth: AuthVerify, Counted: true},
-		{Method: get, Path: PathKeyDescribe, Timeout: s15, Auth: AuthVerify, Counted: true},
-		{Method: get, Path: PathKeyList, Timeout: s15, Auth: AuthVerify, Counted: true},
-		{Method: del, Path: PathKeyDelete, Timeout: s15, Auth: AuthVerify, Counted: true},
-		{Method: put, Path: PathKeyGenerate, MaxBody: MaxBody, Timeout: s15, Auth: AuthVerify, Counted: true},
-		{Method: put, Path: PathKeyEncrypt, MaxBody: MaxBody, Timeout: s15, Auth: AuthVerify, Counted: true},
-		{Method: put, Path: PathKeyDecrypt, MaxBody: MaxBody, Timeout: s15, Auth: AuthVerify, Counted: true},
-		{Method: put, Path: PathKeyHMAC, MaxBody: MaxBody, Timeout: s15, Auth: AuthVerify, Counted: true},
+		{Method: put, Path: PathKeyCreate, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrGenerateKey},
+		{Method: put, Path: PathKeyImport, MaxBody: MaxBody, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrCreateKeyInternal},
+		{Method: get, Path: PathKeyDescribe, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrReadKey},
+		{Method: get, Path: PathKeyList, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrListKeys},
+		{Method: del, Path: PathKeyDelete, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrDeleteKey},
+		{Method: put, Path: PathKeyGenerate, MaxBody: MaxBody, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrGenerateKey},
+		{Method: put, Path: PathKeyEncrypt, MaxBody: MaxBody, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrEncrypt},
+		{Method: put, Path: PathKeyDecrypt, MaxBody: MaxBody, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrDecryptInternal},
+		{Method: put, Path: PathKeyHMAC, MaxBody: MaxBody, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrInternal},
 		{Method: get, Path: PathPolicyDescribe, Timeout: s15, Auth: AuthVerify, Counted: true},
 		{Method: get, Path: PathPolicyRead, Timeout: s15, Auth: AuthVerify, Counted: true},
 		{Method: get, Path: PathPolicyList, Timeout: s15, Auth: AuthVerify, Counted: true},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/openkes/openkes/internal/crypto"
+	"github.com/openkes/openkes/kes"
 	"github.com/openkes/openkes/keystore"
 )
 
@@ -92,27 +93,27 @@ func TestTranslate(t *testing.T) {
 	tests := []struct {
 		name         string
 		err          error
-		generic      *Error
-		want         *Error
+		generic      kes.Error
+		want         kes.Error
 		wantInternal bool
 	}{
-		{"nil", nil, ErrReadKey, nil, false},
-		{"api error", ErrPolicyNotFound, ErrReadKey, ErrPolicyNotFound, false},
+		{"nil", nil, ErrReadKey, kes.Error{}, false},
+		{"api error", kes.ErrPolicyNotFound, ErrReadKey, kes.ErrPolicyNotFound, false},
 		{"wrapped api error", fmt.Errorf("x: %w", InvalidKeyName("a.b")), ErrReadKey, InvalidKeyName("a.b"), false},
-		{"exists", fmt.Errorf("mem: %w", keystore.ErrExists), ErrCreateKey, ErrKeyExists, false},
-		{"not found", fmt.Errorf("mem: %w", keystore.ErrNotFound), ErrReadKey, ErrKeyNotFound, false},
-		{"decrypt", crypto.ErrDecrypt, ErrDecryptInternal, ErrDecrypt, false},
+		{"exists", fmt.Errorf("mem: %w", keystore.ErrExists), ErrCreateKey, kes.ErrKeyExists, false},
+		{"not found", fmt.Errorf("mem: %w", keystore.ErrNotFound), ErrReadKey, kes.ErrKeyNotFound, false},
+		{"decrypt", crypto.ErrDecrypt, ErrDecryptInternal, kes.ErrDecrypt, false},
 		{"no hmac", crypto.ErrNoHMAC, ErrInternal, ErrNoHMAC, false},
 		{"other", errors.New("disk on fire"), ErrReadKey, ErrReadKey, true},
 		{"unreachable", &keystore.UnreachableError{Err: io.EOF}, ErrListKeys, ErrStoreDown, true},
-		{"nil generic", errors.New("x"), nil, ErrInternal, true},
+		{"zero generic", errors.New("x"), kes.Error{}, ErrInternal, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			got, internal := Translate(tt.err, tt.generic)
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("Translate(%v) mismatch (-want +got):\n%s", tt.err, diff)
+			if got != tt.want {
+				t.Errorf("Translate(%v) = %d %q, want %d %q", tt.err, got.Status(), got.Error(), tt.want.Status(), tt.want.Error())
 			}
 			if internal != tt.wantInternal {
 				t.Errorf("Translate(%v) internal = %v, want %v", tt.err, internal, tt.wantInternal)
@@ -121,20 +122,22 @@ func TestTranslate(t *testing.T) {
 	}
 }
 
+// TestErrorCatalogue pins the status and exact message of every error the
+// server sends; the shared ones are the SDK's sentinels.
 func TestErrorCatalogue(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name   string
-		err    *Error
+		err    kes.Error
 		status int
 		msg    string
 	}{
-		{"key exists", ErrKeyExists, 400, "key already exists"},
-		{"key not found", ErrKeyNotFound, 404, "key does not exist"},
-		{"not allowed", ErrNotAllowed, 403, "not authorized: insufficient permissions"},
-		{"decrypt", ErrDecrypt, 400, "decryption failed: ciphertext is not authentic"},
-		{"policy not found", ErrPolicyNotFound, 404, "policy does not exist"},
-		{"identity not found", ErrIdentityNotFound, 404, "identity does not exist"},
+		{"key exists", kes.ErrKeyExists, 400, "key already exists"},
+		{"key not found", kes.ErrKeyNotFound, 404, "key does not exist"},
+		{"not allowed", kes.ErrNotAllowed, 403, "not authorized: insufficient permissions"},
+		{"decrypt", kes.ErrDecrypt, 400, "decryption failed: ciphertext is not authentic"},
+		{"policy not found", kes.ErrPolicyNotFound, 404, "policy does not exist"},
+		{"identity not found", kes.ErrIdentityNotFound, 404, "identity does not exist"},
 		{"no hmac", ErrNoHMAC, 409, "key does not support HMAC"},
 		{"key name", InvalidKeyName("a.b"), 400, "key name 'a.b' is empty, too long or contains invalid characters"},
 		{"policy name", InvalidPolicyName("p/"), 400, "policy name 'p/' is empty, too long or contains invalid characters"},
@@ -143,7 +146,6 @@ func TestErrorCatalogue(t *testing.T) {
 		{"body", ErrInvalidBody, 400, "invalid request body"},
 		{"import body", ErrInvalidImportBody, 400, "invalid import key request body"},
 		{"algorithm", UnsupportedAlgorithm("DES"), 406, "algorithm 'DES' is not supported"},
-		{"fips", UnsupportedFIPSAlgorithm("ChaCha20"), 406, "algorithm 'ChaCha20' not supported by FIPS 140-2"},
 		{"key size", InvalidKeySize("AES256"), 406, "invalid key size for 'AES256'"},
 		{"cert required", ErrCertRequired, 400, "tls: client certificate is required"},
 		{"too many certs", ErrTooManyCerts, 400, "tls: received more than one client certificate"},
@@ -160,18 +162,41 @@ func TestErrorCatalogue(t *testing.T) {
 		{"decrypt internal", ErrDecryptInternal, 500, "failed to decrypt ciphertext"},
 		{"create internal", ErrCreateKeyInternal, 500, "failed to create key"},
 		{"version", ErrVersion, 500, "failed to read server version"},
-		{"routing", RoutingError("/a", "/b/"), 500, "routing error: request '/a' handled by route '/b/'"},
+		{"internal", ErrInternal, 500, "internal error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if tt.err.Status != tt.status || tt.err.Error() != tt.msg {
-				t.Errorf("got %d %q, want %d %q", tt.err.Status, tt.err.Error(), tt.status, tt.msg)
+			if tt.err.Status() != tt.status || tt.err.Error() != tt.msg {
+				t.Errorf("got %d %q, want %d %q", tt.err.Status(), tt.err.Error(), tt.status, tt.msg)
 			}
-			if !errors.Is(fmt.Errorf("w: %w", tt.err), &Error{Status: tt.status, Message: tt.msg}) {
-				t.Errorf("errors.Is does not match an equal *Error")
+			if !errors.Is(fmt.Errorf("w: %w", tt.err), kes.NewError(tt.status, tt.msg)) {
+				t.Errorf("errors.Is does not match an equal kes.Error")
 			}
 		})
+	}
+}
+
+// TestRouteErrors pins the generic answer of every route whose own
+// operation can fail in ways the catalogue does not know.
+func TestRouteErrors(t *testing.T) {
+	t.Parallel()
+	want := map[string]kes.Error{
+		PathReady:       ErrStoreError,
+		PathKeyCreate:   ErrGenerateKey,
+		PathKeyImport:   ErrCreateKeyInternal,
+		PathKeyDescribe: ErrReadKey,
+		PathKeyList:     ErrListKeys,
+		PathKeyDelete:   ErrDeleteKey,
+		PathKeyGenerate: ErrGenerateKey,
+		PathKeyEncrypt:  ErrEncrypt,
+		PathKeyDecrypt:  ErrDecryptInternal,
+		PathKeyHMAC:     ErrInternal,
+	}
+	for _, r := range Routes() {
+		if got := r.Err; got != want[r.Path] {
+			t.Errorf("%s: Err = %d %q, want %d %q", r.Path, got.Status(), got.Error(), want[r.Path].Status(), want[r.Path].Error())
+		}
 	}
 }
 
@@ -179,10 +204,10 @@ func TestWriteError(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
-		err  *Error
+		err  kes.Error
 		want string
 	}{
-		{"plain", ErrKeyNotFound, "{\"message\":\"key does not exist\"\n}"},
+		{"plain", kes.ErrKeyNotFound, "{\"message\":\"key does not exist\"\n}"},
 		{"html escaped", InvalidKeyName("a<b>&"), "{\"message\":\"key name 'a\\u003cb\\u003e\\u0026' is empty, too long or contains invalid characters\"\n}"},
 		{"quote", InvalidKeyName(`a"b`), "{\"message\":\"key name 'a\\\"b' is empty, too long or contains invalid characters\"\n}"},
 	}
@@ -193,8 +218,8 @@ func TestWriteError(t *testing.T) {
 			if err := WriteError(rec, tt.err); err != nil {
 				t.Fatalf("WriteError: %v", err)
 			}
-			if rec.Code != tt.err.Status {
-				t.Errorf("status = %d, want %d", rec.Code, tt.err.Status)
+			if rec.Code != tt.err.Status() {
+				t.Errorf("status = %d, want %d", rec.Code, tt.err.Status())
 			}
 			if got := rec.Body.String(); got != tt.want {
 				t.Errorf("body = %q, want %q", got, tt.want)
@@ -206,7 +231,7 @@ func TestWriteError(t *testing.T) {
 				t.Errorf("Content-Length = %q, want %q", got, want)
 			}
 			var resp ErrorResponse
-			if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil || resp.Message != tt.err.Message {
+			if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil || resp.Message != tt.err.Error() {
 				t.Errorf("body does not decode to the message: %v %q", err, resp.Message)
 			}
 		})

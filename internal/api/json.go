@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+
+	"github.com/openkes/openkes/kes"
 )
 
 const contentTypeJSON = "application/json"
@@ -94,12 +96,12 @@ func appendBytesField(b []byte, key string, value []byte) []byte {
 }
 
 // WriteError writes e as the error response of the original server:
-// status e.Status, Content-Type "application/json", an explicit
+// status e.Status(), Content-Type "application/json", an explicit
 // Content-Length and the body {"message":"<text>"\n} — the JSON-encoded
 // message (HTML escaping on) followed by a newline and the closing brace.
 // Headers already set on w (e.g. Accept for a 405) are kept.
-func WriteError(w http.ResponseWriter, e *Error) error {
-	msg, err := json.Marshal(e.Message) // strings always marshal
+func WriteError(w http.ResponseWriter, e kes.Error) error {
+	msg, err := json.Marshal(e.Error()) // strings always marshal
 	if err != nil {
 		msg = []byte(`"internal error"`)
 	}
@@ -107,7 +109,7 @@ func WriteError(w http.ResponseWriter, e *Error) error {
 	b = append(b, `{"message":`...)
 	b = append(b, msg...)
 	b = append(b, '\n', '}')
-	return writeBody(w, e.Status, b)
+	return writeBody(w, e.Status(), b)
 }
 
 // WriteOK writes an empty 200 response: Content-Length 0 and no
