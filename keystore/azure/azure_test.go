@@ -466,3 +466,41 @@ func newHangingServer(t *testing.T, hang chan struct{}) http.RoundTripper {
 	t.Helper()
 	return hangingTransport{hang: hang}
 }
+
+// TestNoValuesInErrors checks that errors of every operation, for the
+// answers and failures of the fake, never contain the stored value.
+func TestNoValuesInErrors(t *testing.T) {
+	t.Parallel()
+	const value = "S2V5IGJ5dGVzIHRoYXQgbXVzdCBuZXZlciBiZSBsb2dnZWQ="
+	f := azuretest.New(t, azuretest.Options{PurgeProtection: true})
+	logs := new(syncBuffer)
+	st := open(t, fakeConfig(f), logs)
+	ctx := t.Context()
+	var texts []string
+	collect := func(err error) {
+		if err != nil {
+			texts = append(texts, err.Error())
+		}
+	}
+	collect(st.Create(ctx, "my-key", []byte(value)))
+	collect(st.Create(ctx, "my-key", []byte(value)))
+	collect(st.Delete(ctx, "my-key"))
+	collect(st.Create(ctx, "my-key", []byte(value))) // purge forbidden
+	for _, status := range []int{0, http.StatusTooManyRequests, http.StatusInternalServerError} {
+		f.SetStatus(status)
+		collect(st.Create(ctx, "other", []byte(value)))
+		_, err := st.Get(ctx, "other")
+		collect(err)
+	}
+	f.SetStatus(0)
+	f.SetDown(true)
+	collect(st.Create(ctx, "down", []byte(value)))
+	if len(texts) < 5 {
+		t.Fatalf("only %d errors: %q", len(texts), texts)
+	}
+	all := strings.Join(texts, "\n") + logs.String()
+	if strings.Contains(all, value) {
+		t.Errorf("a stored value appears in an error or log line:\n%s", all)
+	}
+	checkNoSecrets(t, f, all)
+}
