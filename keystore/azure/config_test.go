@@ -13,8 +13,8 @@ import (
 
 	"github.com/openkes/openkes/config"
 	"github.com/openkes/openkes/keystore"
-	"github.com/openkes/openkes/keystore/azure"
 	_ "github.com/openkes/openkes/keystore/all"
+	"github.com/openkes/openkes/keystore/azure"
 )
 
 // TestParse decodes keystore sections written for the original server.

@@ -13,7 +13,7 @@ import (
 )
 
 // FuzzResponseError parses error bodies of Key Vault: no panic, and the
-// message is one line.
+// status is kept.
 func FuzzResponseError(f *testing.F) {
 	f.Add(409, []byte(`{"error":{"code":"Conflict","message":"gone","innererror":{"code":"ObjectIsBeingDeleted"}}}`))
 	f.Add(403, []byte(`{"error":{"code":"Forbidden","innererror":null}}`))
