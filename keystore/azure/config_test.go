@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -121,7 +120,10 @@ func TestParse(t *testing.T) {
 // and that building with kes_omit_azure leaves it out of kes.
 func TestDeps(t *testing.T) {
 	t.Parallel()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed: %v", err)
+	}
 	list := func(args ...string) []string {
 		t.Helper()
 		cmd := exec.Command(gobin, append([]string{"list"}, args...)...)
