@@ -203,9 +203,11 @@ func TestAzureOutage(t *testing.T) {
 	// Tokens expire every 2 s: requests over 4 s never fail.
 	tokens := len(f.Tokens())
 	for i := range 16 {
-		name := fmt.Sprintf("key-%02d", i)
-		if err := c.CreateKey(ctx, name); err != nil {
-			t.Fatalf("CreateKey(%s) = %v", name, err)
+		if i%4 == 0 {
+			name := fmt.Sprintf("key-%02d", i)
+			if err := c.CreateKey(ctx, name); err != nil {
+				t.Fatalf("CreateKey(%s) = %v", name, err)
+			}
 		}
 		if _, _, err := c.ListKeys(ctx, "key", 0); err != nil {
 			t.Fatalf("ListKeys = %v", err)

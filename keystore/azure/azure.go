@@ -23,8 +23,13 @@
 // Key Vault has no create-if-absent: setting a secret that exists adds a
 // version. Create therefore reads the secret first (existing:
 // [keystore.ErrExists]), sets it, and then lists its versions: if the
-// version it wrote is not the oldest, another server created the key
-// at the same moment and won, and Create returns ErrExists too. Creates
+// version it wrote is not the only oldest one, another server created
+// the key at the same moment, and Create returns ErrExists too (of
+// versions set within the same second, which Key Vault's timestamps
+// cannot order, all writers yield; readers use one of them). Because
+// of that resolution, Create waits a second before it lists the
+// versions, so that a version set just after its own cannot tie with
+// it unseen: a Create of a new key takes a second longer. Creates
 // of one name are serialised inside one Store, so of concurrent Creates
 // in one process exactly one succeeds. Across servers, the loser's
 // value remains as a newer, unused version.
@@ -104,6 +109,10 @@ type Store struct {
 	log      *slog.Logger
 	now      func() time.Time
 
+	// confirmDelay is the wait between setting a new secret and checking
+	// that no other server set it too (1 s, see Create).
+	confirmDelay time.Duration
+
 	creating keyedMutex
 }
 
@@ -143,7 +152,7 @@ func connect(c *Config, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("azure: %w", err)
 	}
-	return &Store{client: sc, endpoint: endpoint, timeout: timeout, log: log, now: time.Now}, nil
+	return &Store{client: sc, endpoint: endpoint, timeout: timeout, log: log, now: time.Now, confirmDelay: time.Second}, nil
 }
 
 // String returns "Azure KeyVault: <endpoint>", the name shown in the
@@ -202,16 +211,55 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 		return fmt.Errorf("azure: create %q: %w", name, err)
 	}
 	// Another server may have set the secret at the same moment; the
-	// oldest version is the key, as Get reads it.
+	// oldest version is the key, as Get reads it. Key Vault stamps
+	// versions to the second: after a second, every version set later
+	// is strictly newer than ours, and every one set in the same second
+	// is listed.
+	if err := sleep(ctx, s.confirmDelay); err != nil {
+		return fmt.Errorf("azure: create %q: %w", name, translate(ctx, err))
+	}
 	versions, err := s.versions(ctx, sn)
 	if err != nil {
 		return fmt.Errorf("azure: create %q: checking the versions: %w", name, err)
 	}
-	if len(versions) > 0 && versions[0].ID.Version() != version {
+	if !won(versions, version) {
 		s.log.Info("azure: create lost a race with another server", "key", name)
 		return fmt.Errorf("azure: create %q: %w", name, keystore.ErrExists)
 	}
 	return nil
+}
+
+// won reports whether the version a Create wrote is the key: no other
+// version is older or as old. Key Vault's creation times have a
+// resolution of one second, so of versions set in the same second no
+// writer can tell which came first; all of them yield, and readers
+// pick one of them by version ID. A Create therefore never reports
+// success for a version that readers do not use.
+func won(versions []*azsecrets.SecretProperties, version string) bool {
+	var mine *azsecrets.SecretProperties
+	for _, v := range versions {
+		if v.ID.Version() == version {
+			mine = v
+		}
+	}
+	if mine == nil {
+		// Not listed yet: the key is ours only if nothing else is.
+		return len(versions) == 0
+	}
+	for _, v := range versions {
+		if v != mine && !created(mine).Before(created(v)) {
+			return false
+		}
+	}
+	return true
+}
+
+// created returns the creation time of a version.
+func created(p *azsecrets.SecretProperties) time.Time {
+	if p.Attributes != nil && p.Attributes.Created != nil {
+		return *p.Attributes.Created
+	}
+	return time.Time{}
 }
 
 // existsExactly reports whether a secret named exactly secretName (case
@@ -317,12 +365,6 @@ func (s *Store) versions(ctx context.Context, sn string) ([]*azsecrets.SecretPro
 				out = append(out, v)
 			}
 		}
-	}
-	created := func(p *azsecrets.SecretProperties) time.Time {
-		if p.Attributes != nil && p.Attributes.Created != nil {
-			return *p.Attributes.Created
-		}
-		return time.Time{}
 	}
 	slices.SortStableFunc(out, func(a, b *azsecrets.SecretProperties) int {
 		if c := created(a).Compare(created(b)); c != 0 {

@@ -376,12 +376,14 @@ func TestTokenExpiry(t *testing.T) {
 	st := open(t, fakeConfig(f), logs)
 	ctx := t.Context()
 	var errs []string
-	for i := range 16 {
-		name := fmt.Sprintf("key-%02d", i)
-		if err := st.Create(ctx, name, []byte("v")); err != nil {
+	if err := st.Create(ctx, "my-key", []byte("v")); err != nil {
+		errs = append(errs, err.Error())
+	}
+	for range 16 {
+		if _, err := st.Get(ctx, "my-key"); err != nil {
 			errs = append(errs, err.Error())
 		}
-		if _, err := st.Get(ctx, name); err != nil {
+		if _, _, err := st.List(ctx, "", 0); err != nil {
 			errs = append(errs, err.Error())
 		}
 		time.Sleep(250 * time.Millisecond)
@@ -503,4 +505,47 @@ func TestNoValuesInErrors(t *testing.T) {
 		t.Errorf("a stored value appears in an error or log line:\n%s", all)
 	}
 	checkNoSecrets(t, f, all)
+}
+
+// TestCreateRaceAcrossServers races Creates of one name on two stores
+// (two servers) on one vault: at most one reports success, every other
+// gets ErrExists, and the key readers see is the winner's.
+func TestCreateRaceAcrossServers(t *testing.T) {
+	t.Parallel()
+	for round := range 5 {
+		f := azuretest.New(t, azuretest.Options{})
+		stores := []*Store{open(t, fakeConfig(f), nil), open(t, fakeConfig(f), nil)}
+		const workers = 8
+		var (
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+			errs  = make([]error, workers)
+		)
+		for i := range workers {
+			wg.Go(func() {
+				<-start
+				errs[i] = stores[i%2].Create(t.Context(), "my-key", []byte(fmt.Sprint("value-", i)))
+			})
+		}
+		close(start)
+		wg.Wait()
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && winner >= 0:
+				t.Fatalf("round %d: Create succeeded in workers %d and %d", round, winner, i)
+			case err == nil:
+				winner = i
+			case !errors.Is(err, keystore.ErrExists):
+				t.Fatalf("round %d: losing Create = %v, want ErrExists", round, err)
+			}
+		}
+		got, err := stores[0].Get(t.Context(), "my-key")
+		if err != nil {
+			t.Fatalf("round %d: Get() = %v", round, err)
+		}
+		if winner >= 0 && string(got) != fmt.Sprint("value-", winner) {
+			t.Fatalf("round %d: Get() = %q, want the winner's value-%d", round, got, winner)
+		}
+	}
 }
