@@ -549,3 +549,42 @@ func TestCreateRaceAcrossServers(t *testing.T) {
 		}
 	}
 }
+
+// TestConnect builds the store for every way of logging in, without
+// contacting Azure.
+func TestConnect(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		conf    Config
+		wantErr string
+	}{
+		{name: "client-secret", conf: Config{Endpoint: "https://kes.vault.azure.net", Credentials: Credentials{TenantID: "t", ClientID: "c", ClientSecret: keystore.NewSecret("s")}}},
+		{name: "managed-identity", conf: Config{Endpoint: "https://kes.vault.azure.net", ManagedIdentity: ManagedIdentity{ClientID: "mi"}}},
+		{name: "default-chain", conf: Config{Endpoint: "https://kes.vault.azure.net"}},
+		{name: "private-authority", conf: Config{Endpoint: "https://kes.vault.azure.net", opts: options{authorityHost: "https://adfs.example.net/"}}},
+		{name: "plain-http-authority", conf: Config{Endpoint: "https://kes.vault.azure.net", opts: options{authorityHost: "http://adfs.example.net/"}}, wantErr: "not an https URL"},
+		{name: "invalid", conf: Config{}, wantErr: "endpoint: required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st, err := tt.conf.Connect(t.Context(), nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Connect() = %v, want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Connect() = %v", err)
+			}
+			if got, want := fmt.Sprint(st), "Azure KeyVault: https://kes.vault.azure.net"; got != want {
+				t.Errorf("String() = %q, want %q", got, want)
+			}
+			if err := st.Close(); err != nil {
+				t.Errorf("Close() = %v", err)
+			}
+		})
+	}
+}
