@@ -1,0 +1,306 @@
+package interop
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/kms-go/kes"
+
+	"github.com/openkes/openkes/keystore/azure/azuretest"
+)
+
+// The Azure Key Vault key store against keystore/azure/azuretest, a fake
+// of the Key Vault secrets REST API and of the Entra ID token endpoint,
+// through the kes binary and the upstream SDK.
+//
+// The kes process reaches the fake as a real deployment reaches Azure
+// through a corporate proxy, with standard variables only: HTTPS_PROXY
+// names the fake's CONNECT proxy (the fake's host names end in .test and
+// resolve nowhere), SSL_CERT_FILE makes Go trust the fake's CA, and
+// AZURE_AUTHORITY_HOST names the fake identity provider. Tests that set
+// them use t.Setenv and so do not run in parallel with other tests.
+
+// azureEnv starts a fake and points the environment of kes processes
+// started afterwards at it.
+func azureEnv(t *testing.T, opts azuretest.Options) *azuretest.Server {
+	t.Helper()
+	f := azuretest.New(t, opts)
+	caFile := filepath.Join(t.TempDir(), "azure-ca.pem")
+	if err := os.WriteFile(caFile, f.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSL_CERT_FILE", caFile)
+	t.Setenv("HTTPS_PROXY", f.ProxyURL(t))
+	t.Setenv("NO_PROXY", "localhost,127.0.0.1")
+	t.Setenv("AZURE_AUTHORITY_HOST", f.AuthorityHost())
+	return f
+}
+
+// azureKeyStore is the keystore section of the original server for the
+// fake, with a service principal.
+func azureKeyStore(f *azuretest.Server) string {
+	o := f.Options()
+	return fmt.Sprintf("  azure:\n    keyvault:\n      endpoint: %s\n      credentials:\n        tenant_id: %s\n        client_id: %s\n        client_secret: %s\n      managed_identity:\n        client_id: \"\"\n",
+		f.URL(), o.TenantID, o.ClientID, o.ClientSecret)
+}
+
+// checkAzureOutput fails if the server's output holds the client secret
+// or an access token.
+func checkAzureOutput(t *testing.T, f *azuretest.Server, out string) {
+	t.Helper()
+	if strings.Contains(out, f.Options().ClientSecret) {
+		t.Errorf("the server's output contains the client secret")
+	}
+	for _, tok := range f.Tokens() {
+		if strings.Contains(out, tok) {
+			t.Errorf("the server's output contains an access token")
+		}
+	}
+}
+
+// TestAzureFixtures stores the key files written by the original server
+// as Key Vault secrets of the original's layout (named like the key,
+// the value as its only version) and checks that the server reads them
+// unchanged: every recorded ciphertext decrypts, every HMAC is
+// reproduced, the keys are listed and serve new requests, and no secret
+// is rewritten. Keys it creates get the same layout.
+func TestAzureFixtures(t *testing.T) {
+	fx, files := readFixtures(t)
+	f := azureEnv(t, azuretest.Options{PageSize: 2})
+	created := time.Now().Add(-24 * time.Hour)
+	for name, data := range files {
+		f.AddVersion(name, string(data), created)
+	}
+	admin := newAPIKey(t)
+	srv := startServer(t, serverOptions{
+		Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
+		KeyStore: azureKeyStore(f),
+	})
+	c := srv.apiKeyClient(t, admin)
+	ctx := t.Context()
+
+	for _, tc := range slices.Concat(fx.Encrypt, fx.Generate, fx.Legacy) {
+		var context []byte
+		if tc.HasContext {
+			context = b64(t, tc.Context)
+		}
+		pt, err := c.Decrypt(ctx, tc.Key, b64(t, tc.Ciphertext), context)
+		if err != nil || !bytes.Equal(pt, b64(t, tc.Plaintext)) {
+			t.Errorf("%s: Decrypt = %x, %v; want the recorded plaintext", tc.ID, pt, err)
+		}
+	}
+	for _, tc := range fx.Negative {
+		_, err := c.Decrypt(ctx, tc.Key, b64(t, tc.Ciphertext), b64(t, tc.Context))
+		if want := kes.NewError(tc.WantStatus, tc.WantMessage); !errors.Is(err, want) {
+			t.Errorf("%s: Decrypt: err = %v, want %d %q", tc.ID, err, tc.WantStatus, tc.WantMessage)
+		}
+	}
+	for _, tc := range fx.HMAC {
+		mac, err := c.HMAC(ctx, tc.Key, b64(t, tc.Message))
+		switch {
+		case tc.ErrStatus != 0:
+			if want := kes.NewError(tc.ErrStatus, tc.ErrMessage); !errors.Is(err, want) {
+				t.Errorf("%s: HMAC: err = %v, want %d %q", tc.ID, err, tc.ErrStatus, tc.ErrMessage)
+			}
+		case err != nil || hex.EncodeToString(mac) != tc.MACHex:
+			t.Errorf("%s: HMAC = %x, %v; want %s", tc.ID, mac, err, tc.MACHex)
+		}
+	}
+
+	names, _, err := c.ListKeys(ctx, "fixture", 0)
+	if err != nil {
+		t.Fatalf("ListKeys: %v", err)
+	}
+	var want []string
+	for _, k := range fx.Keys {
+		want = append(want, k.Name)
+	}
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Errorf("ListKeys = %q, want %q (listed over pages of 2)", names, want)
+	}
+	for _, k := range fx.Keys {
+		if err := roundTrip(ctx, c, c, k.Name); err != nil {
+			t.Error(err)
+		}
+	}
+	for name, data := range files {
+		if v := f.Versions(name); len(v) != 1 || v[0].Value != string(data) {
+			t.Errorf("secret %s changed after use: %d versions", name, len(v))
+		}
+	}
+
+	// A new key gets the same layout, and is deleted and purged.
+	if err := c.CreateKey(ctx, "new-key"); err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	if v := f.Versions("new-key"); len(v) != 1 || v[0].Value == "" {
+		t.Errorf("secret of a new key has %d versions, want one", len(v))
+	}
+	if err := roundTrip(ctx, c, c, "new-key"); err != nil {
+		t.Error(err)
+	}
+	if err := c.CreateKey(ctx, "new-key"); !errors.Is(err, kes.ErrKeyExists) {
+		t.Errorf("second CreateKey = %v, want %v", err, kes.ErrKeyExists)
+	}
+	if err := c.DeleteKey(ctx, "new-key"); err != nil {
+		t.Fatalf("DeleteKey: %v", err)
+	}
+	if slices.Contains(f.Names(), "new-key") || f.IsDeleted("new-key") {
+		t.Errorf("the deleted key's secret is still there (or not purged)")
+	}
+	if !strings.Contains(srv.Stdout.String(), "Azure KeyVault: "+f.URL()) {
+		t.Errorf("the banner does not name the key store:\n%s", srv.Stdout)
+	}
+	checkAzureOutput(t, f, srv.Stdout.String()+srv.Stderr.String())
+}
+
+// TestAzureOutage starts the server while Key Vault is unreachable, with
+// tokens that live for 2 s: the server starts and is not ready, serves
+// once Key Vault is back, renews its tokens without a failed request,
+// keeps serving cached keys under cache.expiry.offline while Key Vault
+// is down again, and recovers without a restart.
+func TestAzureOutage(t *testing.T) {
+	f := azureEnv(t, azuretest.Options{TokenTTL: 2 * time.Second})
+	f.SetDown(true)
+	admin := newAPIKey(t)
+	srv := startServer(t, serverOptions{
+		Config:   "admin:\n  identity: " + admin.Identity().String() + "\ncache:\n  expiry:\n    any: 10m\n    unused: 10m\n    offline: 10m\n",
+		KeyStore: azureKeyStore(f),
+	})
+	c := srv.apiKeyClient(t, admin)
+	ctx := t.Context()
+
+	eventually(t, 30*time.Second, func() error {
+		if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
+			return fmt.Errorf("IsReady while Key Vault is down = %t, %v; want false, 504", ready, err)
+		}
+		return nil
+	})
+	if err := c.CreateKey(ctx, "early"); status(err) != http.StatusGatewayTimeout && status(err) != http.StatusBadGateway {
+		t.Errorf("CreateKey while Key Vault is down = %v, want 502 or 504", err)
+	}
+
+	f.SetDown(false)
+	eventually(t, 30*time.Second, func() error { return c.CreateKey(ctx, "shared") })
+	eventually(t, 30*time.Second, func() error {
+		if ready, err := c.IsReady(ctx); !ready {
+			return fmt.Errorf("IsReady = %t, %v", ready, err)
+		}
+		return nil
+	})
+
+	// Tokens expire every 2 s: requests over 4 s never fail.
+	tokens := len(f.Tokens())
+	for i := range 16 {
+		if i%4 == 0 {
+			name := fmt.Sprintf("key-%02d", i)
+			if err := c.CreateKey(ctx, name); err != nil {
+				t.Fatalf("CreateKey(%s) = %v", name, err)
+			}
+		}
+		if _, _, err := c.ListKeys(ctx, "key", 0); err != nil {
+			t.Fatalf("ListKeys = %v", err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if n := len(f.Tokens()) - tokens; n < 1 {
+		t.Errorf("no token was renewed in 4 s of 2 s tokens")
+	}
+	if err := roundTrip(ctx, c, c, "shared"); err != nil { // caches the key
+		t.Fatal(err)
+	}
+
+	f.SetDown(true)
+	eventually(t, 30*time.Second, func() error {
+		if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
+			return fmt.Errorf("IsReady while Key Vault is down = %t, %v; want false, 504", ready, err)
+		}
+		return nil
+	})
+	for range 3 {
+		if err := roundTrip(ctx, c, c, "shared"); err != nil {
+			t.Fatalf("cached key while Key Vault is down: %v", err)
+		}
+	}
+	if err := c.CreateKey(ctx, "during-outage"); status(err) != http.StatusGatewayTimeout && status(err) != http.StatusBadGateway {
+		t.Errorf("CreateKey while Key Vault is down = %v, want 502 or 504", err)
+	}
+
+	f.SetDown(false)
+	eventually(t, 30*time.Second, func() error { return c.CreateKey(ctx, "after-outage") })
+	if err := roundTrip(ctx, c, c, "after-outage"); err != nil {
+		t.Error(err)
+	}
+	checkAzureOutput(t, f, srv.Stdout.String()+srv.Stderr.String())
+}
+
+// TestExampleAzure runs examples/config/azure.yml against the fake.
+func TestExampleAzure(t *testing.T) {
+	f := azureEnv(t, azuretest.Options{})
+	o := f.Options()
+	t.Setenv("KES_AZURE_TENANT_ID", o.TenantID)
+	t.Setenv("KES_AZURE_CLIENT_ID", o.ClientID)
+	t.Setenv("KES_AZURE_CLIENT_SECRET", o.ClientSecret)
+	_, minio := exampleIdentities(t)
+	config := exampleConfig(t, "azure.yml", "https://kes-keys.vault.azure.net", f.URL())
+	srv := startServer(t, serverOptions{RawConfig: config})
+	minioStartup(t, srv, minio)
+	if v := f.Versions("minio-default"); len(v) != 1 {
+		t.Fatalf("secret minio-default has %d versions, want 1", len(v))
+	}
+	checkAzureOutput(t, f, srv.Stdout.String()+srv.Stderr.String())
+}
+
+// TestAzureMigrate copies keys from a directory into Key Vault and back
+// with `kes migrate`.
+func TestAzureMigrate(t *testing.T) {
+	_, files := readFixtures(t)
+	f := azureEnv(t, azuretest.Options{PageSize: 2})
+	dir := t.TempDir()
+	for _, d := range []string{"from", "back"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, data := range files {
+		writeFile(t, filepath.Join(dir, "from"), name, data)
+	}
+	writeFile(t, dir, "fs.yml", []byte("keystore:\n  fs:\n    path: from\n"))
+	writeFile(t, dir, "back.yml", []byte("keystore:\n  fs:\n    path: back\n"))
+	writeFile(t, dir, "azure.yml", []byte("keystore:\n"+azureKeyStore(f)))
+
+	migrate := func(from, to string) {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), kesBinary, "migrate", "--from", from, "--to", to)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("kes migrate --from %s --to %s: %v\n%s", from, to, err, out)
+		}
+		checkAzureOutput(t, f, string(out))
+	}
+	migrate("fs.yml", "azure.yml")
+	for name, data := range files {
+		if v := f.Versions(name); len(v) != 1 || v[0].Value != string(data) {
+			t.Errorf("secret %s after migrating in: %d versions, want the key file", name, len(v))
+		}
+	}
+	migrate("azure.yml", "back.yml")
+	for name, data := range files {
+		got, err := os.ReadFile(filepath.Join(dir, "back", name))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("key %s after migrating out = %q, %v; want the key file", name, got, err)
+		}
+	}
+}
