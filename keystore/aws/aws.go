@@ -250,6 +250,11 @@ func (s *Store) fail(ctx context.Context, op, name string, err error) error {
 			return fmt.Errorf("aws: %s %q: %w", op, name, keystore.ErrNotFound)
 		case code == "ResourceExistsException":
 			return fmt.Errorf("aws: %s %q: %w", op, name, keystore.ErrExists)
+		case code == "InvalidRequestException" && op == "get" && strings.Contains(apiErr.ErrorMessage(), "marked for deletion"):
+			// Deleted with a recovery window (by someone else), or
+			// force-deleted a moment ago and not yet gone: the key is
+			// deleted either way.
+			return fmt.Errorf("aws: %s %q: %w", op, name, keystore.ErrNotFound)
 		case hasCode(err, throttled...), apiErr.ErrorFault() == smithy.FaultServer:
 			return &keystore.UnreachableError{Err: wrapped}
 		}
@@ -306,7 +311,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 
 // Get returns the value of the secret name: its SecretString, or else
 // its SecretBinary. It returns an error wrapping [keystore.ErrNotFound]
-// if there is no such secret.
+// if there is no such secret or it is scheduled for deletion.
 func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 	var out *secretsmanager.GetSecretValueOutput
 	err := s.call(ctx, func(ctx context.Context) (err error) {

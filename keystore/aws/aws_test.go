@@ -316,6 +316,32 @@ func TestPermanentErrors(t *testing.T) {
 	}
 }
 
+// TestScheduledDeletion checks a secret that someone deleted with a
+// recovery window: it is a missing key for Get and List, its name cannot
+// be created again, and Delete removes it for good.
+func TestScheduledDeletion(t *testing.T) {
+	t.Parallel()
+	fake := awstest.New(t, awstest.Options{})
+	fake.PutString("my-key", "v")
+	fake.ScheduleDeletion("my-key")
+	s := open(t, fakeConfig(fake), nil)
+	if _, err := s.Get(t.Context(), "my-key"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Errorf("Get() = %v, want %v", err, keystore.ErrNotFound)
+	}
+	if names, _, err := s.List(t.Context(), "", -1); err != nil || len(names) != 0 {
+		t.Errorf("List() = %q, %v; want no names", names, err)
+	}
+	if err := s.Create(t.Context(), "my-key", []byte("v")); err == nil || errors.Is(err, keystore.ErrExists) || keystore.IsUnreachable(err) {
+		t.Errorf("Create() = %v, want the service's InvalidRequestException", err)
+	}
+	if err := s.Delete(t.Context(), "my-key"); err != nil {
+		t.Errorf("Delete() = %v, want nil", err)
+	}
+	if err := s.Create(t.Context(), "my-key", []byte("v2")); err != nil {
+		t.Errorf("Create() after Delete = %v", err)
+	}
+}
+
 func TestClosed(t *testing.T) {
 	t.Parallel()
 	fake := awstest.New(t, awstest.Options{})

@@ -298,6 +298,19 @@ func (s *Server) put(name string, value []byte, binary bool, kmsKeyID, version s
 	return sec
 }
 
+// ScheduleDeletion marks the secret name as scheduled for deletion, as
+// DeleteSecret with a recovery window does. It reports whether there was
+// such a secret.
+func (s *Server) ScheduleDeletion(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, ok := s.secrets[name]
+	if ok {
+		sec.deleted = true
+	}
+	return ok
+}
+
 // Lookup returns the secret stored under name.
 func (s *Server) Lookup(name string) (Secret, bool) {
 	s.mu.Lock()
