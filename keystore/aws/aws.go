@@ -42,8 +42,8 @@
 // (~/.aws/config: profiles with SSO, assume-role or credential_process)
 // is not read, so that a config file meant for people does not change
 // which identity the server uses; region and endpoint come from the KES
-// config only. Temporary credentials are cached and renewed
-// [CredentialExpiryWindow] before they expire; a request the service
+// config only. Temporary credentials are cached and renewed between
+// half of [CredentialExpiryWindow] and all of it before they expire; a request the service
 // rejects because its credentials expired anyway (ExpiredTokenException)
 // is repeated once with fresh ones. Neither the secret key nor the token
 // ever appears in a log record or an error.

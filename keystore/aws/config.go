@@ -23,8 +23,11 @@ func NewConfig() keystore.Config { return new(Config) }
 const DefaultTimeout = 10 * time.Second
 
 // CredentialExpiryWindow is how long before their expiry temporary
-// credentials (instance role, container, web identity) are renewed, so
-// that no request is signed with credentials that expire on the way.
+// credentials (instance role, container, web identity) are renewed at
+// the latest, so that no request is signed with credentials that expire
+// on the way. Each renewal happens at a random time between half the
+// window and the whole window before expiry, so that servers started
+// together do not renew together.
 const CredentialExpiryWindow = time.Minute
 
 // Config is the "keystore.aws.secretsmanager" section of the config file,
