@@ -176,7 +176,11 @@ func TestAWSFixtures(t *testing.T) {
 	if !strings.Contains(srv.Stdout.String(), "AWS SecretsManager: "+strings.TrimPrefix(fake.URL, "https://")) {
 		t.Errorf("the banner does not name the key store:\n%s", srv.Stdout)
 	}
-	checkNoLeak(t, srv, awstest.SecretAccessKey)
+	secrets := []string{awstest.SecretAccessKey}
+	for _, data := range files { // the serialised keys, holding the key bytes
+		secrets = append(secrets, string(data))
+	}
+	checkNoLeak(t, srv, secrets...)
 }
 
 // TestAWSOutage starts the server while Secrets Manager is down: it

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -106,5 +105,5 @@ func TestRealService(t *testing.T) {
 	if err := s.Delete(ctx, prefix+"missing"); !errors.Is(err, keystore.ErrNotFound) {
 		t.Errorf("Delete(missing) = %v, want %v", err, keystore.ErrNotFound)
 	}
-	t.Log(fmt.Sprintf("checked %d secrets below %s", len(names), prefix))
+	t.Logf("checked %d secrets below %s", len(names), prefix)
 }
