@@ -44,6 +44,7 @@ func startAWS(t *testing.T, opts awstest.Options) *awstest.Server {
 	}
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("KES_TEST_FAKE_AWS_SECRET", awstest.SecretAccessKey)
 	return fake
 }
 
@@ -53,7 +54,8 @@ func awsKeyStore(fake *awstest.Server, static bool) string {
 	s := fmt.Sprintf("  aws:\n    secretsmanager:\n      endpoint: %s\n      region: %s\n      kmskey: \"\"\n",
 		strings.TrimPrefix(fake.URL, "https://"), fake.Region())
 	if static {
-		s += fmt.Sprintf("      credentials:\n        accesskey: %s\n        secretkey: %s\n        token: \"\"\n", awstest.AccessKeyID, awstest.SecretAccessKey)
+		// The secret key comes from the environment (see startAWS).
+		s += fmt.Sprintf("      credentials:\n        accesskey: %s\n        secretkey: ${KES_TEST_FAKE_AWS_SECRET}\n        token: \"\"\n", awstest.AccessKeyID)
 	} else {
 		s += "      credentials:\n        accesskey: \"\"\n        secretkey: \"\"\n        token: \"\"\n"
 	}
