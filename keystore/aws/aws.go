@@ -150,6 +150,7 @@ func New(ctx context.Context, conf *Config, log *slog.Logger) (*Store, error) {
 		awsconfig.WithRegion(strings.TrimSpace(conf.Region)),
 		// An empty, non-nil list: read no shared config file.
 		awsconfig.WithSharedConfigFiles([]string{}),
+		awsconfig.WithLogger(sdkLogger{log}),
 		awsconfig.WithCredentialsCacheOptions(func(o *awssdk.CredentialsCacheOptions) {
 			o.ExpiryWindow = CredentialExpiryWindow
 			// Spread renewals of many servers over the window's last half.

@@ -342,6 +342,22 @@ func TestScheduledDeletion(t *testing.T) {
 	}
 }
 
+// TestSDKLog checks that the SDK's own messages reach the store's
+// logger, and not standard error.
+func TestSDKLog(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sdkLogger{log}.Logf("WARN", "shared credentials file %s is malformed", "x")
+	sdkLogger{log}.Logf("DEBUG", "retrying")
+	got := logs.String()
+	for _, want := range []string{"level=WARN msg=\"aws: sdk: shared credentials file x is malformed\"", "level=DEBUG msg=\"aws: sdk: retrying\""} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log = %q, want it to contain %q", got, want)
+		}
+	}
+}
+
 func TestClosed(t *testing.T) {
 	t.Parallel()
 	fake := awstest.New(t, awstest.Options{})
