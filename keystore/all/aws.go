@@ -7,6 +7,6 @@ import (
 	"github.com/openkes/openkes/keystore/aws"
 )
 
-// The aws package does not register itself, so that importing it (for
-// example for its fake in awstest) has no side effect on the registry.
-func init() { keystore.Register(aws.Kind, aws.NewConfig) }
+// The aws package does not register itself (like vault): importing it
+// has no side effect on the registry. The kind is aws.Kind.
+func init() { keystore.Register("aws.secretsmanager", aws.NewConfig) }
