@@ -543,6 +543,11 @@ func TestUnsupportedKeyStore(t *testing.T) {
 			want:      []string{"keystore.fs.seal.vault: not built into this binary (kes_omit_vault)"},
 		},
 		{
+			name:   "aws without region",
+			config: header + "keystore:\n  aws:\n    secretsmanager:\n      endpoint: secretsmanager.us-east-1.amazonaws.com\n",
+			want:   []string{"keystore.aws.secretsmanager.region: required", "no region specified"},
+		},
+		{
 			name:   "vault without endpoint",
 			config: header + "keystore:\n  vault:\n    approle:\n      id: kes-role\n      secret: kes-secret\n",
 			want:   []string{"keystore.vault.endpoint", "required"},

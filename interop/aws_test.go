@@ -1,0 +1,348 @@
+package interop
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/kms-go/kes"
+
+	"github.com/openkes/openkes/keystore/aws/awstest"
+)
+
+// The AWS Secrets Manager key store against keystore/aws/awstest, a fake
+// of the service's JSON API that checks SigV4 signatures, through the kes
+// binary and the upstream SDK. The fake serves HTTPS; the kes process
+// trusts its certificate through SSL_CERT_FILE (Go's roots, for the
+// status probe) and AWS_CA_BUNDLE (the SDK's), so these tests set
+// environment variables and do not run in parallel.
+
+// startAWS starts a TLS fake and makes child processes trust it.
+func startAWS(t *testing.T, opts awstest.Options) *awstest.Server {
+	t.Helper()
+	opts.TLS = true
+	fake := awstest.New(t, opts)
+	ca := filepath.Join(t.TempDir(), "aws-ca.pem")
+	if err := os.WriteFile(ca, fake.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSL_CERT_FILE", ca)
+	t.Setenv("AWS_CA_BUNDLE", ca) // the SDK's own CA setting, which replaces the system roots
+	// Keep the SDK's default chain away from this machine's credentials.
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("KES_TEST_FAKE_AWS_SECRET", awstest.SecretAccessKey)
+	return fake
+}
+
+// awsKeyStore returns the keystore section of the original server for
+// fake. The endpoint has no scheme, as in the original's documentation.
+func awsKeyStore(fake *awstest.Server, static bool) string {
+	s := fmt.Sprintf("  aws:\n    secretsmanager:\n      endpoint: %s\n      region: %s\n      kmskey: \"\"\n",
+		strings.TrimPrefix(fake.URL, "https://"), fake.Region())
+	if static {
+		// The secret key comes from the environment (see startAWS).
+		s += fmt.Sprintf("      credentials:\n        accesskey: %s\n        secretkey: ${KES_TEST_FAKE_AWS_SECRET}\n        token: \"\"\n", awstest.AccessKeyID)
+	} else {
+		s += "      credentials:\n        accesskey: \"\"\n        secretkey: \"\"\n        token: \"\"\n"
+	}
+	return s
+}
+
+// checkFixtures decrypts every recorded ciphertext and reproduces every
+// recorded HMAC through c.
+func checkFixtures(t *testing.T, c *kes.Client, fx fixtures) {
+	t.Helper()
+	ctx := t.Context()
+	for _, tc := range slices.Concat(fx.Encrypt, fx.Generate, fx.Legacy) {
+		var context []byte
+		if tc.HasContext {
+			context = b64(t, tc.Context)
+		}
+		pt, err := c.Decrypt(ctx, tc.Key, b64(t, tc.Ciphertext), context)
+		if err != nil || !bytes.Equal(pt, b64(t, tc.Plaintext)) {
+			t.Errorf("%s: Decrypt = %x, %v; want the recorded plaintext", tc.ID, pt, err)
+		}
+	}
+	for _, tc := range fx.Negative {
+		_, err := c.Decrypt(ctx, tc.Key, b64(t, tc.Ciphertext), b64(t, tc.Context))
+		if want := kes.NewError(tc.WantStatus, tc.WantMessage); !errors.Is(err, want) {
+			t.Errorf("%s: Decrypt: err = %v, want %d %q", tc.ID, err, tc.WantStatus, tc.WantMessage)
+		}
+	}
+	for _, tc := range fx.HMAC {
+		mac, err := c.HMAC(ctx, tc.Key, b64(t, tc.Message))
+		switch {
+		case tc.ErrStatus != 0:
+			if want := kes.NewError(tc.ErrStatus, tc.ErrMessage); !errors.Is(err, want) {
+				t.Errorf("%s: HMAC: err = %v, want %d %q", tc.ID, err, tc.ErrStatus, tc.ErrMessage)
+			}
+		case err != nil || hex.EncodeToString(mac) != tc.MACHex:
+			t.Errorf("%s: HMAC = %x, %v; want %s", tc.ID, mac, err, tc.MACHex)
+		}
+	}
+}
+
+// checkNoLeak fails if the server's output contains any of secrets.
+func checkNoLeak(t *testing.T, srv *kesServer, secrets ...string) {
+	t.Helper()
+	out := srv.Stdout.String() + srv.Stderr.String()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(out, s) {
+			t.Errorf("the server's output contains a secret (%d bytes)", len(s))
+		}
+	}
+}
+
+// TestAWSFixtures stores the original server's key files as secrets in
+// the original's layout (name = key name, SecretString = file content)
+// and checks that the server started with the original's config section
+// reads them unchanged, decrypts the recorded ciphertexts, lists them,
+// and writes new keys in the same layout.
+func TestAWSFixtures(t *testing.T) {
+	fx, files := readFixtures(t)
+	fake := startAWS(t, awstest.Options{PageSize: 3})
+	for name, data := range files {
+		fake.PutString(name, string(data))
+	}
+	admin := newAPIKey(t)
+	srv := startServer(t, serverOptions{
+		Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
+		KeyStore: awsKeyStore(fake, true),
+	})
+	c := srv.apiKeyClient(t, admin)
+	ctx := t.Context()
+	checkFixtures(t, c, fx)
+
+	names, _, err := c.ListKeys(ctx, "fixture", 0)
+	if err != nil {
+		t.Fatalf("ListKeys: %v", err)
+	}
+	var want []string
+	for _, k := range fx.Keys {
+		want = append(want, k.Name)
+	}
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Errorf("ListKeys = %q, want %q", names, want)
+	}
+	for _, k := range fx.Keys {
+		if err := roundTrip(ctx, c, c, k.Name); err != nil {
+			t.Error(err)
+		}
+	}
+	for name, data := range files { // reading never rewrites a secret
+		if sec, ok := fake.Lookup(name); !ok || sec.String == nil || *sec.String != string(data) {
+			t.Errorf("secret %s changed after use", name)
+		}
+	}
+
+	if err := c.CreateKey(ctx, "new-key"); err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	if err := c.CreateKey(ctx, "new-key"); !errors.Is(err, kes.ErrKeyExists) {
+		t.Errorf("second CreateKey = %v, want %v", err, kes.ErrKeyExists)
+	}
+	sec, ok := fake.Lookup("new-key")
+	if !ok || sec.String == nil || sec.Binary != nil {
+		t.Fatalf("secret of a new key = %+v, want a SecretString", sec)
+	}
+	if _, err := base64.StdEncoding.DecodeString(*sec.String); err != nil || len(*sec.String) < 32 {
+		t.Errorf("SecretString of a new key is not the serialised key (base64, like the fixture files): %v", err)
+	}
+	if err := roundTrip(ctx, c, c, "new-key"); err != nil {
+		t.Error(err)
+	}
+	if err := c.DeleteKey(ctx, "new-key"); err != nil {
+		t.Fatalf("DeleteKey: %v", err)
+	}
+	if err := c.DeleteKey(ctx, "new-key"); !errors.Is(err, kes.ErrKeyNotFound) {
+		t.Errorf("second DeleteKey = %v, want %v", err, kes.ErrKeyNotFound)
+	}
+	if _, ok := fake.Lookup("new-key"); ok {
+		t.Errorf("the deleted key's secret is still there")
+	}
+	if !strings.Contains(srv.Stdout.String(), "AWS SecretsManager: "+strings.TrimPrefix(fake.URL, "https://")) {
+		t.Errorf("the banner does not name the key store:\n%s", srv.Stdout)
+	}
+	secrets := []string{awstest.SecretAccessKey}
+	for _, data := range files { // the serialised keys, holding the key bytes
+		secrets = append(secrets, string(data))
+	}
+	checkNoLeak(t, srv, secrets...)
+}
+
+// TestAWSOutage starts the server while Secrets Manager is down: it
+// starts, is not ready and serves once the service is up, without a
+// restart. Then the service goes away again: cached keys keep working
+// (cache.expiry.offline), the rest fails with 504, and everything
+// recovers when it is back.
+func TestAWSOutage(t *testing.T) {
+	fake := startAWS(t, awstest.Options{})
+	fake.Stop()
+	admin := newAPIKey(t)
+	srv := startServer(t, serverOptions{
+		Config:   "admin:\n  identity: " + admin.Identity().String() + "\ncache:\n  expiry:\n    any: 5m\n    unused: 5m\n    offline: 1h\n",
+		KeyStore: awsKeyStore(fake, true),
+	})
+	c := srv.apiKeyClient(t, admin)
+	ctx := t.Context()
+
+	if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
+		t.Fatalf("IsReady with the service down = %t, %v; want false, 504", ready, err)
+	}
+	if err := c.CreateKey(ctx, "my-key"); status(err) != http.StatusGatewayTimeout {
+		t.Fatalf("CreateKey with the service down = %v, want 504", err)
+	}
+
+	fake.Start(t)
+	waitReady := func(want bool) {
+		t.Helper()
+		// The server probes the store every 10 s.
+		eventually(t, 25*time.Second, func() error {
+			if ready, err := c.IsReady(ctx); ready != want {
+				return fmt.Errorf("IsReady = %t, %v; want %t", ready, err, want)
+			}
+			return nil
+		})
+	}
+	waitReady(true)
+	if err := c.CreateKey(ctx, "my-key"); err != nil {
+		t.Fatalf("CreateKey after the service started: %v", err)
+	}
+	dek, err := c.GenerateKey(ctx, "my-key", nil) // now cached
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	fake.Stop()
+	waitReady(false)
+	pt, err := c.Decrypt(ctx, "my-key", dek.Ciphertext, nil)
+	if err != nil || !bytes.Equal(pt, dek.Plaintext) {
+		t.Errorf("Decrypt with a cached key while offline = %v, want the plaintext", err)
+	}
+	if _, err := c.GenerateKey(ctx, "my-key", nil); err != nil {
+		t.Errorf("GenerateKey with a cached key while offline = %v", err)
+	}
+	if err := c.CreateKey(ctx, "other"); status(err) != http.StatusGatewayTimeout {
+		t.Errorf("CreateKey while offline = %v, want 504", err)
+	}
+
+	fake.Start(t)
+	waitReady(true)
+	eventually(t, 10*time.Second, func() error { return c.CreateKey(ctx, "other") })
+	if err := roundTrip(ctx, c, c, "other"); err != nil {
+		t.Error(err)
+	}
+	checkNoLeak(t, srv, awstest.SecretAccessKey)
+}
+
+// TestAWSCredentialExpiry runs the server on the SDK's default credential
+// chain with container credentials that live for two seconds, and the
+// fake rejects expired ones: no client request fails while they are
+// renewed, and none of them is logged.
+func TestAWSCredentialExpiry(t *testing.T) {
+	fake := startAWS(t, awstest.Options{CredentialTTL: 2 * time.Second})
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", fake.CredentialsURL())
+	admin := newAPIKey(t)
+	srv := startServer(t, serverOptions{
+		Config:   "admin:\n  identity: " + admin.Identity().String() + "\nlog:\n  error: debug\n",
+		KeyStore: awsKeyStore(fake, false),
+	})
+	c := srv.apiKeyClient(t, admin)
+	ctx := t.Context()
+	deadline := time.Now().Add(4 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		name := fmt.Sprintf("key-%02d", i)
+		if err := c.CreateKey(ctx, name); err != nil {
+			t.Fatalf("CreateKey(%s): %v", name, err)
+		}
+		if _, err := c.DescribeKey(ctx, name); err != nil { // read from the store: Create does not cache
+			t.Fatalf("DescribeKey(%s): %v", name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := fake.Rejected("ExpiredTokenException"); got != 0 {
+		t.Errorf("requests rejected with expired credentials = %d, want 0", got)
+	}
+	if got := fake.Issued(); got < 2 {
+		t.Errorf("credentials fetched = %d, want them renewed", got)
+	}
+	checkNoLeak(t, srv, fake.IssuedSecrets()...)
+}
+
+// TestExampleAWS runs examples/config/aws.yml against the fake, with the
+// default credential chain reading the credentials from the environment.
+func TestExampleAWS(t *testing.T) {
+	fake := startAWS(t, awstest.Options{Region: "us-east-2"})
+	const keyID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+	fake.AddKMSKey(keyID, "kes")
+	t.Setenv("AWS_ACCESS_KEY_ID", awstest.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", awstest.SecretAccessKey)
+	_, minio := exampleIdentities(t)
+	config := exampleConfig(t, "aws.yml", "secretsmanager.us-east-2.amazonaws.com", fake.URL)
+	srv := startServer(t, serverOptions{RawConfig: config})
+	minioStartup(t, srv, minio)
+	sec, ok := fake.Lookup("minio-default")
+	if !ok || sec.String == nil || sec.KMSKeyID != keyID {
+		t.Fatalf("secret minio-default = %+v, %t; want a SecretString encrypted with the KMS key of alias/kes", sec, ok)
+	}
+	checkNoLeak(t, srv, awstest.SecretAccessKey)
+}
+
+// TestAWSMigrate copies the original's key files from an fs key store
+// into Secrets Manager with kes migrate, and back into another directory.
+func TestAWSMigrate(t *testing.T) {
+	fx, files := readFixtures(t)
+	fake := startAWS(t, awstest.Options{PageSize: 2})
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range files {
+		writeFile(t, filepath.Join(dir, "keys"), name, data)
+	}
+	writeFile(t, dir, "fs.yml", []byte("keystore:\n  fs:\n    path: keys\n"))
+	writeFile(t, dir, "back.yml", []byte("keystore:\n  fs:\n    path: back\n"))
+	writeFile(t, dir, "aws.yml", []byte("keystore:\n"+awsKeyStore(fake, true)))
+
+	if out, errOut, code := runKes(t, dir, "migrate", "--from", "fs.yml", "--to", "aws.yml"); code != 0 {
+		t.Fatalf("kes migrate fs -> aws: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for name, data := range files {
+		if sec, ok := fake.Lookup(name); !ok || sec.String == nil || *sec.String != string(data) {
+			t.Errorf("secret %s after migrate = %+v, want the key file's content", name, sec)
+		}
+	}
+	if out, errOut, code := runKes(t, dir, "migrate", "--from", "aws.yml", "--to", "back.yml", "fixture-*"); code != 0 {
+		t.Fatalf("kes migrate aws -> fs: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for name, data := range files {
+		got, err := os.ReadFile(filepath.Join(dir, "back", name))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("key file %s after migrating back: %v", name, err)
+		}
+	}
+
+	// The migrated keys are the original's: a server on them decrypts the
+	// recorded ciphertexts.
+	admin := newAPIKey(t)
+	srv := startServer(t, serverOptions{
+		Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
+		KeyStore: awsKeyStore(fake, true),
+	})
+	checkFixtures(t, srv.apiKeyClient(t, admin), fx)
+}
