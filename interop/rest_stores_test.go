@@ -2,6 +2,7 @@ package interop
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/minio/kms-go/kes"
 
+	"github.com/openkes/openkes/keystore/fortanix/fortanixtest"
 	"github.com/openkes/openkes/keystore/gemalto/gemaltotest"
 )
 
@@ -43,11 +45,14 @@ type restFake interface {
 
 // restBackends are the REST stores under test; tokenTTL is the lifetime
 // of the access tokens the fake issues.
+// tokens tells whether the service issues expiring access tokens.
 var restBackends = []struct {
-	name  string
-	start func(t *testing.T, tokenTTL time.Duration) restFake
+	name   string
+	tokens bool
+	start  func(t *testing.T, tokenTTL time.Duration) restFake
 }{
-	{"gemalto", startGemalto},
+	{"gemalto", true, startGemalto},
+	{"fortanix", false, startFortanix},
 }
 
 // gemaltoFake adapts gemaltotest.
@@ -71,6 +76,44 @@ func (f gemaltoFake) secrets() []string                          { return append
 func (f gemaltoFake) stored(t *testing.T, name string) ([]byte, bool) {
 	m, ok := f.Material(name)
 	return []byte(m), ok
+}
+
+// fortanixFake adapts fortanixtest.
+type fortanixFake struct{ *fortanixtest.Server }
+
+const (
+	fortanixAPIKey  = "aW50ZXJvcC1hcHA6aW50ZXJvcC1zZWNyZXQtOWQ4ZQ=="
+	fortanixGroupID = "5a1e0b4e-group"
+)
+
+func startFortanix(t *testing.T, _ time.Duration) restFake {
+	return fortanixFake{fortanixtest.New(t, fortanixtest.Options{APIKey: fortanixAPIKey, PageSize: 2})}
+}
+
+func (f fortanixFake) keyStore() string {
+	return fmt.Sprintf("  fortanix:\n    sdkms:\n      endpoint: %s\n      group_id: %s\n      credentials:\n        key: %s\n      tls:\n        ca: rest-ca.pem\n", f.URL, fortanixGroupID, fortanixAPIKey)
+}
+func (f fortanixFake) caPEM() []byte     { return f.CACertPEM() }
+func (f fortanixFake) setDown(down bool) { f.SetDown(down) }
+func (f fortanixFake) logins() int       { return 0 }
+func (f fortanixFake) banner() string    { return "Fortanix SDKMS: " + f.URL }
+func (f fortanixFake) secrets() []string { return []string{fortanixAPIKey} }
+func (f fortanixFake) put(t *testing.T, name string, data []byte) {
+	f.Put(name, fortanixGroupID, data)
+}
+func (f fortanixFake) stored(t *testing.T, name string) ([]byte, bool) {
+	o, ok := f.Object(name)
+	if !ok {
+		return nil, false
+	}
+	if o.GroupID != fortanixGroupID || o.ObjType != "OPAQUE" || !o.Enabled {
+		t.Errorf("object %s = %+v, want an enabled OPAQUE object in group %s", name, o, fortanixGroupID)
+	}
+	v, err := base64.StdEncoding.DecodeString(o.Value)
+	if err != nil {
+		t.Errorf("object %s: the value is not base64", name)
+	}
+	return v, true
 }
 
 // startRESTServer starts kes on f with the extra config.
@@ -277,6 +320,9 @@ func TestRESTStoreOutage(t *testing.T) {
 // request fails while the server replaces them.
 func TestRESTStoreTokenExpiry(t *testing.T) {
 	for _, b := range restBackends {
+		if !b.tokens {
+			continue // an API key does not expire
+		}
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			f := b.start(t, 2*time.Second)
@@ -310,4 +356,20 @@ func TestExampleGemalto(t *testing.T) {
 		t.Fatal("no secret minio-default")
 	}
 	checkNoSecrets(t, srv, gemaltoFake{f})
+}
+
+// TestExampleFortanix runs examples/config/fortanix.yml against the DSM
+// fake.
+func TestExampleFortanix(t *testing.T) {
+	f := fortanixtest.New(t, fortanixtest.Options{APIKey: fortanixAPIKey})
+	t.Setenv("KES_FORTANIX_API_KEY", fortanixAPIKey)
+	t.Setenv("KES_FORTANIX_GROUP_ID", fortanixGroupID)
+	_, minio := exampleIdentities(t)
+	config := exampleConfig(t, "fortanix.yml", "https://sdkms.example.net", f.URL)
+	srv := startServer(t, serverOptions{RawConfig: config, Files: map[string][]byte{"fortanix-ca.pem": f.CACertPEM()}})
+	minioStartup(t, srv, minio)
+	if o, ok := f.Object("minio-default"); !ok || o.GroupID != fortanixGroupID {
+		t.Fatalf("object minio-default = %+v, %t; want one in group %s", o, ok, fortanixGroupID)
+	}
+	checkNoSecrets(t, srv, fortanixFake{f})
 }
