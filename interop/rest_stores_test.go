@@ -14,6 +14,7 @@ import (
 
 	"github.com/minio/kms-go/kes"
 
+	"github.com/openkes/openkes/keystore/entrust/entrusttest"
 	"github.com/openkes/openkes/keystore/fortanix/fortanixtest"
 	"github.com/openkes/openkes/keystore/gemalto/gemaltotest"
 )
@@ -53,6 +54,7 @@ var restBackends = []struct {
 }{
 	{"gemalto", true, startGemalto},
 	{"fortanix", false, startFortanix},
+	{"entrust", true, startEntrust},
 }
 
 // gemaltoFake adapts gemaltotest.
@@ -112,6 +114,47 @@ func (f fortanixFake) stored(t *testing.T, name string) ([]byte, bool) {
 	v, err := base64.StdEncoding.DecodeString(o.Value)
 	if err != nil {
 		t.Errorf("object %s: the value is not base64", name)
+	}
+	return v, true
+}
+
+// entrustFake adapts entrusttest.
+type entrustFake struct{ *entrusttest.Server }
+
+const (
+	entrustVaultID  = "0c5e9a71-vault"
+	entrustBoxID    = "77d1b3f2-box"
+	entrustUser     = "kes"
+	entrustPassword = "interop-entrust-password-1b6c"
+)
+
+func newEntrust(t *testing.T, ttl time.Duration) *entrusttest.Server {
+	return entrusttest.New(t, entrusttest.Options{VaultID: entrustVaultID, BoxID: entrustBoxID, Username: entrustUser, Password: entrustPassword, TokenLifetime: ttl, PageSize: 2})
+}
+
+func startEntrust(t *testing.T, ttl time.Duration) restFake { return entrustFake{newEntrust(t, ttl)} }
+
+func (f entrustFake) keyStore() string {
+	return fmt.Sprintf("  entrust:\n    keycontrol:\n      endpoint: %s\n      vault_id: %s\n      box_id: %s\n      credentials:\n        username: %s\n        password: %s\n      tls:\n        ca: rest-ca.pem\n",
+		f.URL, entrustVaultID, entrustBoxID, entrustUser, entrustPassword)
+}
+func (f entrustFake) caPEM() []byte     { return f.CACertPEM() }
+func (f entrustFake) setDown(down bool) { f.SetDown(down) }
+func (f entrustFake) banner() string    { return "Entrust KeyControl: " + f.URL }
+func (f entrustFake) secrets() []string { return append(f.Tokens(), entrustPassword) }
+func (f entrustFake) logins() int {
+	logins, renews, _ := f.Counts()
+	return logins + renews
+}
+func (f entrustFake) put(t *testing.T, name string, data []byte) { f.Put(name, data, time.Time{}) }
+func (f entrustFake) stored(t *testing.T, name string) ([]byte, bool) {
+	d, ok := f.SecretData(name)
+	if !ok {
+		return nil, false
+	}
+	v, err := base64.StdEncoding.DecodeString(d)
+	if err != nil {
+		t.Errorf("secret %s: secret_data is not base64", name)
 	}
 	return v, true
 }
@@ -372,4 +415,22 @@ func TestExampleFortanix(t *testing.T) {
 		t.Fatalf("object minio-default = %+v, %t; want one in group %s", o, ok, fortanixGroupID)
 	}
 	checkNoSecrets(t, srv, fortanixFake{f})
+}
+
+// TestExampleEntrust runs examples/config/entrust.yml against the
+// KeyControl fake.
+func TestExampleEntrust(t *testing.T) {
+	f := newEntrust(t, time.Hour)
+	t.Setenv("KES_KEYCONTROL_VAULT_ID", entrustVaultID)
+	t.Setenv("KES_KEYCONTROL_BOX_ID", entrustBoxID)
+	t.Setenv("KES_KEYCONTROL_USERNAME", entrustUser)
+	t.Setenv("KES_KEYCONTROL_PASSWORD", entrustPassword)
+	_, minio := exampleIdentities(t)
+	config := exampleConfig(t, "entrust.yml", "https://keycontrol.example.net", f.URL)
+	srv := startServer(t, serverOptions{RawConfig: config, Files: map[string][]byte{"keycontrol-ca.pem": f.CACertPEM()}})
+	minioStartup(t, srv, minio)
+	if _, ok := f.SecretData("minio-default"); !ok {
+		t.Fatal("no secret minio-default")
+	}
+	checkNoSecrets(t, srv, entrustFake{f})
 }

@@ -64,8 +64,15 @@ type issued struct {
 	start time.Time
 }
 
+// usable reports whether the token can still be sent at now: before its
+// expiry, less a margin for the request's way to the service (a tenth of
+// the lifetime, at most a second).
 func (t *issued) usable(now time.Time) bool {
-	return t.Expiry.IsZero() || now.Before(t.Expiry.Add(-time.Second))
+	if t.Expiry.IsZero() {
+		return true
+	}
+	margin := min(time.Second, t.Expiry.Sub(t.start)/10)
+	return now.Before(t.Expiry.Add(-margin))
 }
 
 // due is when the token should be replaced: after half its lifetime.
