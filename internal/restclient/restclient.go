@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/openkes/openkes/internal/https"
 	"github.com/openkes/openkes/keystore"
@@ -154,9 +155,11 @@ func stripURL(err error) error {
 }
 
 // Message returns a short, printable message from an error body: the
-// string fields named in keys of a JSON object, in that order, joined
-// with ": ", or else the body itself if it is short text. Vendors put
+// string (or number) fields named in keys of a JSON object, in that
+// order, joined with ": ", or else the body itself. Vendors put
 // human-readable text there; it never holds a credential the client sent.
+// Control characters become '?' (the text goes into log lines) and the
+// result is cut to 200 characters.
 func Message(body []byte, keys ...string) string {
 	var obj map[string]any
 	if json.Unmarshal(body, &obj) == nil {
@@ -171,28 +174,26 @@ func Message(body []byte, keys ...string) string {
 				parts = append(parts, fmt.Sprint(v))
 			}
 		}
-		return truncate(strings.Join(parts, ": "))
+		return sanitize(strings.Join(parts, ": "))
 	}
-	s := strings.TrimSpace(string(body))
-	if !isPrintable(s) {
-		return ""
-	}
-	return truncate(s)
+	return sanitize(strings.TrimSpace(string(body)))
 }
 
-func truncate(s string) string {
+// sanitize replaces what is not printable and shortens s.
+func sanitize(s string) string {
 	const max = 200
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
-}
-
-func isPrintable(s string) bool {
+	var b strings.Builder
+	n := 0
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == 0xfffd {
-			return false
+		if n == max {
+			b.WriteString("...")
+			break
 		}
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError || (r >= 0x80 && r < 0xa0) {
+			r = '?'
+		}
+		b.WriteRune(r)
+		n++
 	}
-	return true
+	return b.String()
 }

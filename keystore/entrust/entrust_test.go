@@ -52,7 +52,7 @@ func newFake(t *testing.T, opts entrusttest.Options) *entrusttest.Server {
 	return entrusttest.New(t, opts)
 }
 
-func config(url string) *entrust.Config {
+func newConfig(url string) *entrust.Config {
 	conf := &entrust.Config{Endpoint: url, VaultID: vaultID, BoxID: boxID}
 	conf.Credentials.Username = username
 	conf.Credentials.Password = keystore.NewSecret(password)
@@ -65,7 +65,7 @@ func connect(t *testing.T, fake *entrusttest.Server, logs *syncBuffer) *entrust.
 	if err := os.WriteFile(ca, fake.CACertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	conf := config(fake.URL)
+	conf := newConfig(fake.URL)
 	conf.TLS.CA = ca
 	log := slog.New(slog.DiscardHandler)
 	if logs != nil {
@@ -115,10 +115,10 @@ func TestValidate(t *testing.T) {
 			"credentials.username: required " + p + "no username specified)",
 			"credentials.password: required " + p + "no password specified)",
 		}},
-		{"no box", func() *entrust.Config { c := config("https://keycontrol"); c.BoxID = ""; return c }(), []string{
+		{"no box", func() *entrust.Config { c := newConfig("https://keycontrol"); c.BoxID = ""; return c }(), []string{
 			"box_id: required " + p + "no box ID specified)",
 		}},
-		{"ok", config("https://keycontrol"), nil},
+		{"ok", newConfig("https://keycontrol"), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
