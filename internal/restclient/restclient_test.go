@@ -215,3 +215,21 @@ func TestSessionFailure(t *testing.T) {
 		t.Errorf("Token after Close = %v, want %v", err, ErrClosed)
 	}
 }
+
+func TestSessionReachable(t *testing.T) {
+	t.Parallel()
+	a := &fakeAuth{ttl: time.Hour}
+	a.fail.Store(true)
+	// A backoff far longer than the test: only Reachable can end it.
+	s := NewSession(SessionConfig{Name: "test", Login: a.login, BackoffMin: time.Hour, BackoffMax: time.Hour})
+	t.Cleanup(s.Close)
+	if _, err := s.Token(t.Context()); !keystore.IsUnreachable(err) {
+		t.Fatalf("Token while logins fail = %v, want an UnreachableError", err)
+	}
+	a.fail.Store(false)
+	s.Reachable()
+	waitUntil(t, "a login after Reachable", func() bool { return a.logins.Load() >= 1 })
+	if _, err := s.Token(t.Context()); err != nil {
+		t.Fatalf("Token after Reachable = %v", err)
+	}
+}

@@ -173,6 +173,22 @@ func (s *Session) Invalidate(tok Token) {
 	}
 }
 
+// Reachable tells the session that the service answered (a status probe
+// succeeded): if logins are backing off after the service was
+// unreachable, the next one is tried at once instead of after the
+// backoff, so that requests recover as soon as the service is back.
+func (s *Session) Reachable() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastErr != nil && keystore.IsUnreachable(s.lastErr) && time.Now().Before(s.next) {
+		s.next = time.Time{}
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // startLoginLocked starts a login (or renewal) in the background.
 func (s *Session) startLoginLocked() chan struct{} {
 	done := make(chan struct{})

@@ -324,7 +324,9 @@ func (s *Store) Status(ctx context.Context) (keystore.State, error) {
 	if _, err := restclient.Do(ctx, s.http, &restclient.Request{Method: http.MethodGet, URL: s.base + "/"}); err != nil {
 		return keystore.State{}, fmt.Errorf("gemalto: status: %w", err)
 	}
-	return keystore.State{Latency: time.Since(start)}, nil
+	latency := time.Since(start)
+	s.session.Reachable()
+	return keystore.State{Latency: latency}, nil
 }
 
 // Close stops the background login.
