@@ -165,7 +165,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 
 func TestSessionRefreshes(t *testing.T) {
 	t.Parallel()
-	a := &fakeAuth{ttl: 400 * time.Millisecond}
+	a := &fakeAuth{ttl: 1200 * time.Millisecond}
 	s := NewSession(SessionConfig{Name: "test", Login: a.login})
 	t.Cleanup(s.Close)
 	// Logins happen in the background, one per half lifetime.
@@ -177,7 +177,7 @@ func TestSessionRefreshes(t *testing.T) {
 
 func TestSessionRenews(t *testing.T) {
 	t.Parallel()
-	a := &fakeAuth{ttl: 400 * time.Millisecond}
+	a := &fakeAuth{ttl: 1200 * time.Millisecond}
 	s := NewSession(SessionConfig{Name: "test", Login: a.login, Renew: a.renew})
 	t.Cleanup(s.Close)
 	waitUntil(t, "two renewals", func() bool { return a.renews.Load() >= 2 })
@@ -231,5 +231,26 @@ func TestSessionReachable(t *testing.T) {
 	waitUntil(t, "a login after Reachable", func() bool { return a.logins.Load() >= 1 })
 	if _, err := s.Token(t.Context()); err != nil {
 		t.Fatalf("Token after Reachable = %v", err)
+	}
+}
+
+// TestSessionExpiredToken: a token that is expired when it arrives (a
+// clock skew) is a failed login that backs off, not a login loop.
+func TestSessionExpiredToken(t *testing.T) {
+	t.Parallel()
+	var logins atomic.Int32
+	login := func(context.Context) (Token, error) {
+		logins.Add(1)
+		return Token{Value: "t", Expiry: time.Now().Add(-time.Minute)}, nil
+	}
+	s := NewSession(SessionConfig{Name: "test", Login: login, BackoffMin: time.Hour, BackoffMax: time.Hour})
+	t.Cleanup(s.Close)
+	_, err := s.Token(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "clock skew") {
+		t.Fatalf("Token = %v, want an error about the expired token", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := logins.Load(); n != 1 {
+		t.Errorf("%d logins, want 1 (then backoff)", n)
 	}
 }

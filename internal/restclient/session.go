@@ -12,6 +12,10 @@ import (
 	"github.com/openkes/openkes/keystore"
 )
 
+// MinLifetime is the shortest token lifetime a Session accepts; a token
+// that expires sooner counts as a failed login.
+const MinLifetime = time.Second
+
 // Token is an access token and when it stops being accepted.
 type Token struct {
 	Value  string    // never logged, never part of an error
@@ -232,6 +236,12 @@ func (s *Session) refresh(old *issued) {
 		start = time.Now()
 		tok, err = s.conf.Login(ctx)
 		how = "logged in"
+	}
+	if err == nil && !tok.Expiry.IsZero() && tok.Expiry.Sub(start) < MinLifetime {
+		// Already expired or about to: a clock skew between us and
+		// the service, or a broken answer. Logging in again at once
+		// would hammer the service; back off instead.
+		err = fmt.Errorf("%s: the new token expires in %v (clock skew?)", s.conf.Name, tok.Expiry.Sub(start).Round(time.Millisecond))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
