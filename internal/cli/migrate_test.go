@@ -522,6 +522,9 @@ func TestMigrateConfigErrors(t *testing.T) {
 		{"vault", "vault: {endpoint: 'https://vault:8200', approle: {id: a, secret: b}}", "kes_omit_vault"},
 		{"entrust.keycontrol", "entrust: {keycontrol: {endpoint: 'https://e', vault_id: v, box_id: b, credentials: {username: u, password: p}}}", "kes_omit_entrust"},
 		{"gemalto.keysecure", "gemalto: {keysecure: {endpoint: 'https://g', credentials: {token: t}}}", "kes_omit_gemalto"},
+		{"azure.keyvault", "azure: {keyvault: {endpoint: 'https://a'}}", "kes_omit_azure"},
+		{"gcp.secretmanager", "gcp: {secretmanager: {project_id: p}}", "kes_omit_gcp"},
+		{"aws.secretsmanager", "aws: {secretsmanager: {endpoint: 'https://s', region: r}}", "kes_omit_aws"},
 	} {
 		if _, ok := keystore.Lookup(c.kind); !ok {
 			unsupported, unsupportedSection, unsupportedMessage = c.kind, c.section, c.msg

@@ -1,0 +1,10 @@
+//go:build !kes_omit_fortanix
+
+package all
+
+import (
+	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/fortanix"
+)
+
+func init() { keystore.Register(fortanix.Kind, fortanix.NewConfig) }

@@ -1,0 +1,10 @@
+//go:build !kes_omit_gemalto
+
+package all
+
+import (
+	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/gemalto"
+)
+
+func init() { keystore.Register(gemalto.Kind, gemalto.NewConfig) }

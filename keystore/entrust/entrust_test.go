@@ -1,0 +1,329 @@
+package entrust_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/entrust"
+	"github.com/openkes/openkes/keystore/entrust/entrusttest"
+	"github.com/openkes/openkes/keystore/keystoretest"
+)
+
+const (
+	vaultID  = "8a1c2f0e-vault"
+	boxID    = "3b9d7e21-box"
+	username = "kes"
+	password = "entrust-password-4f7d9e"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func newFake(t *testing.T, opts entrusttest.Options) *entrusttest.Server {
+	t.Helper()
+	opts.VaultID, opts.BoxID, opts.Username, opts.Password = vaultID, boxID, username, password
+	return entrusttest.New(t, opts)
+}
+
+func newConfig(url string) *entrust.Config {
+	conf := &entrust.Config{Endpoint: url, VaultID: vaultID, BoxID: boxID}
+	conf.Credentials.Username = username
+	conf.Credentials.Password = keystore.NewSecret(password)
+	return conf
+}
+
+func connect(t *testing.T, fake *entrusttest.Server, logs *syncBuffer) *entrust.Store {
+	t.Helper()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, fake.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := newConfig(fake.URL)
+	conf.TLS.CA = ca
+	log := slog.New(slog.DiscardHandler)
+	if logs != nil {
+		log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	st, err := conf.Connect(t.Context(), log)
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	return st.(*entrust.Store)
+}
+
+func checkNoSecrets(t *testing.T, fake *entrusttest.Server, texts ...string) {
+	t.Helper()
+	for _, s := range texts {
+		if strings.Contains(s, password) {
+			t.Errorf("the password leaked into %q", s)
+		}
+		for _, tok := range fake.Tokens() {
+			if strings.Contains(s, tok) {
+				t.Errorf("a token leaked into %q", s)
+			}
+		}
+	}
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	// Pages of 3 names make every listing of the suite span pages.
+	keystoretest.Run(t, func(t *testing.T) keystore.Store {
+		return connect(t, newFake(t, entrusttest.Options{PageSize: 3}), nil)
+	})
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	const p = "(kesconf: invalid Entrust KeyControl keystore: "
+	tests := []struct {
+		name string
+		conf *entrust.Config
+		want []string
+	}{
+		{"empty", &entrust.Config{}, []string{
+			"endpoint: required " + p + "no endpoint specified)",
+			"vault_id: required " + p + "no vault ID specified)",
+			"box_id: required " + p + "no box ID specified)",
+			"credentials.username: required " + p + "no username specified)",
+			"credentials.password: required " + p + "no password specified)",
+		}},
+		{"no box", func() *entrust.Config { c := newConfig("https://keycontrol"); c.BoxID = ""; return c }(), []string{
+			"box_id: required " + p + "no box ID specified)",
+		}},
+		{"ok", newConfig("https://keycontrol"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.conf.Validate()
+			var got []string
+			if err != nil {
+				got = strings.Split(err.Error(), "\n")
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Validate() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestUpstreamLayout reads a secret as the original server stores it,
+// checks that new keys are stored the same way, and that listing skips
+// expired secrets and returns no empty names (the original returned one
+// empty name per secret first).
+func TestUpstreamLayout(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, entrusttest.Options{PageSize: 2})
+	value := []byte(`{"bytes":"dGVzdA==","algorithm":"AES256-GCM_SHA256"}`)
+	fake.Put("upstream-key", value, time.Time{})
+	fake.Put("expired-key", value, time.Now().Add(-time.Hour))
+	st := connect(t, fake, nil)
+	t.Cleanup(func() { st.Close() })
+	ctx := t.Context()
+	if got, err := st.Get(ctx, "upstream-key"); err != nil || !bytes.Equal(got, value) {
+		t.Fatalf("Get = %q, %v; want %q", got, err, value)
+	}
+	if err := st.Create(ctx, "new-key", value); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := fake.SecretData("new-key"); !ok || d != base64.StdEncoding.EncodeToString(value) {
+		t.Errorf("secret_data of new-key = %q, %t; want the base64 of the value", d, ok)
+	}
+	names, next, err := st.List(ctx, "", 0)
+	if want := []string{"new-key", "upstream-key"}; err != nil || next != "" || !slices.Equal(names, want) {
+		t.Errorf("List = %q, %q, %v; want %q", names, next, err, want)
+	}
+	if got, want := st.String(), "Entrust KeyControl: "+fake.URL; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
+// TestTokenRenewal uses tokens that live for 2 s: requests over 4 s
+// never fail and never send an expired token, with renewal and with the
+// fallback to a new login when renewal is refused.
+func TestTokenRenewal(t *testing.T) {
+	t.Parallel()
+	for _, noRenew := range []bool{false, true} {
+		t.Run(fmt.Sprint("noRenew=", noRenew), func(t *testing.T) {
+			t.Parallel()
+			fake := newFake(t, entrusttest.Options{TokenLifetime: 2 * time.Second, NoRenew: noRenew})
+			logs := &syncBuffer{}
+			st := connect(t, fake, logs)
+			t.Cleanup(func() { st.Close() })
+			for i := range 40 {
+				name := fmt.Sprintf("key-%02d", i)
+				if err := st.Create(t.Context(), name, []byte("v")); err != nil {
+					t.Fatalf("Create(%q) = %v", name, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			logins, renews, expired := fake.Counts()
+			if noRenew && logins < 3 {
+				t.Errorf("%d logins in 4 s with 2 s tokens and no renewal, want at least 3", logins)
+			}
+			if !noRenew && (renews < 2 || logins != 1) {
+				t.Errorf("%d logins and %d renewals in 4 s with 2 s tokens, want 1 login and at least 2 renewals", logins, renews)
+			}
+			if expired != 0 {
+				t.Errorf("%d requests with an expired token, want 0", expired)
+			}
+			checkNoSecrets(t, fake, logs.String())
+		})
+	}
+}
+
+// TestNoExpiry: a login answer without expires_at is good for 5 min.
+func TestNoExpiry(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, entrusttest.Options{NoExpiry: true})
+	st := connect(t, fake, nil)
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Status(t.Context()); err != nil {
+		t.Fatalf("Status = %v", err)
+	}
+	if logins, renews, _ := fake.Counts(); logins != 1 || renews != 0 {
+		t.Errorf("logins, renewals = %d, %d; want 1, 0", logins, renews)
+	}
+}
+
+// TestOutage starts the store while KeyControl is down, then throttles
+// it: operations fail with an UnreachableError and work again afterwards.
+func TestOutage(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, entrusttest.Options{})
+	fake.SetDown(true)
+	logs := &syncBuffer{}
+	st := connect(t, fake, logs)
+	t.Cleanup(func() { st.Close() })
+	ctx := t.Context()
+	var errs []string
+	if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
+		t.Errorf("Status while down = %v, want an UnreachableError", err)
+	}
+	if err := st.Create(ctx, "k", []byte("v")); !keystore.IsUnreachable(err) {
+		t.Errorf("Create while down = %v, want an UnreachableError", err)
+	} else {
+		errs = append(errs, err.Error())
+	}
+	fake.SetDown(false)
+	eventually(t, func() error { return st.Create(ctx, "k", []byte("v")) })
+	for _, code := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		fake.SetThrottle(code)
+		_, err := st.Get(ctx, "k")
+		if !keystore.IsUnreachable(err) {
+			t.Errorf("Get while answering %d = %v, want an UnreachableError", code, err)
+		}
+		if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
+			t.Errorf("Status while answering %d = %v, want an UnreachableError", code, err)
+		}
+		fake.SetThrottle(0)
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+		if v, err := st.Get(ctx, "k"); err != nil || string(v) != "v" {
+			t.Errorf("Get after throttling = %q, %v", v, err)
+		}
+	}
+	checkNoSecrets(t, fake, append(errs, logs.String())...)
+}
+
+// TestBadCredentials: a wrong password is not an outage.
+func TestBadCredentials(t *testing.T) {
+	t.Parallel()
+	fake := entrusttest.New(t, entrusttest.Options{VaultID: vaultID, BoxID: boxID, Username: username, Password: "other"})
+	st := connect(t, fake, nil)
+	t.Cleanup(func() { st.Close() })
+	_, err := st.Status(t.Context())
+	var re *entrust.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != http.StatusUnauthorized || keystore.IsUnreachable(err) {
+		t.Fatalf("Status with a wrong password = %v, want a 401 ResponseError", err)
+	}
+	checkNoSecrets(t, fake, err.Error())
+}
+
+func eventually(t *testing.T, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestRealService runs against a real KeyControl when
+// KES_TEST_ENTRUST_ENDPOINT, KES_TEST_ENTRUST_VAULT_ID,
+// KES_TEST_ENTRUST_BOX_ID, KES_TEST_ENTRUST_USERNAME and
+// KES_TEST_ENTRUST_PASSWORD are set (KES_TEST_ENTRUST_CA optional). It
+// creates and deletes a secret named kes-test-<n>.
+func TestRealService(t *testing.T) {
+	conf := &entrust.Config{
+		Endpoint: os.Getenv("KES_TEST_ENTRUST_ENDPOINT"),
+		VaultID:  os.Getenv("KES_TEST_ENTRUST_VAULT_ID"),
+		BoxID:    os.Getenv("KES_TEST_ENTRUST_BOX_ID"),
+	}
+	conf.Credentials.Username = os.Getenv("KES_TEST_ENTRUST_USERNAME")
+	conf.Credentials.Password = keystore.NewSecret(os.Getenv("KES_TEST_ENTRUST_PASSWORD"))
+	conf.TLS.CA = os.Getenv("KES_TEST_ENTRUST_CA")
+	if conf.Validate() != nil {
+		t.Skip("KES_TEST_ENTRUST_{ENDPOINT,VAULT_ID,BOX_ID,USERNAME,PASSWORD} are not all set")
+	}
+	st, err := conf.Connect(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	name := fmt.Sprintf("kes-test-%d", time.Now().UnixNano())
+	if err := st.Create(t.Context(), name, []byte("value")); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Delete(context.Background(), name)
+	if err := st.Create(t.Context(), name, []byte("value")); !errors.Is(err, keystore.ErrExists) {
+		t.Errorf("second Create = %v, want %v", err, keystore.ErrExists)
+	}
+	if v, err := st.Get(t.Context(), name); err != nil || string(v) != "value" {
+		t.Errorf("Get = %q, %v", v, err)
+	}
+	names, _, err := st.List(t.Context(), name, 0)
+	if err != nil || len(names) != 1 || names[0] != name {
+		t.Errorf("List = %q, %v", names, err)
+	}
+	if err := st.Delete(t.Context(), name); err != nil {
+		t.Error(err)
+	}
+	if _, err := st.Get(t.Context(), name); !errors.Is(err, keystore.ErrNotFound) {
+		t.Errorf("Get after Delete = %v, want %v", err, keystore.ErrNotFound)
+	}
+}

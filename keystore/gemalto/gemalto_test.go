@@ -1,0 +1,310 @@
+package gemalto_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/gemalto"
+	"github.com/openkes/openkes/keystore/gemalto/gemaltotest"
+	"github.com/openkes/openkes/keystore/keystoretest"
+)
+
+const refreshToken = "refresh-token-0123456789abcdef"
+
+// syncBuffer collects log output of concurrent goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// connect opens a store on fake, trusting its certificate through a
+// tls.ca file. Log records go to logs, if not nil.
+func connect(t *testing.T, fake *gemaltotest.Server, logs *syncBuffer) *gemalto.Store {
+	t.Helper()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, fake.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := &gemalto.Config{Endpoint: fake.URL, Credentials: gemalto.Credentials{Token: keystore.NewSecret(refreshToken), Domain: "kes"}}
+	conf.TLS.CA = ca
+	log := slog.New(slog.DiscardHandler)
+	if logs != nil {
+		log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	st, err := conf.Connect(t.Context(), log)
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	return st.(*gemalto.Store)
+}
+
+func newFake(t *testing.T, opts gemaltotest.Options) *gemaltotest.Server {
+	t.Helper()
+	opts.RefreshToken, opts.Domain = refreshToken, "kes"
+	return gemaltotest.New(t, opts)
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	// Pages of 3 names make every listing of the suite span pages.
+	keystoretest.RunWith(t, func(t *testing.T) keystore.Store {
+		return connect(t, newFake(t, gemaltotest.Options{PageSize: 3}), nil)
+	}, keystoretest.Options{DeleteMissingOK: true, TextOnly: true})
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		conf gemalto.Config
+		want []string
+	}{
+		{"empty", gemalto.Config{}, []string{
+			"endpoint: required (kesconf: invalid gemalto keysecure keystore: no endpoint specified)",
+			"credentials.token: required (kesconf: invalid gemalto keysecure keystore: no token specified)",
+		}},
+		{"no token", gemalto.Config{Endpoint: "https://keysecure"}, []string{
+			"credentials.token: required (kesconf: invalid gemalto keysecure keystore: no token specified)",
+		}},
+		{"ok", gemalto.Config{Endpoint: "https://keysecure", Credentials: gemalto.Credentials{Token: keystore.NewSecret("t")}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.conf.Validate()
+			var got []string
+			if err != nil {
+				got = strings.Split(err.Error(), "\n")
+			}
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+				t.Errorf("Validate() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestConnectErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		conf gemalto.Config
+	}{
+		{"not a URL", gemalto.Config{Endpoint: "keysecure:443"}},
+		{"missing CA file", gemalto.Config{Endpoint: "https://keysecure", TLS: struct {
+			CA string `yaml:"ca"`
+		}{CA: filepath.Join(t.TempDir(), "missing.pem")}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.conf.Credentials.Token = keystore.NewSecret(refreshToken)
+			if st, err := tt.conf.Connect(t.Context(), nil); err == nil {
+				st.Close()
+				t.Fatal("Connect = nil error, want an error")
+			} else if strings.Contains(err.Error(), refreshToken) {
+				t.Errorf("Connect error %q contains the token", err)
+			}
+		})
+	}
+}
+
+// TestUpstreamLayout reads a secret as the original server stores it and
+// checks that new keys are stored the same way.
+func TestUpstreamLayout(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, gemaltotest.Options{})
+	value := `{"bytes":"dGVzdA==","algorithm":"AES256-GCM_SHA256","created_at":"2024-01-01T00:00:00Z"}`
+	fake.Put("upstream-key", value)
+	st := connect(t, fake, nil)
+	t.Cleanup(func() { st.Close() })
+	got, err := st.Get(t.Context(), "upstream-key")
+	if err != nil || string(got) != value {
+		t.Fatalf("Get = %q, %v; want %q", got, err, value)
+	}
+	if err := st.Create(t.Context(), "new-key", []byte(value)); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := fake.Material("new-key"); !ok || m != value {
+		t.Errorf("material of new-key = %q, %t; want the value as it is", m, ok)
+	}
+	if got, want := st.String(), "Gemalto KeySecure: "+fake.URL; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
+// TestTokenRenewal uses JWTs that live for 2 s: requests over 4 s never
+// fail and never send an expired JWT, because the store logs in again
+// after half the lifetime.
+func TestTokenRenewal(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, gemaltotest.Options{TokenDuration: 2 * time.Second})
+	logs := &syncBuffer{}
+	st := connect(t, fake, logs)
+	t.Cleanup(func() { st.Close() })
+	for i := 0; i < 40; i++ {
+		name := fmt.Sprintf("key-%02d", i)
+		if err := st.Create(t.Context(), name, []byte("v")); err != nil {
+			t.Fatalf("Create(%q) = %v", name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := fake.Logins(); n < 3 {
+		t.Errorf("%d logins in 4 s with 2 s tokens, want at least 3", n)
+	}
+	if n := fake.Expired(); n != 0 {
+		t.Errorf("%d requests with an expired JWT, want 0", n)
+	}
+	checkNoSecrets(t, fake, logs.String())
+}
+
+func checkNoSecrets(t *testing.T, fake *gemaltotest.Server, texts ...string) {
+	t.Helper()
+	for _, s := range texts {
+		if strings.Contains(s, refreshToken) {
+			t.Errorf("the refresh token leaked into %q", s)
+		}
+		for _, jwt := range fake.JWTs() {
+			if strings.Contains(s, jwt) {
+				t.Errorf("a JWT leaked into %q", s)
+			}
+		}
+	}
+}
+
+// TestOutage starts the store while the service is down, then throttles
+// it: operations fail with an UnreachableError and work again afterwards
+// without a new store.
+func TestOutage(t *testing.T) {
+	t.Parallel()
+	fake := newFake(t, gemaltotest.Options{})
+	fake.SetDown(true)
+	logs := &syncBuffer{}
+	st := connect(t, fake, logs)
+	t.Cleanup(func() { st.Close() })
+	ctx := t.Context()
+	var errs []string
+	if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
+		t.Errorf("Status while down = %v, want an UnreachableError", err)
+	}
+	if err := st.Create(ctx, "k", []byte("v")); !keystore.IsUnreachable(err) {
+		t.Errorf("Create while down = %v, want an UnreachableError", err)
+	} else {
+		errs = append(errs, err.Error())
+	}
+	fake.SetDown(false)
+	eventually(t, func() error { return st.Create(ctx, "k", []byte("v")) })
+
+	for _, code := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		fake.SetThrottle(code)
+		_, err := st.Get(ctx, "k")
+		if !keystore.IsUnreachable(err) {
+			t.Errorf("Get while answering %d = %v, want an UnreachableError", code, err)
+		}
+		if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
+			t.Errorf("Status while answering %d = %v, want an UnreachableError", code, err)
+		}
+		fake.SetThrottle(0)
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+		if v, err := st.Get(ctx, "k"); err != nil || string(v) != "v" {
+			t.Errorf("Get after throttling = %q, %v", v, err)
+		}
+	}
+	checkNoSecrets(t, fake, append(errs, logs.String())...)
+	for _, e := range errs {
+		if strings.Contains(e, `"v"`) {
+			t.Errorf("an error contains the value: %q", e)
+		}
+	}
+}
+
+// TestBadCredentials: a wrong refresh token is not an outage.
+func TestBadCredentials(t *testing.T) {
+	t.Parallel()
+	fake := gemaltotest.New(t, gemaltotest.Options{RefreshToken: "another-token"})
+	st := connect(t, fake, nil)
+	t.Cleanup(func() { st.Close() })
+	_, err := st.Get(t.Context(), "k")
+	var re *gemalto.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != http.StatusUnauthorized || keystore.IsUnreachable(err) {
+		t.Fatalf("Get with a wrong token = %v, want a 401 ResponseError", err)
+	}
+	checkNoSecrets(t, fake, err.Error())
+}
+
+func eventually(t *testing.T, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestRealService runs the conformance suite against a real KeySecure /
+// CipherTrust Manager when KES_TEST_GEMALTO_ENDPOINT and
+// KES_TEST_GEMALTO_TOKEN are set (KES_TEST_GEMALTO_DOMAIN and
+// KES_TEST_GEMALTO_CA optional). It creates and deletes secrets named
+// kes-test-*.
+func TestRealService(t *testing.T) {
+	endpoint, token := os.Getenv("KES_TEST_GEMALTO_ENDPOINT"), os.Getenv("KES_TEST_GEMALTO_TOKEN")
+	if endpoint == "" || token == "" {
+		t.Skip("KES_TEST_GEMALTO_ENDPOINT and KES_TEST_GEMALTO_TOKEN are not set")
+	}
+	conf := &gemalto.Config{Endpoint: endpoint, Credentials: gemalto.Credentials{Token: keystore.NewSecret(token), Domain: os.Getenv("KES_TEST_GEMALTO_DOMAIN")}}
+	conf.TLS.CA = os.Getenv("KES_TEST_GEMALTO_CA")
+	st, err := conf.Connect(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	name := fmt.Sprintf("kes-test-%d", time.Now().UnixNano())
+	if err := st.Create(t.Context(), name, []byte("value")); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Delete(context.Background(), name)
+	if err := st.Create(t.Context(), name, []byte("value")); !errors.Is(err, keystore.ErrExists) {
+		t.Errorf("second Create = %v, want %v", err, keystore.ErrExists)
+	}
+	if v, err := st.Get(t.Context(), name); err != nil || string(v) != "value" {
+		t.Errorf("Get = %q, %v", v, err)
+	}
+	names, _, err := st.List(t.Context(), name, 0)
+	if err != nil || len(names) != 1 || names[0] != name {
+		t.Errorf("List = %q, %v", names, err)
+	}
+	if err := st.Delete(t.Context(), name); err != nil {
+		t.Error(err)
+	}
+	if _, err := st.Get(t.Context(), name); !errors.Is(err, keystore.ErrNotFound) {
+		t.Errorf("Get after Delete = %v, want %v", err, keystore.ErrNotFound)
+	}
+}
