@@ -89,14 +89,19 @@ func TestErrorStream(t *testing.T) {
 	lines := openStream(t, e, "/v1/log/error")
 	do(t, e.client(t, e.admin), "POST", e.url("/v1/key/create/k"), "").wantEmpty(t)
 	do(t, e.client(t, e.admin), "POST", e.url("/v1/key/decrypt/k"), "{").want(t, 400)
-	line := waitLine(t, lines, func(l string) bool { return strings.Contains(l, "level=ERROR") })
+	// A malformed body is the client's mistake: DEBUG, not ERROR, with
+	// the request attributes under req (as upstream: req.path=...).
+	line := waitLine(t, lines, func(l string) bool { return strings.Contains(l, "invalid request body") })
 	var ev api.ErrorEvent
 	if err := json.Unmarshal([]byte(line), &ev); err != nil {
 		t.Fatalf("decode %q: %v", line, err)
 	}
-	if strings.Contains(ev.Message, "\n") || !strings.Contains(ev.Message, "path=/v1/key/decrypt/k") ||
-		!strings.Contains(ev.Message, "identity="+e.admin.Identity()) {
+	if strings.Contains(ev.Message, "\n") || !strings.Contains(ev.Message, "level=DEBUG") ||
+		!strings.Contains(ev.Message, "req.method=POST req.path=/v1/key/decrypt/k req.ip=127.0.0.1 req.identity="+e.admin.Identity()) {
 		t.Errorf("error event = %q", ev.Message)
+	}
+	if strings.Contains(e.errLog.String(), "level=ERROR") {
+		t.Errorf("a client's malformed body was logged at ERROR:\n%s", e.errLog)
 	}
 }
 

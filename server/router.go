@@ -382,7 +382,10 @@ func (rq *request) writeBytes(key string, value []byte) {
 // cannot; the cause is logged.
 func (rq *request) decode(v any, invalid kes.Error) bool {
 	if err := api.DecodeJSON(rq.r.Body, v); err != nil {
-		rq.logError(err)
+		// A client's mistake (malformed JSON, bad base64, a body over the
+		// limit), not a server failure: ERROR is for those
+		// (docs/monitoring.md, "Error log").
+		rq.logDebug("invalid request body: " + err.Error())
 		rq.reject(invalid)
 		return false
 	}
@@ -405,21 +408,24 @@ func (rq *request) log(level slog.Level, msg string) {
 	st.log.LogAttrs(rq.ctx, level, msg, requestAttrs(rq.r, rq)...)
 }
 
-// Attribute keys of error-log records.
+// Attribute keys of error-log records: a group req with method, path, ip
+// and identity, written "req.method=POST req.path=..." by the text
+// handler, as by the original server (docs/monitoring.md, "Error log").
 const (
+	attrRequest  = "req"
 	attrMethod   = "method"
 	attrPath     = "path"
-	attrIdentity = "identity"
 	attrIP       = "ip"
+	attrIdentity = "identity"
 )
 
 func requestAttrs(r *http.Request, rq *request) []slog.Attr {
-	return []slog.Attr{
+	return []slog.Attr{slog.Group(attrRequest,
 		slog.String(attrMethod, r.Method),
 		slog.String(attrPath, r.URL.Path),
-		slog.String(attrIdentity, rq.identity),
 		slog.String(attrIP, remoteIP(r.RemoteAddr)),
-	}
+		slog.String(attrIdentity, rq.identity),
+	)}
 }
 
 // remoteIP returns the IP of a RemoteAddr "ip:port" (or addr itself).
