@@ -8,4 +8,4 @@ import (
 )
 
 // The azure package does not register itself, like vault.
-func init() { keystore.Register(azure.Kind, azure.NewConfig) }
+func init() { keystore.Register("azure.keyvault", azure.NewConfig) }

@@ -7,4 +7,4 @@ import (
 	"github.com/openkes/openkes/keystore/entrust"
 )
 
-func init() { keystore.Register(entrust.Kind, entrust.NewConfig) }
+func init() { keystore.Register("entrust.keycontrol", entrust.NewConfig) }

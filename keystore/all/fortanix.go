@@ -7,4 +7,4 @@ import (
 	"github.com/openkes/openkes/keystore/fortanix"
 )
 
-func init() { keystore.Register(fortanix.Kind, fortanix.NewConfig) }
+func init() { keystore.Register("fortanix.sdkms", fortanix.NewConfig) }

@@ -7,4 +7,4 @@ import (
 	"github.com/openkes/openkes/keystore/gemalto"
 )
 
-func init() { keystore.Register(gemalto.Kind, gemalto.NewConfig) }
+func init() { keystore.Register("gemalto.keysecure", gemalto.NewConfig) }
