@@ -1,63 +1,18 @@
 // Package etcd implements a [keystore.Store] in an [etcd] cluster, so that
 // any number of stateless KES servers can share their keys.
 //
-// # Layout
+// Each key is one etcd key, "<prefix>/<name>", holding the same serialised
+// key every other store holds. Create is a transaction on the key's create
+// revision, so of two servers racing to create a key exactly one wins;
+// reads are linearizable, and [Store.Watch] lets a server's key cache drop
+// keys changed through another server (see [keystore.Watcher]). Connecting
+// never waits for the cluster; every operation is bounded by
+// [Config.Timeout], and one that finds no member or no quorum returns an
+// error wrapping *[keystore.UnreachableError] (it may still take effect
+// later: etcd keeps a proposal that reached a member).
 //
-// Each key is one etcd key, "<prefix><name>", whose value is the stored
-// value byte for byte: the same serialised key every other store holds.
-// The prefix is [Config.Prefix] with a '/' appended if it does not end
-// in one, so that the prefixes "kes" and "kes2" do not overlap: "kes"
-// stores the key "my-key" as "kes/my-key". An empty prefix stores keys
-// at the root of the key space; List then lists every key of the
-// cluster, so a dedicated prefix is recommended. Two deployments must not
-// use prefixes where one starts with the other.
-//
-// # Consistency
-//
-// Create is one transaction that puts the value only if the key has never
-// been created (its create revision is 0), so of two servers racing to
-// create a key exactly one succeeds and the other gets
-// [keystore.ErrExists]. Reads are linearizable: a key deleted through one
-// server is never read back from a lagging member by another. Every
-// request requires the member it reaches to have a leader, so a member cut
-// off from the quorum answers at once and the request moves on to another
-// member instead of waiting.
-//
-// [Store.Watch] follows the changes below the prefix, so that a server's
-// key cache can drop a key deleted or replaced through another server at
-// once (see [keystore.Watcher]).
-//
-// # Outages
-//
-// Connecting never waits for the cluster: a cluster that is down when the
-// server starts is connected to when it comes up, and so is a cluster
-// that goes away later. Every operation is bounded by [Config.Timeout];
-// while members fail, requests are retried on the others until then. An
-// operation that fails because no member can be reached, or because the
-// cluster has no quorum, returns an error wrapping
-// *[keystore.UnreachableError]. Such an operation may still take effect
-// later: etcd keeps a proposal that reached a member. Authentication and
-// permission errors are permanent errors, not outages.
-//
-// # Configuration
-//
-// The config section "etcd" ([Config]) is registered with
-// [keystore.Register] by keystore/all:
-//
-//	keystore:
-//	  etcd:
-//	    endpoints:
-//	    - https://etcd-0:2379
-//	    - https://etcd-1:2379
-//	    - https://etcd-2:2379
-//	    prefix: kes
-//	    username: kes          # optional, with password
-//	    password: ${ETCD_PASSWORD}
-//	    tls:
-//	      ca: ./etcd-ca.pem    # file or directory; default: system roots
-//	      cert: ./client.pem   # optional client certificate
-//	      key: ./client.key
-//	    timeout: 10s           # per operation; default 10s
+// The settings of keystore.etcd ([Config]) are described in
+// docs/config.md#keystoreetcd.
 //
 // [etcd]: https://etcd.io
 package etcd

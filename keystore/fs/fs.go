@@ -1,37 +1,17 @@
 // Package fs implements a [keystore.Store] that keeps each key in a file of
 // one directory, with the on-disk layout of the original KES server, so a
-// directory written by either server can be used by the other.
-//
-// # Layout
-//
-// One regular file per key, named exactly like the key, mode 0600, holding
-// the stored value byte for byte (no trailing newline). Nothing else is
-// stored: no index, no lock file.
-//
-// # Crash safety
+// directory written by either server can be used by the other: one regular
+// file per key, named exactly like the key, mode 0600, holding the stored
+// value byte for byte.
 //
 // Create writes the value to a temporary file in the same directory (its
-// name starts with '.', which no key name can), syncs it and then
-// hard-links it to the key's name. link(2) fails if the name exists, which
-// makes Create an atomic create-if-absent, and a crash can never leave a
-// partly written file under a key's name. A crash may leave a temporary
-// file behind; it is ignored by List and never blocks a Create.
+// name starts with '.', which no key name can), syncs it and hard-links it
+// to the key's name. link(2) fails if the name exists, which makes Create
+// an atomic create-if-absent, and a crash never leaves a partly written
+// file under a key's name; a leftover temporary file is ignored.
 //
-// # Configuration
-//
-// The config section "fs" ([Config]) is registered with
-// [keystore.Register] by keystore/all:
-//
-//	keystore:
-//	  fs:
-//	    path: ./keys
-//	    seal:                 # optional, see package keystore/seal
-//	      kek_file: ./kek
-//
-// With a seal section every value is encrypted with a key-encryption key
-// before it is written, so the files reveal no key material; files
-// written without a seal are refused until they are resealed (see
-// package keystore/seal).
+// The settings of keystore.fs ([Config]), with its optional seal section
+// (package keystore/seal), are described in docs/config.md#keystorefs.
 package fs
 
 import (

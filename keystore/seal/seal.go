@@ -3,56 +3,19 @@
 // themselves (a directory, etcd). A copy of the directory or of the etcd
 // data then reveals no key material.
 //
-// # Configuration
-//
-// The fs and etcd stores take an optional "seal" section:
-//
-//	keystore:
-//	  etcd:
-//	    endpoints: [https://etcd-1:2379]
-//	    seal:
-//	      kek_file: /etc/kes/kek          # 32 random bytes, raw, hex or base64
-//	      old_kek_files: [/etc/kes/kek.1] # still unseal, never seal
-//	      allow_unsealed: false           # true: read unsealed values (migration only)
-//
-// or, with a KEK kept in a KMS, such as a Vault transit key (the Vault
-// connection settings are those of keystore.vault):
-//
-//	seal:
-//	  vault:
-//	    endpoint: https://vault:8200
-//	    approle: {id: ..., secret: ...}
-//	    transit: {engine: transit, key: kes-kek}
+// A sealed value is "kes:sealed:v1:<kek-id>:<payload>": the KEK's ID, and
+// the value encrypted with the key name bound in, so that a value copied
+// to another name does not unseal. A sealed store refuses values that are
+// not sealed ([*UnsealedError]), because whoever can write to the store
+// could otherwise plant a key; [AllowUnsealed] and seal.allow_unsealed
+// relax that for the time of a migration (kes migrate --force).
 //
 // This package knows no KMS itself: a KMS that can hold a KEK implements
-// [KEKConfig] in its own package and is registered with [RegisterKEK]
-// from keystore/all (keystore/vault for seal.vault), so that a binary
-// built without the KMS has none of its code.
+// [KEKConfig] in its own package and is registered with [RegisterKEK] from
+// keystore/all, so a binary built without the KMS has none of its code.
 //
-// # Format
-//
-// A sealed value is the text
-//
-//	kes:sealed:v1:<kek-id>:<payload>
-//
-// where <kek-id> names the KEK that sealed it ("local-" and 16 hex digits
-// of a hash of a local KEK, or "vault-transit.<engine>.<key>") and the
-// payload is, for a local KEK, base64(nonce ‖ AES-256-GCM ciphertext) with
-// the key name as associated data, and for Vault the transit ciphertext of
-// the key name and value. Binding the name means a value copied to
-// another name does not unseal.
-//
-// # Unsealed values
-//
-// A sealed store refuses values that are not sealed, with an
-// [*UnsealedError] naming the key: whoever can write to the directory or
-// to etcd could otherwise plant a key of their choosing, and the server
-// would encrypt new data with it. Values written before the seal section
-// was added are resealed with `kes migrate --force` (see
-// docs/production.md). For the time of a migration they can be read
-// anyway, each read logged at WARN: for every read of a server with
-// seal.allow_unsealed, or for the reads made with a context from
-// [AllowUnsealed] (kes migrate).
+// The seal section is described in docs/config.md#seal; migrating a store
+// in docs/production.md#sealing-keys-at-rest-etcd-and-fs.
 package seal
 
 import (

@@ -1,116 +1,20 @@
 // Package vault implements a [keystore.Store] on the K/V secrets engine
 // of HashiCorp Vault (or OpenBao), with the entry layout of the original
 // KES server, so that a Vault written by either server can be used by the
-// other.
+// other. [KEKConfig] is also a seal KEK kept in Vault's transit engine
+// (see package keystore/seal).
 //
-// # Layout
+// The package speaks Vault's HTTP API with net/http instead of using
+// github.com/hashicorp/vault/api: the original's token bugs came from
+// mixing its own renewal with the SDK's client state, and owning the few
+// requests KES needs keeps every retry, timeout and token swap explicit
+// and testable. The tests run against keystore/vault/vaulttest, a fake of
+// Vault's published API, and against a real server when the
+// KES_TEST_VAULT_* variables of harness_test.go are set.
 //
-// A key named <name> is one K/V entry whose data has exactly one field,
-// named like the key, holding the stored value (or its transit
-// ciphertext):
-//
-//   - K/V version 1: entry <engine>/<prefix>/<name> with data
-//     {"<name>": "<value>"}; written with PUT, deleted with DELETE.
-//   - K/V version 2: written with PUT <engine>/data/<prefix>/<name> and
-//     {"options":{"cas":0},"data":{"<name>":"<value>"}}; read as version
-//     1 (?version=1); deleted with all versions and metadata through
-//     DELETE <engine>/metadata/<prefix>/<name>. A version 1 deleted or
-//     destroyed by someone else reads as a missing key.
-//   - With transit, the stored value is the ciphertext
-//     "vault:v<N>:..." of POST <transit>/encrypt/<key>; on reading, such
-//     a value is decrypted with <transit>/decrypt/<key>. Values without
-//     that prefix are returned unchanged, so transit can be turned on
-//     for an existing store.
-//   - List is a LIST (sent as GET ?list=true, like Vault's own client)
-//     of <engine>/<prefix>/ (v1) or <engine>/metadata/<prefix>/ (v2);
-//     sub-folders are skipped and an empty or missing folder (404) is an
-//     empty list.
-//
-// # Creating keys
-//
-// Create reads the location first: an existing entry with the key's
-// field is [keystore.ErrExists], an entry without it is an error (it was
-// not written by KES). On K/V v2 the write uses check-and-set 0, so of
-// concurrent Creates exactly one wins and the others get ErrExists, also
-// across servers. K/V v1 has no check-and-set: Creates are serialised
-// per name inside one Store, but two KES servers creating the same name
-// at the same moment can both succeed, the later write replacing the
-// earlier key. Use K/V v2 when several servers create keys.
-//
-// Delete reads first too, because Vault answers 204 for a path that does
-// not exist: a missing key is [keystore.ErrNotFound].
-//
-// # Tokens
-//
-// The [Client] logs in with AppRole or Kubernetes (the service account
-// JWT file is read at every login) and renews its token after two thirds
-// of each lease, with up to 3 tries (none after a 4xx answer). When the
-// token cannot be renewed (renewal failed, the token is not renewable or
-// has reached its maximum TTL) it logs in again while the old token
-// stays in use; the new token replaces it after a short delay (at most
-// 3 s, at most half the old token's remaining lifetime), so that it has
-// reached every Vault node. A request whose token Vault rejects (revoked,
-// expired early) logs in again and is repeated, so an unexpected token
-// loss costs no failed request. Failed logins back off exponentially
-// with jitter up to 30 s; meanwhile requests fail at once with the last
-// login error. Tokens without expiry are not renewed. Nothing is renewed
-// while Vault is sealed. No token, secret ID or JWT is ever logged or
-// part of an error.
-//
-// # Health
-//
-// Every status.ping (default 10 s; every second while Vault is sealed or
-// unreachable) the client asks sys/health, without namespace header.
-// While Vault is sealed or not initialised, Create, Get, Delete and List
-// fail at once, without asking Vault, with an error wrapping
-// *[keystore.UnreachableError] ("vault: key store is sealed"); a request
-// answered with 503 "Vault is sealed" has the same effect. Status asks
-// sys/health itself and reports sealed, uninitialised and unreachable
-// Vaults as UnreachableError (504 on /v1/ready). Every HTTP request is
-// bounded by a timeout (15 s), so no operation hangs.
-//
-// # Why not Vault's Go SDK
-//
-// The package speaks Vault's HTTP API with net/http and encoding/json
-// instead of using github.com/hashicorp/vault/api. The original's token
-// handling bugs came from mixing its own renewal with the SDK's client
-// state (tokens set on a shared client, SDK retries that hide outages
-// behind minutes of waiting); owning the few requests that KES needs
-// keeps every request, retry, timeout and token swap explicit and
-// testable, and keeps a large dependency tree out of the server.
-//
-// # Testing
-//
-// The tests run against keystore/vault/vaulttest, a fake that follows Vault's
-// published HTTP API, and also against a real Vault or OpenBao server
-// when KES_TEST_VAULT_ADDR and the other KES_TEST_VAULT_* variables
-// described in harness_test.go are set. Nothing in this package knows
-// the fake.
-//
-// # Configuration
-//
-// The config section "vault" ([Config]) is registered with
-// [keystore.Register] by keystore/all, which also registers [KEKConfig]
-// as the seal.vault KEK of the fs and etcd stores (see package
-// keystore/seal):
-//
-//	keystore:
-//	  vault:
-//	    endpoint: https://vault:8200
-//	    engine: kv          # K/V mount, default kv
-//	    version: v2         # v1 (default) or v2
-//	    namespace: ns1      # optional
-//	    prefix: kes         # optional folder
-//	    transit:            # optional
-//	      engine: transit
-//	      key: kes
-//	    approle:
-//	      id: <role ID>
-//	      secret: <secret ID>
-//	    tls:
-//	      ca: ./vault-ca.pem
-//	    status:
-//	      ping: 10s
+// The settings of keystore.vault ([Config]) and how the store uses Vault
+// (layout, concurrent creates, tokens, health) are described in
+// docs/config.md#keystorevault.
 package vault
 
 import (
