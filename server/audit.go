@@ -12,7 +12,7 @@ import (
 // (403, 405, 400 bodies, 413-size bodies answered with 400), unknown
 // paths (404), redirects to the clean path (301), panics (500), and log
 // streams when they end. This extends upstream, which audits only key
-// creation, import and deletion (spec 9.1, decision 11). Identity and
+// creation, import and deletion (docs/monitoring.md#audit-log). Identity and
 // Policy are those of the client certificate even on routes that do not
 // authenticate (/version) and on requests answered before
 // authentication. No record is made for what never becomes a request:

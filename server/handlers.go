@@ -14,11 +14,11 @@ import (
 	"github.com/openkes/openkes/kes"
 )
 
-// The handlers of spec 3.2 to 3.22. Each one writes exactly one response
+// The handlers of the routes (docs/api.md#routes). Each one writes exactly one response
 // through the methods of rq (see request). None of them logs on the
 // success path.
 
-// 3.2 GET /version
+// GET /version (docs/api.md#version)
 func (s *Server) handleVersion(rq *request) {
 	v, c, ok := buildVersion()
 	if !ok {
@@ -28,7 +28,7 @@ func (s *Server) handleVersion(rq *request) {
 	rq.json(&api.VersionResponse{Version: v, Commit: c})
 }
 
-// 3.3 GET /v1/ready
+// GET /v1/ready (docs/api.md#ready)
 func (s *Server) handleReady(rq *request) {
 	_, err := rq.st.cache.Status(rq.ctx)
 	if err == nil {
@@ -42,7 +42,7 @@ func (s *Server) handleReady(rq *request) {
 	rq.reject(e)
 }
 
-// 3.4 GET /v1/status
+// GET /v1/status (docs/api.md#status)
 func (s *Server) handleStatus(rq *request) {
 	v, _, ok := buildVersion()
 	if !ok {
@@ -70,7 +70,7 @@ func (s *Server) handleStatus(rq *request) {
 	rq.json(&resp)
 }
 
-// 3.5 GET /v1/metrics
+// GET /v1/metrics (docs/api.md#metrics)
 func (s *Server) handleMetrics(rq *request) {
 	if err := s.metrics.write(rq.w, rq.r); err != nil {
 		rq.logError(err)
@@ -78,7 +78,7 @@ func (s *Server) handleMetrics(rq *request) {
 	rq.status = http.StatusOK
 }
 
-// 3.6 GET /v1/api
+// GET /v1/api (docs/api.md#routes)
 func (s *Server) handleAPI(rq *request) {
 	routes := make([]api.RouteResponse, len(rq.st.routes))
 	for i := range rq.st.routes {
@@ -130,7 +130,7 @@ func (rq *request) storeKey(name string, v crypto.KeyVersion, err error) {
 	rq.message = "secret key '" + name + "' created"
 }
 
-// 3.7 PUT|POST /v1/key/create/<name>
+// PUT|POST /v1/key/create/<name> (docs/api.md#key-create)
 func (s *Server) handleCreateKey(rq *request) {
 	name, ok := rq.keyName()
 	if !ok {
@@ -141,7 +141,7 @@ func (s *Server) handleCreateKey(rq *request) {
 	rq.storeKey(name, v, err)
 }
 
-// 3.8 PUT|POST /v1/key/import/<name>
+// PUT|POST /v1/key/import/<name> (docs/api.md#key-import)
 func (s *Server) handleImportKey(rq *request) {
 	name, ok := rq.keyName()
 	if !ok {
@@ -167,7 +167,7 @@ func (s *Server) handleImportKey(rq *request) {
 	rq.storeKey(name, v, err)
 }
 
-// 3.9 GET /v1/key/describe/<name>
+// GET /v1/key/describe/<name> (docs/api.md#key-describe)
 func (s *Server) handleDescribeKey(rq *request) {
 	name, ok := rq.keyName()
 	if !ok {
@@ -195,7 +195,7 @@ func (rq *request) listPrefix() (string, bool) {
 	return strings.TrimSuffix(rq.resource, "*"), true
 }
 
-// 3.10 GET /v1/key/list/<pattern>: every matching name in one response.
+// GET /v1/key/list/<pattern>: every matching name in one response. (docs/api.md#key-list)
 func (s *Server) handleListKeys(rq *request) {
 	prefix, ok := rq.listPrefix()
 	if !ok {
@@ -212,7 +212,7 @@ func (s *Server) handleListKeys(rq *request) {
 	rq.json(&api.ListKeysResponse{Names: names})
 }
 
-// 3.11 DELETE /v1/key/delete/<name>
+// DELETE /v1/key/delete/<name> (docs/api.md#key-delete)
 func (s *Server) handleDeleteKey(rq *request) {
 	name, ok := rq.keyName()
 	if !ok {
@@ -253,7 +253,7 @@ func (rq *request) answer(field string, out []byte, err error) {
 	clear(out)
 }
 
-// 3.12 PUT|POST /v1/key/generate/<name>
+// PUT|POST /v1/key/generate/<name> (docs/api.md#key-generate)
 func (s *Server) handleGenerateKey(rq *request) {
 	req := &rq.body.generate
 	v, ok := rq.cryptoKey(req, true)
@@ -276,7 +276,7 @@ func (s *Server) handleGenerateKey(rq *request) {
 	api.WriteBytes2(rq.w, "plaintext", plaintext[:], "ciphertext", ciphertext)
 }
 
-// 3.13 PUT|POST /v1/key/encrypt/<name>
+// PUT|POST /v1/key/encrypt/<name> (docs/api.md#key-encrypt)
 func (s *Server) handleEncrypt(rq *request) {
 	req := &rq.body.encrypt
 	defer func() { clear(req.Plaintext) }()
@@ -286,7 +286,7 @@ func (s *Server) handleEncrypt(rq *request) {
 	}
 }
 
-// 3.14 PUT|POST /v1/key/decrypt/<name>
+// PUT|POST /v1/key/decrypt/<name> (docs/api.md#key-decrypt)
 func (s *Server) handleDecrypt(rq *request) {
 	req := &rq.body.decrypt
 	if v, ok := rq.cryptoKey(req, false); ok {
@@ -295,7 +295,7 @@ func (s *Server) handleDecrypt(rq *request) {
 	}
 }
 
-// 3.15 PUT|POST /v1/key/hmac/<name>
+// PUT|POST /v1/key/hmac/<name> (docs/api.md#key-hmac)
 func (s *Server) handleHMAC(rq *request) {
 	req := &rq.body.hmac
 	if v, ok := rq.cryptoKey(req, false); ok {
@@ -319,14 +319,14 @@ func (rq *request) policyEntry() (*policyEntry, bool) {
 	return p, true
 }
 
-// 3.16 GET /v1/policy/describe/<name>
+// GET /v1/policy/describe/<name> (docs/api.md#policy-describe)
 func (s *Server) handleDescribePolicy(rq *request) {
 	if p, ok := rq.policyEntry(); ok {
 		rq.json(&api.DescribePolicyResponse{Name: p.name, CreatedAt: s.started, CreatedBy: rq.st.conf.Admin})
 	}
 }
 
-// 3.17 GET /v1/policy/read/<name>
+// GET /v1/policy/read/<name> (docs/api.md#policy-read)
 func (s *Server) handleReadPolicy(rq *request) {
 	if p, ok := rq.policyEntry(); ok {
 		rq.json(&api.ReadPolicyResponse{
@@ -351,14 +351,14 @@ func filterPrefix(names []string, prefix string) []string {
 	return out
 }
 
-// 3.18 GET /v1/policy/list/<pattern>
+// GET /v1/policy/list/<pattern> (docs/api.md#policy-list)
 func (s *Server) handleListPolicies(rq *request) {
 	if prefix, ok := rq.listPrefix(); ok {
 		rq.json(&api.ListPoliciesResponse{Names: filterPrefix(rq.st.polNames, prefix)})
 	}
 }
 
-// 3.19 GET /v1/identity/describe/<identity>
+// GET /v1/identity/describe/<identity> (docs/api.md#identity-describe)
 func (s *Server) handleDescribeIdentity(rq *request) {
 	id := rq.resource
 	if !api.ValidName(id) {
@@ -382,14 +382,14 @@ func (s *Server) handleDescribeIdentity(rq *request) {
 	})
 }
 
-// 3.20 GET /v1/identity/list/<pattern>
+// GET /v1/identity/list/<pattern> (docs/api.md#identity-list)
 func (s *Server) handleListIdentities(rq *request) {
 	if prefix, ok := rq.listPrefix(); ok {
 		rq.json(&api.ListIdentitiesResponse{Identities: filterPrefix(rq.st.idNames, prefix)})
 	}
 }
 
-// 3.21 GET /v1/identity/self/describe (fixed, spec 14.1)
+// GET /v1/identity/self/describe (fixed) (docs/api.md#identity-self-describe)
 func (s *Server) handleSelfDescribe(rq *request) {
 	st := rq.st
 	id := rq.identity
@@ -413,12 +413,12 @@ func (s *Server) handleSelfDescribe(rq *request) {
 	})
 }
 
-// 3.22 GET /v1/log/error
+// GET /v1/log/error (docs/api.md#log-streams)
 func (s *Server) handleErrorLog(rq *request) {
 	s.stream(rq, s.errorHub)
 }
 
-// 3.22 GET /v1/log/audit
+// GET /v1/log/audit (docs/api.md#log-streams)
 func (s *Server) handleAuditLog(rq *request) {
 	s.stream(rq, s.auditHub)
 }

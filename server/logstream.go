@@ -95,7 +95,7 @@ func (h *hub) publish(line []byte) {
 	h.mu.Unlock()
 }
 
-// stream serves a log stream (spec 3.22, fixed): NDJSON events, flushed
+// stream serves a log stream (docs/api.md#log-streams): NDJSON events, flushed
 // one by one, until the client leaves or the server shuts down.
 func (s *Server) stream(rq *request, h *hub) {
 	ctx, w, r := rq.ctx, rq.w, rq.r

@@ -19,7 +19,7 @@ import (
 )
 
 // metrics is the private Prometheus registry of a Server: exactly the
-// families of spec 9.3, plus the OpenKES families of extMetrics.
+// families of docs/monitoring.md#upstream-kes-metrics, plus the OpenKES families of extMetrics.
 type metrics struct {
 	reg *prometheus.Registry
 
@@ -107,7 +107,7 @@ func (m *metrics) count(status int) {
 }
 
 // acceptedFormats are the exposition formats /v1/metrics offers, in
-// order of preference (spec 3.5: no OpenMetrics).
+// order of preference (no OpenMetrics, see docs/api.md#metrics).
 var acceptedFormats = expfmt.DefaultAcceptedFormats()
 
 // write gathers the registry and writes it in the format negotiated from
@@ -179,7 +179,7 @@ func (c *systemCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.stackUsed, float64(mem.StackSys))
 }
 
-// OpenKES families beyond spec 9.3. kms-go's Client.Metrics rejects any
+// OpenKES families beyond the upstream ones (docs/monitoring.md#openkes-metrics). kms-go's Client.Metrics rejects any
 // family other than the three kes_http_request_* counters that does not
 // hold exactly one sample, so none of them has labels: a dimension such
 // as the key-store operation or the failure reason is part of the family

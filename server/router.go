@@ -139,8 +139,8 @@ func (rq *request) releaseState() {
 	}
 }
 
-// ServeHTTP implements http.Handler: routing (spec 1.3), method check,
-// body limit, route timeout, authentication (spec 2), the handler, metrics
+// ServeHTTP implements http.Handler: routing (docs/api.md#routing), method check,
+// body limit, route timeout, authentication (docs/api.md#authorization), the handler, metrics
 // and audit.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rq := requestPool.Get().(*request)
@@ -247,7 +247,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serveCounted(rq)
 }
 
-// serveCounted runs the handler of an instrumented route (spec 9.3).
+// serveCounted runs the handler of an instrumented route (docs/monitoring.md#upstream-kes-metrics).
 func (s *Server) serveCounted(rq *request) {
 	m := s.metrics
 	m.active.Inc()

@@ -13,7 +13,7 @@ type VersionResponse struct {
 }
 
 // StatusResponse is the body of GET /v1/status. There is deliberately no
-// keystore_unavailable field (spec 3.4).
+// keystore_unavailable field (docs/api.md#status).
 type StatusResponse struct {
 	Version             string `json:"version"`
 	OS                  string `json:"os"`

@@ -102,7 +102,7 @@ func (SecretKey) LogValue() slog.Value { return slog.StringValue(redacted) }
 // accident. It has a value receiver so that it also covers *SecretKey.
 func (SecretKey) MarshalJSON() ([]byte, error) { return nil, errMarshalSecret }
 
-// Encrypt returns Seal(plaintext, ad) || iv[16] || nonce[12] (spec §7.4).
+// Encrypt returns Seal(plaintext, ad) || iv[16] || nonce[12] (docs/api.md#ciphertexts).
 // rand defaults to crypto/rand when nil.
 //
 // The result has len(plaintext)+[Overhead] bytes. Encrypt returns an error
@@ -133,7 +133,7 @@ func (k *SecretKey) Encrypt(plaintext, associatedData []byte, rand io.Reader) ([
 }
 
 // Decrypt accepts the raw, legacy JSON and legacy MessagePack ciphertext
-// formats (spec §7.5). Any failure is ErrDecrypt.
+// formats (docs/api.md#ciphertexts). Any failure is ErrDecrypt.
 //
 // The only other error is for a zero-value key, which is a programming
 // error rather than a bad ciphertext. associatedData must be the one used to

@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 )
 
-// KeyVersion is what KES stores per key name (spec §6, §7.1).
+// KeyVersion is what KES stores per key name (docs/api.md#stored-keys).
 //
 // It prints with its keys redacted, logs through slog without them and
 // cannot be encoded as JSON (see [KeyVersion.MarshalJSON]); its stored form
@@ -68,7 +68,7 @@ func (v *KeyVersion) HMAC(msg []byte) ([]byte, error) {
 	return v.HMACKey.sum(make([]byte, 0, 32), msg), nil
 }
 
-// MarshalText encodes v as base64(protobuf) (spec §7.1). Requires an HMAC key.
+// MarshalText encodes v as base64(protobuf) (docs/api.md#stored-keys). Requires an HMAC key.
 //
 // The output is byte for byte what the original server writes: standard
 // padded base64 of the proto3 encoding, fields in number order, defaults

@@ -132,7 +132,7 @@ func (s *Store) String() string { return "Filesystem: " + s.dir }
 // validName reports whether name can be used as a file name in the
 // directory: not empty, no path separators, and no '.' at all, so no name
 // can be ".", "..", a temporary file or something with an extension.
-// Server-side name rules (spec 3.0) are stricter; this is defence in depth
+// Server-side name rules (docs/api.md#names-and-patterns) are stricter; this is defence in depth
 // for callers that bypass the server (kes migrate, library users).
 func validName(name string) bool {
 	return name != "" && !strings.ContainsAny(name, "/\\.")

@@ -427,7 +427,7 @@ func (s *suite) testCreateConcurrent(t *testing.T) {
 	}
 }
 
-// testNames checks names the server accepts (spec 3.0), including one that
+// testNames checks names the server accepts (docs/api.md#names-and-patterns), including one that
 // uses the whole alphabet and has the maximum length of 80 bytes.
 func (s *suite) testNames(t *testing.T) {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
