@@ -25,16 +25,15 @@
 //
 // # Outages
 //
-// The cache probes the store's Status every ProbeInterval, and every
-// second while the store is marked offline, so that it notices the end of
-// an outage quickly. While a probe
-// fails, or since a store read failed with a *keystore.UnreachableError
-// and until the next successful probe, the store is marked offline:
-// [Cache.Status] then fails at once without asking the store and, if
-// Config.Offline is positive, the Any and Unused expiries are suspended
-// so that cached keys keep working during the outage, but for at most
-// Offline after the outage was detected (and then for at most Offline per
-// entry while it lasts).
+// The store is marked offline when a Status probe fails or a store read
+// fails with a *keystore.UnreachableError, and back online after the
+// next successful probe. Then:
+//
+//   - Probes run every ProbeInterval, and every second while offline.
+//   - While offline, [Cache.Status] fails at once without asking the store.
+//   - With Config.Offline > 0, the Any and Unused expiries pause while
+//     offline, so cached keys keep working, for at most Offline after the
+//     outage was detected (and at most Offline per entry while it lasts).
 //
 // # Metrics
 //
