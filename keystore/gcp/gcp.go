@@ -71,6 +71,9 @@ package gcp
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -178,6 +181,9 @@ func (s *Store) credentials(conf *Config) (*auth.Credentials, error) {
 	case !conf.CredentialsJSON.IsZero():
 		detect.CredentialsJSON = []byte(conf.CredentialsJSON.Reveal())
 	case conf.Credentials.isSet():
+		if err := checkPrivateKey(conf.Credentials.PrivateKey); err != nil {
+			return nil, err
+		}
 		b, err := conf.Credentials.serviceAccountJSON(s.projectID)
 		if err != nil {
 			return nil, fmt.Errorf("gcp: credentials: %w", err)
@@ -199,6 +205,29 @@ func (s *Store) credentials(conf *Config) (*auth.Credentials, error) {
 		QuotaProjectIDProvider: auth.CredentialsPropertyFunc(creds.QuotaProjectID),
 		ProjectIDProvider:      auth.CredentialsPropertyFunc(creds.ProjectID),
 	}), nil
+}
+
+// checkPrivateKey reports whether key is a PEM RSA private key (PKCS #8
+// or PKCS #1), as service account keys are, after turning literal "\n"
+// into newlines. The SDK parses it only at the first token request, which
+// would make a typo look like an outage. The error never holds the key.
+func checkPrivateKey(key keystore.Secret) error {
+	const msg = "gcp: credentials.private_key: not a PEM-encoded RSA private key"
+	b, _ := pem.Decode([]byte(strings.ReplaceAll(key.Reveal(), `\n`, "\n")))
+	if b == nil {
+		return errors.New(msg)
+	}
+	defer clear(b.Bytes)
+	if k, err := x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
+		if _, ok := k.(*rsa.PrivateKey); ok {
+			return nil
+		}
+		return errors.New(msg)
+	}
+	if _, err := x509.ParsePKCS1PrivateKey(b.Bytes); err == nil {
+		return nil
+	}
+	return errors.New(msg)
 }
 
 // String returns "GCP SecretManager: Project=<id>", the name shown in the
