@@ -47,9 +47,9 @@ type Config struct {
 	// the metadata server of GCE, GKE, Cloud Run, ...).
 	Credentials Credentials `yaml:"credentials"`
 
-	// CredentialsJSON, if set, is a credentials file in one of the
-	// formats of Google's SDKs (usually a service account key), used
-	// instead of Credentials and of Application Default Credentials. It
+	// CredentialsJSON, if set, is a service account's JSON key file,
+	// used instead of Credentials and of Application Default
+	// Credentials. It
 	// cannot be set from the config file; it is for programs that embed
 	// the store.
 	CredentialsJSON keystore.Secret `yaml:"-"`

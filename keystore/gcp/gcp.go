@@ -177,9 +177,10 @@ func (s *Store) credentials(conf *Config) (*auth.Credentials, error) {
 		Scopes: scopes,
 		Client: &http.Client{Timeout: s.timeout},
 	}
+	var keyFile []byte
 	switch {
 	case !conf.CredentialsJSON.IsZero():
-		detect.CredentialsJSON = []byte(conf.CredentialsJSON.Reveal())
+		keyFile = []byte(conf.CredentialsJSON.Reveal())
 	case conf.Credentials.isSet():
 		if err := checkPrivateKey(conf.Credentials.PrivateKey); err != nil {
 			return nil, err
@@ -188,15 +189,20 @@ func (s *Store) credentials(conf *Config) (*auth.Credentials, error) {
 		if err != nil {
 			return nil, fmt.Errorf("gcp: credentials: %w", err)
 		}
-		detect.CredentialsJSON = b
-		defer clear(b)
+		keyFile = b
 	}
-	creds, err := credentials.DetectDefault(detect)
-	if err != nil {
-		if conf.Credentials.isSet() || !conf.CredentialsJSON.IsZero() {
-			// Never show the SDK's error text for the synthesised key.
-			return nil, errors.New("gcp: credentials: invalid service account key (check credentials.private_key)")
+	var creds *auth.Credentials
+	var err error
+	if keyFile != nil {
+		// Only service account keys: other credential files can make the
+		// SDK run commands or fetch URLs they name.
+		creds, err = credentials.NewCredentialsFromJSON(credentials.ServiceAccount, keyFile, detect)
+		clear(keyFile)
+		if err != nil {
+			// Never show the SDK's error text, which may quote the key.
+			return nil, errors.New("gcp: credentials: invalid service account key")
 		}
+	} else if creds, err = credentials.DetectDefault(detect); err != nil {
 		return nil, fmt.Errorf("gcp: no credentials configured and no Application Default Credentials found: %w", err)
 	}
 	return auth.NewCredentials(&auth.CredentialsOptions{
