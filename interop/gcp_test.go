@@ -88,6 +88,9 @@ func (e *gcpEnv) checkNoSecrets(t *testing.T, srv *kesServer, extra ...string) {
 func TestGCPFixtures(t *testing.T) {
 	fx, files := readFixtures(t)
 	e := startGCP(t, time.Hour)
+	// The SDK would log every request and response, tokens and secret
+	// payloads included, to stderr: kes must not let it.
+	t.Setenv("GOOGLE_SDK_GO_LOGGING_LEVEL", "debug")
 	for name, data := range files {
 		e.sm.Put(name, data)
 		e.sm.Put(name, []byte("a later version, which the original ignores"))
@@ -170,7 +173,11 @@ func TestGCPFixtures(t *testing.T) {
 	if !strings.Contains(srv.Stdout.String(), "GCP SecretManager: Project="+e.sm.ProjectID()) {
 		t.Errorf("the banner does not name the key store:\n%s", srv.Stdout)
 	}
-	e.checkNoSecrets(t, srv)
+	var values []string
+	for _, data := range files {
+		values = append(values, string(data))
+	}
+	e.checkNoSecrets(t, srv, values...)
 }
 
 // TestGCPOutage runs the server with access tokens that live for 2 s and

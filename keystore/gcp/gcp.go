@@ -110,6 +110,10 @@ type Store struct {
 
 var _ keystore.Store = (*Store)(nil)
 
+// sdkLogger silences the SDK's own logging, which would show access
+// tokens and secret payloads.
+var sdkLogger = slog.New(slog.DiscardHandler)
+
 // castagnoli is the CRC32C table Secret Manager's checksums use.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -151,7 +155,10 @@ func New(ctx context.Context, conf *Config, log *slog.Logger, opts ...option.Cli
 	if err != nil {
 		return nil, err
 	}
-	clientOpts = append(clientOpts, option.WithAuthCredentials(creds))
+	// The SDK logs requests and responses, tokens and secret payloads
+	// included, when GOOGLE_SDK_GO_LOGGING_LEVEL is set; an explicit
+	// logger takes precedence over the variable.
+	clientOpts = append(clientOpts, option.WithAuthCredentials(creds), option.WithLogger(sdkLogger))
 	clientOpts = append(clientOpts, opts...)
 
 	// NewClient dials lazily: it does no network I/O.
@@ -176,6 +183,7 @@ func (s *Store) credentials(conf *Config) (*auth.Credentials, error) {
 	detect := &credentials.DetectOptions{
 		Scopes: scopes,
 		Client: &http.Client{Timeout: s.timeout},
+		Logger: sdkLogger, // see New
 	}
 	var keyFile []byte
 	switch {
