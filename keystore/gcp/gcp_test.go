@@ -323,10 +323,19 @@ func TestTokenEndpointDown(t *testing.T) {
 	ctx := t.Context()
 
 	ts.SetDown(true)
-	for range 3 {
-		if _, err := s.Get(ctx, "my-key"); !keystore.IsUnreachable(err) {
-			t.Errorf("Get without a token = %v, want an UnreachableError", err)
+	if _, err := s.Get(ctx, "my-key"); !keystore.IsUnreachable(err) {
+		t.Errorf("Get without a token = %v, want an UnreachableError", err)
+	}
+	// Failed token requests are not repeated for every call: after one
+	// failure the next calls fail at once until a backoff has passed.
+	before := ts.Requests()
+	for range 20 {
+		if err := s.Create(ctx, "other", []byte("v")); !keystore.IsUnreachable(err) {
+			t.Errorf("Create without a token = %v, want an UnreachableError", err)
 		}
+	}
+	if got := ts.Requests() - before; got > 2 {
+		t.Errorf("20 quick Creates sent %d token requests, want the backoff to hold them to at most 2", got)
 	}
 	if _, err := s.Status(ctx); !keystore.IsUnreachable(err) {
 		t.Errorf("Status without a token = %v, want an UnreachableError", err)

@@ -35,6 +35,7 @@ type TokenServer struct {
 	mu       sync.Mutex
 	accounts map[string]*ServiceAccount // by client_email
 	tokens   map[string]time.Time       // access token -> expiry
+	requests int
 	issued   int
 	refused  int
 	down     bool
@@ -119,6 +120,14 @@ func (ts *TokenServer) SetDown(down bool) {
 	ts.down = down
 }
 
+// Requests returns how many requests the endpoint has received,
+// including those it answered with an error.
+func (ts *TokenServer) Requests() int {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.requests
+}
+
 // Issued returns how many access tokens the endpoint has issued.
 func (ts *TokenServer) Issued() int {
 	ts.mu.Lock()
@@ -162,6 +171,7 @@ func tokenError(w http.ResponseWriter, code int, errCode, desc string) {
 
 func (ts *TokenServer) serveToken(w http.ResponseWriter, r *http.Request) {
 	ts.mu.Lock()
+	ts.requests++
 	down := ts.down
 	ts.mu.Unlock()
 	if down {
