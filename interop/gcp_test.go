@@ -1,11 +1,16 @@
 package interop
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +21,7 @@ import (
 
 	"github.com/minio/kms-go/kes"
 
+	"github.com/openkes/openkes/internal/testpki"
 	"github.com/openkes/openkes/keystore/gcp/gcptest"
 )
 
@@ -338,4 +344,106 @@ func TestExampleGCP(t *testing.T) {
 		t.Fatalf("secret minio-default = %d versions (exists %t), want 1", len(v), ok)
 	}
 	e.checkNoSecrets(t, srv)
+}
+
+// TestGCPConfigCredentials starts kes with the service account in the
+// config file, exactly as an upstream config has it (the private key with
+// literal \n sequences). Its key file names Google's token endpoint, so
+// the test runs kes with HTTPS_PROXY pointing at a proxy that answers
+// CONNECT oauth2.googleapis.com:443 with the fake token endpoint, under a
+// certificate for that name from a CA that SSL_CERT_FILE adds. (gRPC to
+// the fake on 127.0.0.1 does not use the proxy.)
+func TestGCPConfigCredentials(t *testing.T) {
+	_, files := readFixtures(t)
+	e := startGCP(t, 2*time.Second)
+	e.ts.AcceptAudience("https://oauth2.googleapis.com/token")
+	ca := testpki.NewCA(t)
+	googleCert := ca.Issue(t, testpki.Options{CommonName: "oauth2.googleapis.com", DNSNames: []string{"oauth2.googleapis.com"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	dir := t.TempDir()
+	writeFile(t, dir, "ca.pem", append(e.sm.CACertPEM(), ca.CertPEM()...))
+	t.Setenv("SSL_CERT_FILE", filepath.Join(dir, "ca.pem"))
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(dir, "missing.json")) // must not be used
+	t.Setenv("HTTPS_PROXY", "http://"+startTokenProxy(t, "oauth2.googleapis.com:443", googleCert.TLS, e.ts))
+	for name, data := range files {
+		e.sm.Put(name, data)
+	}
+
+	keyStore := fmt.Sprintf("  gcp:\n    secretmanager:\n      project_id: %s\n      endpoint: %s\n"+
+		"      credentials:\n        client_email: %s\n        client_id: \"%s\"\n        private_key_id: %s\n        private_key: '%s'\n",
+		e.sm.ProjectID(), e.sm.Addr(), e.sa.ClientEmail, e.sa.ClientID, e.sa.PrivateKeyID, strings.ReplaceAll(e.sa.PrivateKeyPEM, "\n", `\n`))
+	admin := newAPIKey(t)
+	srv := startServer(t, serverOptions{
+		Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
+		KeyStore: keyStore,
+	})
+	c := srv.apiKeyClient(t, admin)
+	ctx := t.Context()
+	names, _, err := c.ListKeys(ctx, "", 0)
+	if err != nil || len(names) != len(files) {
+		t.Fatalf("ListKeys = %q, %v; want the %d fixture keys", names, err, len(files))
+	}
+	for i := 0; i < 20 || e.ts.Issued() < 3; i++ {
+		if i > 400 {
+			t.Fatalf("only %d tokens issued in 30 s with 2 s tokens", e.ts.Issued())
+		}
+		if err := c.CreateKey(ctx, fmt.Sprintf("key-%03d", i)); err != nil {
+			t.Fatalf("CreateKey(key-%03d) with %d tokens issued: %v", i, e.ts.Issued(), err)
+		}
+		time.Sleep(75 * time.Millisecond)
+	}
+	if n := e.sm.Rejected(); n != 0 {
+		t.Errorf("Secret Manager rejected %d calls for their token, want 0", n)
+	}
+	if err := roundTrip(ctx, c, c, "key-000"); err != nil {
+		t.Error(err)
+	}
+	e.checkNoSecrets(t, srv)
+}
+
+// startTokenProxy starts an HTTP proxy that accepts only CONNECT to
+// target and serves h there over TLS with cert. It returns its address.
+func startTokenProxy(t *testing.T, target string, cert tls.Certificate, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	serve := func(conn net.Conn) {
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		if req.Method != http.MethodConnect || req.Host != target {
+			fmt.Fprint(conn, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+			return
+		}
+		fmt.Fprint(conn, "HTTP/1.1 200 Connection established\r\n\r\n")
+		tc := tls.Server(conn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		tr := bufio.NewReader(tc)
+		for {
+			req, err := http.ReadRequest(tr)
+			if err != nil {
+				return
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			body := rec.Body.Bytes()
+			fmt.Fprintf(tc, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
+				rec.Code, http.StatusText(rec.Code), rec.Header().Get("Content-Type"), len(body))
+			tc.Write(body)
+		}
+	}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serve(conn)
+		}
+	}()
+	return ln.Addr().String()
 }

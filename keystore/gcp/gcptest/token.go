@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,7 @@ type TokenServer struct {
 
 	lifetime time.Duration
 	srv      *httptest.Server
+	aud      []string // accepted audiences besides URL
 
 	mu       sync.Mutex
 	accounts map[string]*ServiceAccount // by client_email
@@ -64,7 +66,7 @@ func NewTokenServer(t testing.TB, lifetime time.Duration) *TokenServer {
 		accounts: map[string]*ServiceAccount{},
 		tokens:   map[string]time.Time{},
 	}
-	ts.srv = httptest.NewServer(http.HandlerFunc(ts.serveToken))
+	ts.srv = httptest.NewServer(ts)
 	ts.URL = ts.srv.URL + "/token"
 	t.Cleanup(ts.srv.Close)
 	return ts
@@ -169,7 +171,17 @@ func tokenError(w http.ResponseWriter, code int, errCode, desc string) {
 	json.NewEncoder(w).Encode(map[string]string{"error": errCode, "error_description": desc})
 }
 
-func (ts *TokenServer) serveToken(w http.ResponseWriter, r *http.Request) {
+// AcceptAudience makes the endpoint also accept assertions for the token
+// URL aud, for serving it under another name (such as Google's
+// https://oauth2.googleapis.com/token, through a proxy).
+func (ts *TokenServer) AcceptAudience(aud string) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.aud = append(ts.aud, aud)
+}
+
+// ServeHTTP answers token requests (POST /token).
+func (ts *TokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ts.mu.Lock()
 	ts.requests++
 	down := ts.down
@@ -244,6 +256,7 @@ func (ts *TokenServer) verify(assertion string) (*ServiceAccount, time.Time, str
 	}
 	ts.mu.Lock()
 	sa := ts.accounts[claims.Iss]
+	audOK := claims.Aud == ts.URL || slices.Contains(ts.aud, claims.Aud)
 	ts.mu.Unlock()
 	if sa == nil {
 		return nil, time.Time{}, "Invalid JWT: unknown issuer."
@@ -261,7 +274,7 @@ func (ts *TokenServer) verify(assertion string) (*ServiceAccount, time.Time, str
 	}
 	now := time.Now().Unix()
 	switch {
-	case claims.Aud != ts.URL:
+	case !audOK:
 		return nil, time.Time{}, "Invalid JWT: aud must be the token endpoint."
 	case claims.Scope == "":
 		return nil, time.Time{}, "Invalid JWT: no scope."
