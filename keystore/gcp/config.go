@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -148,10 +149,32 @@ func normalizeEndpoint(e string) (string, error) {
 		// No port: Google's endpoints listen on 443.
 		host, port = strings.Trim(e, "[]"), "443"
 	}
-	if host == "" || strings.ContainsAny(host, "/ ") {
+	if !validHost(host) || !validPort(port) {
 		return "", fmt.Errorf("invalid endpoint '%s' (use host:port)", e)
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// validHost reports whether h is an IP address or a DNS name.
+func validHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// validPort reports whether p is a port number 1 to 65535.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535 && strconv.Itoa(n) == p
 }
 
 // serviceAccountJSON returns the service account key file made from
