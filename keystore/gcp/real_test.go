@@ -1,0 +1,101 @@
+package gcp
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/openkes/openkes/keystore"
+)
+
+// TestRealService runs against GCP Secret Manager when
+// KES_TEST_GCP_PROJECT_ID names a project. Credentials are Application
+// Default Credentials (GOOGLE_APPLICATION_CREDENTIALS or gcloud's), or the
+// service account key file named by KES_TEST_GCP_CREDENTIALS_FILE; the
+// account needs roles/secretmanager.admin on the project.
+// KES_TEST_GCP_ENDPOINT optionally overrides the endpoint. The test
+// creates and deletes secrets named openkes-test-<random>-*; it leaves
+// the project's other secrets alone, so the conformance suite, which
+// needs an empty store, is not run.
+func TestRealService(t *testing.T) {
+	project := os.Getenv("KES_TEST_GCP_PROJECT_ID")
+	if project == "" {
+		t.Skip("KES_TEST_GCP_PROJECT_ID is not set")
+	}
+	conf := &Config{ProjectID: project, Endpoint: os.Getenv("KES_TEST_GCP_ENDPOINT")}
+	if f := os.Getenv("KES_TEST_GCP_CREDENTIALS_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf.CredentialsJSON = keystore.NewSecret(string(b))
+	}
+	s, err := New(t.Context(), conf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, s)
+	ctx := t.Context()
+	var r [6]byte
+	rand.Read(r[:])
+	prefix := "openkes-test-" + hex.EncodeToString(r[:]) + "-"
+	names := []string{prefix + "a", prefix + "b", prefix + "race"}
+	t.Cleanup(func() {
+		for _, n := range names {
+			s.Delete(t.Context(), n)
+		}
+	})
+
+	if _, err := s.Status(ctx); err != nil {
+		t.Fatalf("Status() = %v", err)
+	}
+	for _, n := range names[:2] {
+		if err := s.Create(ctx, n, []byte("value-"+n)); err != nil {
+			t.Fatalf("Create(%q) = %v", n, err)
+		}
+		if got, err := s.Get(ctx, n); err != nil || string(got) != "value-"+n {
+			t.Fatalf("Get(%q) = %q, %v", n, got, err)
+		}
+	}
+	if err := s.Create(ctx, names[0], []byte("again")); !errors.Is(err, keystore.ErrExists) {
+		t.Errorf("second Create = %v, want ErrExists", err)
+	}
+	if got, _, err := s.List(ctx, prefix, 0); err != nil || !slices.Equal(got, names[:2]) {
+		t.Errorf("List(%q) = %q, %v; want %q", prefix, got, err, names[:2])
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() { errs[i] = s.Create(ctx, names[2], []byte("race")) })
+	}
+	wg.Wait()
+	wins := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, keystore.ErrExists):
+			t.Errorf("losing Create = %v, want ErrExists", err)
+		}
+	}
+	if wins != 1 {
+		t.Errorf("%d concurrent Creates succeeded, want 1", wins)
+	}
+
+	for _, n := range names {
+		if err := s.Delete(ctx, n); err != nil {
+			t.Errorf("Delete(%q) = %v", n, err)
+		}
+		if _, err := s.Get(ctx, n); !errors.Is(err, keystore.ErrNotFound) {
+			t.Errorf("Get(%q) after Delete = %v, want ErrNotFound", n, err)
+		}
+	}
+	if err := s.Delete(ctx, names[0]); !errors.Is(err, keystore.ErrNotFound) {
+		t.Errorf("Delete of a missing key = %v, want ErrNotFound", err)
+	}
+}
