@@ -2,4 +2,9 @@
 
 package all
 
-import _ "github.com/openkes/openkes/keystore/gcp" // registers "gcp.secretmanager"
+import (
+	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/gcp"
+)
+
+func init() { keystore.Register("gcp.secretmanager", gcp.NewConfig) }

@@ -15,9 +15,11 @@ import (
 	"github.com/openkes/openkes/keystore"
 )
 
-func init() {
-	keystore.Register("gcp.secretmanager", func() keystore.Config { return new(Config) })
-}
+// Kind is the config section of the store, registered by keystore/all.
+const Kind = "gcp.secretmanager"
+
+// NewConfig returns an empty Config, for keystore.Register.
+func NewConfig() keystore.Config { return new(Config) }
 
 // DefaultTimeout bounds every call to Secret Manager (and every token
 // request) when [Config.Timeout] is zero.

@@ -16,14 +16,12 @@ import (
 	"github.com/openkes/openkes/keystore/gcp/gcptest"
 )
 
-func TestRegistered(t *testing.T) {
+// TestNewConfig: keystore/all registers NewConfig as the section's
+// config (its own tests check the registration).
+func TestNewConfig(t *testing.T) {
 	t.Parallel()
-	newConfig, ok := keystore.Lookup("gcp.secretmanager")
-	if !ok {
-		t.Fatal(`keystore.Lookup("gcp.secretmanager") found nothing`)
-	}
-	if _, ok := newConfig().(*Config); !ok {
-		t.Fatalf("the registered config is %T, want *Config", newConfig())
+	if c, ok := NewConfig().(*Config); !ok || Kind != "gcp.secretmanager" {
+		t.Fatalf("NewConfig() = %T, Kind = %q; want *Config, gcp.secretmanager", c, Kind)
 	}
 }
 
