@@ -163,43 +163,36 @@ func withHint(err error, hint string) error {
 	return &hintError{err: err, hint: hint}
 }
 
-// Run runs the kes command with the given arguments (without the program
+// Run runs the kes command with the arguments given (without the program
 // name) and returns the process exit code.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	e := newEnv(stdin, stdout, stderr)
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
 	return e.exit(run(ctx, e, args))
 }
 
-// run runs the command named by args[0].
+// run runs the command named by args, after the words that only the
+// top level knows.
 func run(ctx context.Context, e *env, args []string) error {
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "-h", "--help", "-help", "help":
-		if len(rest) > 0 && cmd == "help" {
-			// kes help key info == kes key info --help
-			return run(ctx, e, append(slices.Clone(rest), "--help"))
+	if len(args) > 0 {
+		switch cmd, rest := args[0], args[1:]; cmd {
+		case "help":
+			if len(rest) > 0 {
+				// kes help key info == kes key info --help
+				return run(ctx, e, append(slices.Clone(rest), "--help"))
+			}
+		case "-v", "--version", "-version", "version":
+			version, commit := server.BuildVersion()
+			fmt.Fprintf(e.stdout, "Version    %s\nCommit     %s\nRuntime    %s %s/%s\nLicense    Apache-2.0\nCopyright  OpenKES authors\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return nil
+		case "--auto-completion":
+			return withHint(&usageError{msg: "'--auto-completion' is not supported"},
+				"print a completion script with 'kes completion bash' or 'kes completion zsh' and source it")
+		case "config":
+			// Parses its own arguments, with messages of its own.
+			return runConfig(e, rest)
 		}
-		fmt.Fprint(e.stdout, usage)
-		return nil
-	case "-v", "--version", "-version", "version":
-		version, commit := server.BuildVersion()
-		fmt.Fprintf(e.stdout, "Version    %s\nCommit     %s\nRuntime    %s %s/%s\nLicense    Apache-2.0\nCopyright  OpenKES authors\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		return nil
-	case "--auto-completion":
-		return withHint(&usageError{msg: "'--auto-completion' is not supported"},
-			"print a completion script with 'kes completion bash' or 'kes completion zsh' and source it")
-	case "server":
-		return runServer(ctx, e, rest)
-	case "config":
-		return runConfig(e, rest)
-	case "migrate":
-		return runMigrate(ctx, e, rest)
-	default:
-		return dispatch(ctx, e, args)
 	}
+	return root.exec(ctx, e, args)
 }
 
 // exit prints err (if any) and returns the exit code for it.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,72 +10,224 @@ import (
 	"strings"
 )
 
-// runFunc runs a command with its parsed flags and its arguments.
-type runFunc func(ctx context.Context, e *env, args []string) error
+// runFunc runs a command once its options are parsed and its arguments
+// checked.
+type runFunc func(ctx context.Context, c *call) error
+
+// option is a set of the options that many commands share.
+type option uint8
+
+const (
+	optConn     option = 1 << iota // connection options: -s/--server, -a/--api-key, --ca, -k/--insecure, -e/--enclave
+	optConnLong                    // the same without -s, which 'kes status' uses for --short, as upstream
+	optJSON                        // --json, into call.json
+	optColor                       // --color, into env.color
+)
+
+// argRule is how many arguments a command takes, and which of them are
+// base64.
+type argRule struct {
+	min, max int    // max < 0: no limit
+	what     string // names what is missing when there are fewer than min
+
+	// base64[i], if not "", names argument i, which must be standard
+	// base64 and is decoded into call.decoded[i].
+	base64 []string
+
+	// deferred leaves the check to the run function (call.checkArgs),
+	// for commands that check their options first.
+	deferred bool
+}
 
 // command is a node of the command tree: a group of subcommands or a
-// leaf that parses flags.
+// leaf that parses options. Its path ("key info") is derived from the
+// tree.
 type command struct {
 	name  string
 	usage string // printed by --help
 
-	// flags registers the leaf's options and returns the function that
-	// runs it once they are parsed.
-	flags func(fs *flag.FlagSet, e *env) runFunc
+	opts option  // the shared options of a leaf
+	args argRule // the arguments of a leaf
+
+	// run runs a leaf without options of its own. A leaf with its own
+	// options sets flags instead: it registers them and returns the
+	// function that runs the leaf once they are parsed.
+	run   runFunc
+	flags func(fs *flag.FlagSet) runFunc
+
+	// flagsFirst ends the options at the first argument, as the
+	// standard library does; by default options may follow arguments.
+	flagsFirst bool
 
 	subs []*command
 
 	// legacy, if set, runs a group invoked without or with an unknown
 	// subcommand (kes identity <file>).
 	legacy runFunc
+
+	// completeFlags and completeValues, if set, are the options that
+	// completion offers and those of them that take a value, where they
+	// are not all the registered ones in name order.
+	completeFlags, completeValues []string
+
+	parent *command // set by link
 }
 
-// commands is the tree of the client commands. It is set in init, since
-// the completion command walks it.
-var commands []*command
+// root is the tree of all commands. It is set in init, since the
+// completion command walks it.
+var root *command
 
 func init() {
-	commands = []*command{
-		lsCommand,
-		keyCommand,
-		policyCommand,
-		identityCommand,
-		statusCommand,
-		metricCommand,
-		logCommand,
-		completionCommand,
+	root = &command{
+		usage: usage,
+		subs: []*command{
+			serverCommand,
+			lsCommand,
+			keyCommand,
+			policyCommand,
+			identityCommand,
+			statusCommand,
+			metricCommand,
+			logCommand,
+			completionCommand,
+			migrateCommand,
+		},
+	}
+	root.link()
+}
+
+// link sets the parent of every command below c.
+func (c *command) link() {
+	for _, sub := range c.subs {
+		sub.parent = c
+		sub.link()
 	}
 }
 
-// dispatch finds the command named by args and runs it.
-func dispatch(ctx context.Context, e *env, args []string) error {
-	for _, c := range commands {
-		if c.name == args[0] {
-			return c.run(ctx, e, c.name, args[1:])
+// path returns the words that name c after "kes": "" for the root.
+func (c *command) path() string {
+	if c.parent == nil || c.parent.parent == nil {
+		return c.name
+	}
+	return c.parent.path() + " " + c.name
+}
+
+// cmdline returns the command line that runs c: "kes key info".
+func (c *command) cmdline() string {
+	return strings.TrimSpace("kes " + c.path())
+}
+
+// usagef returns a usage error of c, pointing to its help.
+func (c *command) usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...) + ". See '" + c.cmdline() + " --help'"}
+}
+
+// call is one run of a leaf command: what its run function sees.
+type call struct {
+	*env
+	cmd     *command
+	fs      *flag.FlagSet
+	args    []string
+	decoded [][]byte // the base64 arguments of argRule.base64, nil if absent
+	json    bool     // --json (optJSON)
+	conn    *connFlags
+}
+
+// usagef returns a usage error of the running command.
+func (c *call) usagef(format string, args ...any) error { return c.cmd.usagef(format, args...) }
+
+// connect checks the connection settings and returns a session.
+func (c *call) connect() (*session, error) { return c.conn.connect(c.env) }
+
+// connected returns the run function of a command that connects right
+// after its arguments are checked.
+func connected(run func(ctx context.Context, c *call, s *session) error) runFunc {
+	return func(ctx context.Context, c *call) error {
+		s, err := c.connect()
+		if err != nil {
+			return err
 		}
+		return run(ctx, c, s)
 	}
-	return &usageError{msg: fmt.Sprintf("%q is not a kes command. See 'kes --help'", args[0])}
 }
 
-// run runs the command c, whose full path (without "kes") is path.
-func (c *command) run(ctx context.Context, e *env, path string, args []string) error {
+// checkArgs checks the arguments against the command's argRule and
+// decodes its base64 arguments.
+func (c *call) checkArgs() error {
+	r := c.cmd.args
+	switch {
+	case len(c.args) < r.min:
+		return c.usagef("missing %s", r.what)
+	case r.max >= 0 && len(c.args) > r.max:
+		return c.usagef("too many arguments")
+	}
+	c.decoded = make([][]byte, len(r.base64))
+	for i, what := range r.base64 {
+		if what == "" || i >= len(c.args) {
+			continue
+		}
+		b, err := base64.StdEncoding.DecodeString(c.args[i])
+		if err != nil {
+			return withHint(fmt.Errorf("invalid %s: %w", what, err), fmt.Sprintf("the %s must be standard base64", what))
+		}
+		c.decoded[i] = b
+	}
+	return nil
+}
+
+// flagSet returns the FlagSet of the leaf c with all its options
+// registered into cl, and its run function.
+func (c *command) flagSet(cl *call) (*flag.FlagSet, runFunc) {
+	fs := newFlagSet(c.path())
+	switch {
+	case c.opts&optConn != 0:
+		cl.conn = addConnFlags(fs)
+	case c.opts&optConnLong != 0:
+		cl.conn = addConnFlagsNoShort(fs)
+	}
+	if c.opts&optJSON != 0 {
+		boolFlag(fs, &cl.json, "json")
+	}
+	if c.opts&optColor != 0 {
+		addColorFlag(fs, cl.env)
+	}
+	run := c.run
 	if c.flags != nil {
-		fs := newFlagSet(path)
-		run := c.flags(fs, e)
-		rest, err := parseFlags(fs, args)
+		run = c.flags(fs)
+	}
+	cl.fs = fs
+	return fs, run
+}
+
+// exec runs the command c with the arguments that follow its path.
+func (c *command) exec(ctx context.Context, e *env, args []string) error {
+	if c.subs == nil {
+		cl := &call{env: e, cmd: c}
+		fs, run := c.flagSet(cl)
+		parse := parseFlags
+		if c.flagsFirst {
+			parse = parseFlagsFirst
+		}
+		rest, err := parse(fs, args)
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(e.stdout, c.usage)
 			return nil
 		}
 		if err != nil {
-			return usagef(path, "%v", err)
+			return c.usagef("%v", err)
 		}
-		return run(ctx, e, rest)
+		cl.args = rest
+		if !c.args.deferred {
+			if err := cl.checkArgs(); err != nil {
+				return err
+			}
+		}
+		return run(ctx, cl)
 	}
 
 	if len(args) == 0 {
 		if c.legacy != nil {
-			return c.legacy(ctx, e, args)
+			return c.legacy(ctx, &call{env: e, cmd: c, args: args})
 		}
 		fmt.Fprint(e.stderr, c.usage)
 		return flag.ErrHelp
@@ -86,13 +239,17 @@ func (c *command) run(ctx context.Context, e *env, path string, args []string) e
 	}
 	for _, sub := range c.subs {
 		if sub.name == args[0] {
-			return sub.run(ctx, e, path+" "+sub.name, args[1:])
+			return sub.exec(ctx, e, args[1:])
 		}
 	}
 	if c.legacy != nil {
-		return c.legacy(ctx, e, args)
+		return c.legacy(ctx, &call{env: e, cmd: c, args: args})
 	}
-	return &usageError{msg: fmt.Sprintf("%q is not a %s command. See 'kes %s --help'", args[0], path, path)}
+	noun := c.path()
+	if noun == "" {
+		noun = "kes"
+	}
+	return &usageError{msg: fmt.Sprintf("%q is not a %s command. See '%s --help'", args[0], noun, c.cmdline())}
 }
 
 // newFlagSet returns an empty FlagSet that reports errors instead of
@@ -123,6 +280,13 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		rest = append(rest, remaining[0])
 		args = remaining[1:]
 	}
+}
+
+// parseFlagsFirst parses args with fs as the standard library does: the
+// options end at the first argument.
+func parseFlagsFirst(fs *flag.FlagSet, args []string) ([]string, error) {
+	err := fs.Parse(args)
+	return fs.Args(), err
 }
 
 // isFlagValue reports whether args[i] is the value of the flag before it
@@ -185,15 +349,4 @@ func (c colorFlag) Set(v string) error {
 // addColorFlag registers --color, which sets the colour mode of e.
 func addColorFlag(fs *flag.FlagSet, e *env) {
 	fs.Var(colorFlag{&e.color}, "color", "")
-}
-
-// argsBetween checks the number of arguments of the command at path.
-func argsBetween(path string, args []string, min, max int, what string) error {
-	switch {
-	case len(args) < min:
-		return usagef(path, "missing %s", what)
-	case max >= 0 && len(args) > max:
-		return usagef(path, "too many arguments")
-	}
-	return nil
 }

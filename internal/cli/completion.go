@@ -31,21 +31,17 @@ Examples:
 var completionCommand = &command{
 	name:  "completion",
 	usage: completionUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("completion", args, 1, 1, "shell (bash or zsh)"); err != nil {
-				return err
-			}
-			switch args[0] {
-			case "bash":
-				_, err := io.WriteString(e.stdout, completionScript(bashTemplate))
-				return err
-			case "zsh":
-				_, err := io.WriteString(e.stdout, completionScript(zshTemplate))
-				return err
-			}
-			return usagef("completion", "unsupported shell %q: use bash or zsh", args[0])
+	args:  argRule{min: 1, max: 1, what: "shell (bash or zsh)"},
+	run: func(ctx context.Context, c *call) error {
+		switch c.args[0] {
+		case "bash":
+			_, err := io.WriteString(c.stdout, completionScript(bashTemplate))
+			return err
+		case "zsh":
+			_, err := io.WriteString(c.stdout, completionScript(zshTemplate))
+			return err
 		}
+		return c.usagef("unsupported shell %q: use bash or zsh", c.args[0])
 	},
 }
 
@@ -58,61 +54,59 @@ type completionNode struct {
 	valueFlags []string
 }
 
-// Options of the commands that parse their own flags.
-var (
-	serverOptions = []string{"--config", "--addr", "--dev", "--auth", "--root", "--key", "--cert", "--help"}
-	serverValues  = []string{"--config", "--addr", "--auth", "--root", "--key", "--cert"}
-	migrateFlags  = []string{"--from", "--to", "-f", "--force", "--merge", "--help"}
-	migrateValue  = []string{"--from", "--to"}
-)
-
-// completionTree lists the nodes of all command paths, root first.
+// completionTree lists the nodes of all command paths: the root first,
+// then the commands with completion lists of their own (server and
+// migrate), then the others, depth first.
 func completionTree() []completionNode {
-	root := completionNode{
-		subs:  []string{"server"},
-		flags: []string{"--help", "--version"},
+	nodes := []completionNode{{flags: []string{"--help", "--version"}}}
+	for _, c := range root.subs {
+		nodes[0].subs = append(nodes[0].subs, c.name)
 	}
-	for _, c := range commands {
-		root.subs = append(root.subs, c.name)
-	}
-	root.subs = append(root.subs, "migrate")
-	nodes := []completionNode{
-		root,
-		{path: "server", flags: serverOptions, valueFlags: serverValues},
-		{path: "migrate", flags: migrateFlags, valueFlags: migrateValue},
-	}
-	var walk func(path string, c *command)
-	walk = func(path string, c *command) {
-		n := completionNode{path: path}
-		if c.flags != nil {
-			fs := newFlagSet(path)
-			c.flags(fs, &env{})
-			fs.VisitAll(func(f *flag.Flag) {
-				name := "--" + f.Name
-				if len(f.Name) == 1 {
-					name = "-" + f.Name
-				}
-				n.flags = append(n.flags, name)
-				if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
-					n.valueFlags = append(n.valueFlags, name)
-				}
-			})
-			n.flags = append(n.flags, "--help")
-		} else {
-			n.flags = []string{"--help"}
-		}
+	var walk func(c *command)
+	walk = func(c *command) {
+		nodes = append(nodes, c.completion())
 		for _, sub := range c.subs {
-			n.subs = append(n.subs, sub.name)
-		}
-		nodes = append(nodes, n)
-		for _, sub := range c.subs {
-			walk(path+" "+sub.name, sub)
+			walk(sub)
 		}
 	}
-	for _, c := range commands {
-		walk(c.name, c)
+	for _, c := range root.subs {
+		if c.completeFlags != nil {
+			nodes = append(nodes, c.completion())
+		}
+	}
+	for _, c := range root.subs {
+		if c.completeFlags == nil {
+			walk(c)
+		}
 	}
 	return nodes
+}
+
+// completion returns the completion node of c alone.
+func (c *command) completion() completionNode {
+	n := completionNode{path: c.path(), flags: c.completeFlags, valueFlags: c.completeValues}
+	for _, sub := range c.subs {
+		n.subs = append(n.subs, sub.name)
+	}
+	switch {
+	case n.flags != nil:
+	case c.subs != nil:
+		n.flags = []string{"--help"}
+	default:
+		fs, _ := c.flagSet(&call{env: &env{}, cmd: c})
+		fs.VisitAll(func(f *flag.Flag) {
+			name := "--" + f.Name
+			if len(f.Name) == 1 {
+				name = "-" + f.Name
+			}
+			n.flags = append(n.flags, name)
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+				n.valueFlags = append(n.valueFlags, name)
+			}
+		})
+		n.flags = append(n.flags, "--help")
+	}
+	return n
 }
 
 // completionScript fills the tables of the command tree into a script

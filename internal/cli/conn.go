@@ -111,15 +111,6 @@ func (c *connFlags) endpoints(e *env) []string {
 	return endpoints
 }
 
-// start checks that the command got between min and max arguments (see
-// argsBetween) and then connects.
-func (c *connFlags) start(e *env, path string, args []string, min, max int, what string) (*session, error) {
-	if err := argsBetween(path, args, min, max, what); err != nil {
-		return nil, err
-	}
-	return c.connect(e)
-}
-
 // connect checks the connection settings and returns a session. It
 // returns the errors of spec 12.1 when the credentials are missing or
 // conflict.

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/base64"
-	"flag"
 	"fmt"
 	"io"
 )
@@ -34,38 +33,31 @@ const maxHMACMessage = 700 << 10
 var keyHMACCommand = &command{
 	name:  "hmac",
 	usage: keyHMACUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
-		var jsonOut bool
-		boolFlag(fs, &jsonOut, "json")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("key hmac", args, 2, 2, "key name and message"); err != nil {
-				return err
-			}
-			if err := checkKeyName("key hmac", args[0]); err != nil {
-				return err
-			}
-			msg := []byte(args[1])
-			if args[1] == "-" {
-				b, err := io.ReadAll(io.LimitReader(e.stdin, maxHMACMessage+1))
-				if err != nil {
-					return fmt.Errorf("reading the message from standard input: %w", err)
-				}
-				if len(b) > maxHMACMessage {
-					return fmt.Errorf("the message on standard input is longer than %d bytes", maxHMACMessage)
-				}
-				msg = b
-			}
-			s, err := conn.connect(e)
-			if err != nil {
-				return err
-			}
-			sum, err := s.client.HMAC(ctx, args[0], msg)
-			if err != nil {
-				return s.fail(err, "failed to compute HMAC")
-			}
-			return e.printValues(jsonOut, [][2]string{{"hmac", base64.StdEncoding.EncodeToString(sum)}})
+	opts:  optConn | optJSON | optColor,
+	args:  argRule{min: 2, max: 2, what: "key name and message"},
+	run: func(ctx context.Context, c *call) error {
+		if err := checkKeyName(c.cmd.path(), c.args[0]); err != nil {
+			return err
 		}
+		msg := []byte(c.args[1])
+		if c.args[1] == "-" {
+			b, err := io.ReadAll(io.LimitReader(c.stdin, maxHMACMessage+1))
+			if err != nil {
+				return fmt.Errorf("reading the message from standard input: %w", err)
+			}
+			if len(b) > maxHMACMessage {
+				return fmt.Errorf("the message on standard input is longer than %d bytes", maxHMACMessage)
+			}
+			msg = b
+		}
+		s, err := c.connect()
+		if err != nil {
+			return err
+		}
+		sum, err := s.client.HMAC(ctx, c.args[0], msg)
+		if err != nil {
+			return s.fail(err, "failed to compute HMAC")
+		}
+		return c.printValues(c.json, [][2]string{{"hmac", base64.StdEncoding.EncodeToString(sum)}})
 	},
 }

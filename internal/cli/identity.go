@@ -102,13 +102,14 @@ type identityNewJSON struct {
 var identityNewCommand = &command{
 	name:  "new",
 	usage: identityNewUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
+	opts:  optJSON | optColor,
+	args:  argRule{max: 1, what: "subject"},
+	flags: func(fs *flag.FlagSet) runFunc {
 		var (
 			keyFile, certFile string
 			ips, dnsNames     listFlag
 			expiry            = "720h"
 			encrypt, force    bool
-			jsonOut           bool
 		)
 		stringFlag(fs, &keyFile, "key")
 		stringFlag(fs, &certFile, "cert")
@@ -117,15 +118,9 @@ var identityNewCommand = &command{
 		stringFlag(fs, &expiry, "expiry")
 		boolFlag(fs, &encrypt, "encrypt")
 		boolFlag(fs, &force, "f", "force")
-		boolFlag(fs, &jsonOut, "json")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			const path = "identity new"
-			if err := argsBetween(path, args, 0, 1, "subject"); err != nil {
-				return err
-			}
+		return func(ctx context.Context, c *call) error {
 			if (keyFile == "") != (certFile == "") {
-				return usagef(path, "'--key' and '--cert' must be used together")
+				return c.usagef("'--key' and '--cert' must be used together")
 			}
 			var certOnly []string
 			fs.Visit(func(f *flag.Flag) {
@@ -135,17 +130,17 @@ var identityNewCommand = &command{
 				}
 			})
 			if keyFile == "" && len(certOnly) > 0 {
-				return usagef(path, "'--%s' requires '--key' and '--cert'", certOnly[0])
+				return c.usagef("'--%s' requires '--key' and '--cert'", certOnly[0])
 			}
 			validity, err := parseExpiry(expiry)
 			if err != nil {
-				return usagef(path, "invalid --expiry %q: %v", expiry, err)
+				return c.usagef("invalid --expiry %q: %v", expiry, err)
 			}
 			var ipAddrs []net.IP
 			for _, s := range ips {
 				ip := net.ParseIP(s)
 				if ip == nil {
-					return usagef(path, "invalid --ip %q: not an IP address", s)
+					return c.usagef("invalid --ip %q: not an IP address", s)
 				}
 				ipAddrs = append(ipAddrs, ip)
 			}
@@ -157,10 +152,10 @@ var identityNewCommand = &command{
 			out := identityNewJSON{APIKey: key.String(), Identity: key.Identity()}
 			if keyFile != "" {
 				subject := key.Identity().String()
-				if len(args) == 1 {
-					subject = args[0]
+				if len(c.args) == 1 {
+					subject = c.args[0]
 				}
-				err := writeKeyAndCert(e, key, keyFile, certFile, force, encrypt,
+				err := writeKeyAndCert(c.env, key, keyFile, certFile, force, encrypt,
 					kes.WithCommonName(subject),
 					kes.WithDNSNames(dnsNames...),
 					kes.WithIPAddresses(ipAddrs...),
@@ -172,16 +167,16 @@ var identityNewCommand = &command{
 				}
 				out.KeyFile, out.CertFile = keyFile, certFile
 			}
-			if jsonOut {
-				return e.printJSON(out)
+			if c.json {
+				return c.printJSON(out)
 			}
-			f := e.fields().add("API Key:", out.APIKey).add("Identity:", out.Identity.String())
+			f := c.fields().add("API Key:", out.APIKey).add("Identity:", out.Identity.String())
 			if keyFile != "" {
 				f.add("Private key:", keyFile).add("Certificate:", certFile)
 			}
 			f.print("")
-			if e.outTTY {
-				fmt.Fprintf(e.stdout, "\n%s\n", e.style(sgrFaint).wrap(`The API key is a secret and is shown only now: keep it safe. The
+			if c.outTTY {
+				fmt.Fprintf(c.stdout, "\n%s\n", c.style(sgrFaint).wrap(`The API key is a secret and is shown only now: keep it safe. The
 identity is not secret: list it in the server's config (admin.identity or
 a policy's identities) to grant the API key access. 'kes identity of'
 computes it again.`))
@@ -317,22 +312,18 @@ Examples:
 var identityOfCommand = &command{
 	name:  "of",
 	usage: identityOfUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("identity of", args, 1, -1, "API key or certificate file"); err != nil {
+	args:  argRule{min: 1, max: -1, what: "API key or certificate file"},
+	run: func(ctx context.Context, c *call) error {
+		var ids []string
+		for _, arg := range c.args {
+			id, err := identityOf(arg)
+			if err != nil {
 				return err
 			}
-			var ids []string
-			for _, arg := range args {
-				id, err := identityOf(arg)
-				if err != nil {
-					return err
-				}
-				ids = append(ids, id.String())
-			}
-			e.printValue(strings.Join(ids, "\n"))
-			return nil
+			ids = append(ids, id.String())
 		}
+		c.printValue(strings.Join(ids, "\n"))
+		return nil
 	},
 }
 
@@ -420,12 +411,13 @@ func parsePrivateKey(block *pem.Block) (crypto.Signer, error) {
 	return nil, errors.New("the private key is malformed")
 }
 
-// runIdentityLegacy runs "kes identity [<api-key> | <file>]" (spec 4.4):
+// runIdentityLegacy runs "kes identity [<api-key> | <file>]":
 // the identity of an API key or certificate, the API key of an Ed25519
 // private key, or a new API key.
-func runIdentityLegacy(ctx context.Context, e *env, args []string) error {
+func runIdentityLegacy(ctx context.Context, c *call) error {
+	e, args := c.env, c.args
 	if len(args) > 1 {
-		return usagef("identity", "too many arguments")
+		return c.usagef("too many arguments")
 	}
 	if len(args) == 0 {
 		key, err := kes.GenerateAPIKey(nil)
@@ -441,7 +433,7 @@ func runIdentityLegacy(ctx context.Context, e *env, args []string) error {
 	}
 	arg := args[0]
 	if strings.HasPrefix(arg, "-") {
-		return usagef("identity", "unknown option %q", arg)
+		return c.usagef("unknown option %q", arg)
 	}
 	if !strings.HasPrefix(arg, "kes:v1:") {
 		if data, err := os.ReadFile(arg); err == nil {
@@ -536,94 +528,91 @@ type identityInfoJSON struct {
 var identityInfoCommand = &command{
 	name:  "info",
 	usage: identityInfoUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
-		var jsonOut bool
-		boolFlag(fs, &jsonOut, "json")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("identity info", args, 0, 1, "identity"); err != nil {
-				return err
-			}
-			var id kes.Identity
-			if len(args) == 1 {
-				id = kes.Identity(args[0])
-				if !isIdentity(args[0]) {
-					if _, err := os.Stat(args[0]); err == nil || strings.HasPrefix(args[0], "kes:v1:") {
-						var err error
-						if id, err = identityOf(args[0]); err != nil {
-							return err
-						}
+	opts:  optConn | optJSON | optColor,
+	args:  argRule{max: 1, what: "identity"},
+	run: func(ctx context.Context, c *call) error {
+		var id kes.Identity
+		if len(c.args) == 1 {
+			id = kes.Identity(c.args[0])
+			if !isIdentity(c.args[0]) {
+				if _, err := os.Stat(c.args[0]); err == nil || strings.HasPrefix(c.args[0], "kes:v1:") {
+					var err error
+					if id, err = identityOf(c.args[0]); err != nil {
+						return err
 					}
 				}
 			}
-			s, err := conn.connect(e)
-			if err != nil {
-				return err
-			}
-			var out identityInfoJSON
-			if id == "" {
-				info, policy, err := s.client.DescribeSelf(ctx)
-				if err != nil {
-					return s.fail(err, "failed to describe identity %s", s.identity)
-				}
-				out = identityInfoJSON{
-					Identity:  info.Identity,
-					IsAdmin:   info.IsAdmin,
-					Policy:    info.Policy,
-					CreatedAt: info.CreatedAt,
-					CreatedBy: info.CreatedBy,
-				}
-				if out.Identity == "" {
-					out.Identity = s.identity
-				}
-				if policy != nil {
-					out.Allow, out.Deny = policy.Allow, policy.Deny
-				}
-			} else {
-				info, err := s.client.DescribeIdentity(ctx, id)
-				if err != nil {
-					return s.fail(err, "failed to describe identity %s", id)
-				}
-				out = identityInfoJSON{
-					Identity:  info.Identity,
-					IsAdmin:   info.IsAdmin,
-					Policy:    info.Policy,
-					CreatedAt: info.CreatedAt,
-					CreatedBy: info.CreatedBy,
-				}
-				if info.Policy != "" {
-					// Best effort: the client may not be allowed to read it.
-					if p, err := s.client.GetPolicy(ctx, info.Policy); err == nil {
-						out.Allow, out.Deny = p.Allow, p.Deny
-					}
-				}
-			}
-			if jsonOut {
-				return e.printJSON(out)
-			}
-			role := "User"
-			if out.IsAdmin {
-				role = e.style(sgrBold).wrap("Admin")
-			}
-			f := e.fields().
-				add("Identity", out.Identity.String()).
-				add("Created At", dateTime(out.CreatedAt)).
-				add("Role", role).
-				add("Created By", orNone(out.CreatedBy.String()))
-			if !out.IsAdmin {
-				f.add("Policy", orNone(out.Policy))
-			}
-			f.print("")
-			if out.Policy != "" && (out.Allow != nil || out.Deny != nil) {
-				var b strings.Builder
-				b.WriteByte('\n')
-				e.writeRules(&b, "", out.Allow, out.Deny)
-				io.WriteString(e.stdout, b.String())
-			}
-			return nil
 		}
+		s, err := c.connect()
+		if err != nil {
+			return err
+		}
+		out, err := describeIdentity(ctx, s, id)
+		if err != nil {
+			return err
+		}
+		if c.json {
+			return c.printJSON(out)
+		}
+		role := "User"
+		if out.IsAdmin {
+			role = c.style(sgrBold).wrap("Admin")
+		}
+		f := c.fields().
+			add("Identity", out.Identity.String()).
+			add("Created At", dateTime(out.CreatedAt)).
+			add("Role", role).
+			add("Created By", orNone(out.CreatedBy.String()))
+		if !out.IsAdmin {
+			f.add("Policy", orNone(out.Policy))
+		}
+		f.print("")
+		if out.Policy != "" && (out.Allow != nil || out.Deny != nil) {
+			var b strings.Builder
+			b.WriteByte('\n')
+			c.writeRules(&b, "", out.Allow, out.Deny)
+			io.WriteString(c.stdout, b.String())
+		}
+		return nil
 	},
+}
+
+// describeIdentity describes the identity id, or the client's own
+// identity if id is empty, with the rules of its policy where the client
+// may read them.
+func describeIdentity(ctx context.Context, s *session, id kes.Identity) (*identityInfoJSON, error) {
+	var (
+		info   *kes.IdentityInfo
+		policy *kes.Policy
+		err    error
+	)
+	if id == "" {
+		if info, policy, err = s.client.DescribeSelf(ctx); err != nil {
+			return nil, s.fail(err, "failed to describe identity %s", s.identity)
+		}
+		if info.Identity == "" {
+			info.Identity = s.identity
+		}
+	} else {
+		if info, err = s.client.DescribeIdentity(ctx, id); err != nil {
+			return nil, s.fail(err, "failed to describe identity %s", id)
+		}
+		if info.Policy != "" {
+			// Best effort: the client may not be allowed to read it.
+			policy, _ = s.client.GetPolicy(ctx, info.Policy)
+		}
+	}
+	out := &identityInfoJSON{
+		Identity:  info.Identity,
+		IsAdmin:   info.IsAdmin,
+		Policy:    info.Policy,
+		CreatedAt: info.CreatedAt,
+		CreatedBy: info.CreatedBy,
+	}
+	if policy != nil {
+		out.Allow, out.Deny = policy.Allow, policy.Deny
+	}
+	return out, nil
 }
 
 const identityLsUsage = `Usage:
@@ -643,8 +632,4 @@ Examples:
     $ kes identity ls --json
 `
 
-var identityLsCommand = listCommand("identity", "identities", "Identity", identityLsUsage,
-	func(ctx context.Context, s *session, pattern string) ([]string, string, error) {
-		ids, next, err := s.client.ListIdentities(ctx, pattern, 0)
-		return identityStrings(ids), next, err
-	})
+var identityLsCommand = listCommand(identityLsUsage, identityListing)

@@ -71,21 +71,25 @@ Examples:
 var keyCreateCommand = &command{
 	name:  "create",
 	usage: keyCreateUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
-		return func(ctx context.Context, e *env, args []string) error {
-			s, err := conn.start(e, "key create", args, 1, -1, "key name")
-			if err != nil {
-				return err
+	opts:  optConn,
+	args:  argRule{min: 1, max: -1, what: "key name"},
+	run: forEachName("failed to create key %q", func(ctx context.Context, s *session, name string) error {
+		return s.client.CreateKey(ctx, name)
+	}),
+}
+
+// forEachName returns the run function of a command that sends one
+// request per argument, in order, and stops at the first error, which
+// failure describes.
+func forEachName(failure string, do func(ctx context.Context, s *session, name string) error) runFunc {
+	return connected(func(ctx context.Context, c *call, s *session) error {
+		for _, name := range c.args {
+			if err := do(ctx, s, name); err != nil {
+				return s.fail(err, failure, name)
 			}
-			for _, name := range args {
-				if err := s.client.CreateKey(ctx, name); err != nil {
-					return s.fail(err, "failed to create key %q", name)
-				}
-			}
-			return nil
 		}
-	},
+		return nil
+	})
 }
 
 const keyImportUsage = `Usage:
@@ -106,21 +110,19 @@ Examples:
 var keyImportCommand = &command{
 	name:  "import",
 	usage: keyImportUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
+	opts:  optConn,
+	args:  argRule{min: 2, max: 2, what: "key name and key"},
+	flags: func(fs *flag.FlagSet) runFunc {
 		algorithm := "AES256"
 		stringFlag(fs, &algorithm, "algorithm")
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("key import", args, 2, 2, "key name and key"); err != nil {
-				return err
-			}
+		return func(ctx context.Context, c *call) error {
 			var alg kes.KeyAlgorithm
 			if err := alg.UnmarshalText([]byte(algorithm)); err != nil {
-				return usagef("key import", "invalid --algorithm %q: use AES256 or ChaCha20", algorithm)
+				return c.usagef("invalid --algorithm %q: use AES256 or ChaCha20", algorithm)
 			}
-			name, encoded := args[0], args[1]
+			name, encoded := c.args[0], c.args[1]
 			if encoded == "-" {
-				b, err := io.ReadAll(io.LimitReader(e.stdin, 4096))
+				b, err := io.ReadAll(io.LimitReader(c.stdin, 4096))
 				if err != nil {
 					return fmt.Errorf("reading the key from stdin: %w", err)
 				}
@@ -132,7 +134,7 @@ var keyImportCommand = &command{
 				return withHint(fmt.Errorf("failed to import %q: invalid key: %w", name, err), "the key must be 32 bytes in standard base64")
 			}
 			defer clear(key)
-			s, err := conn.connect(e)
+			s, err := c.connect()
 			if err != nil {
 				return err
 			}
@@ -171,37 +173,29 @@ type keyInfoJSON struct {
 var keyInfoCommand = &command{
 	name:  "info",
 	usage: keyInfoUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
-		var jsonOut bool
-		boolFlag(fs, &jsonOut, "json")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			s, err := conn.start(e, "key info", args, 1, 1, "key name")
-			if err != nil {
-				return err
-			}
-			info, err := s.client.DescribeKey(ctx, args[0])
-			if err != nil {
-				return s.fail(err, "failed to describe key %q", args[0])
-			}
-			if jsonOut {
-				return e.printJSON(keyInfoJSON{
-					Name:      info.Name,
-					Algorithm: info.Algorithm.String(),
-					CreatedAt: info.CreatedAt,
-					CreatedBy: info.CreatedBy,
-				})
-			}
-			e.fields().
-				add("Name", info.Name).
-				add("Algorithm", info.Algorithm.String()).
-				add("Date", dateTime(info.CreatedAt)).
-				add("Owner", orNone(info.CreatedBy.String())).
-				print("")
-			return nil
+	opts:  optConn | optJSON | optColor,
+	args:  argRule{min: 1, max: 1, what: "key name"},
+	run: connected(func(ctx context.Context, c *call, s *session) error {
+		info, err := s.client.DescribeKey(ctx, c.args[0])
+		if err != nil {
+			return s.fail(err, "failed to describe key %q", c.args[0])
 		}
-	},
+		if c.json {
+			return c.printJSON(keyInfoJSON{
+				Name:      info.Name,
+				Algorithm: info.Algorithm.String(),
+				CreatedAt: info.CreatedAt,
+				CreatedBy: info.CreatedBy,
+			})
+		}
+		c.fields().
+			add("Name", info.Name).
+			add("Algorithm", info.Algorithm.String()).
+			add("Date", dateTime(info.CreatedAt)).
+			add("Owner", orNone(info.CreatedBy.String())).
+			print("")
+		return nil
+	}),
 }
 
 const keyLsUsage = `Usage:
@@ -221,10 +215,7 @@ Examples:
     $ kes key ls --json | jq -r '.[]'
 `
 
-var keyLsCommand = listCommand("key", "keys", "Key", keyLsUsage,
-	func(ctx context.Context, s *session, pattern string) ([]string, string, error) {
-		return s.client.ListKeys(ctx, pattern, 0)
-	})
+var keyLsCommand = listCommand(keyLsUsage, keyListing)
 
 // listPattern returns the listing pattern for a command-line argument:
 // "*" for none, and a prefix ending in '-' (which the server refuses as
@@ -274,21 +265,11 @@ Examples:
 var keyRmCommand = &command{
 	name:  "rm",
 	usage: keyRmUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
-		return func(ctx context.Context, e *env, args []string) error {
-			s, err := conn.start(e, "key rm", args, 1, -1, "key name")
-			if err != nil {
-				return err
-			}
-			for _, name := range args {
-				if err := s.client.DeleteKey(ctx, name); err != nil {
-					return s.fail(err, "failed to remove key %q", name)
-				}
-			}
-			return nil
-		}
-	},
+	opts:  optConn,
+	args:  argRule{min: 1, max: -1, what: "key name"},
+	run: forEachName("failed to remove key %q", func(ctx context.Context, s *session, name string) error {
+		return s.client.DeleteKey(ctx, name)
+	}),
 }
 
 const keyEncryptUsage = `Usage:
@@ -312,30 +293,15 @@ Examples:
 var keyEncryptCommand = &command{
 	name:  "encrypt",
 	usage: keyEncryptUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
-		var jsonOut bool
-		boolFlag(fs, &jsonOut, "json")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("key encrypt", args, 2, 3, "key name and message"); err != nil {
-				return err
-			}
-			context, err := optionalContext(args, 2)
-			if err != nil {
-				return err
-			}
-			s, err := conn.connect(e)
-			if err != nil {
-				return err
-			}
-			ciphertext, err := s.client.Encrypt(ctx, args[0], []byte(args[1]), context)
-			if err != nil {
-				return s.fail(err, "failed to encrypt message")
-			}
-			return e.printValues(jsonOut, [][2]string{{"ciphertext", base64.StdEncoding.EncodeToString(ciphertext)}})
+	opts:  optConn | optJSON | optColor,
+	args:  argRule{min: 2, max: 3, what: "key name and message", base64: []string{2: "context"}},
+	run: connected(func(ctx context.Context, c *call, s *session) error {
+		ciphertext, err := s.client.Encrypt(ctx, c.args[0], []byte(c.args[1]), c.decoded[2])
+		if err != nil {
+			return s.fail(err, "failed to encrypt message")
 		}
-	},
+		return c.printValues(c.json, [][2]string{{"ciphertext", base64.StdEncoding.EncodeToString(ciphertext)}})
+	}),
 }
 
 const keyDecryptUsage = `Usage:
@@ -358,35 +324,16 @@ Examples:
 var keyDecryptCommand = &command{
 	name:  "decrypt",
 	usage: keyDecryptUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
-		var jsonOut bool
-		boolFlag(fs, &jsonOut, "json")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("key decrypt", args, 2, 3, "key name and ciphertext"); err != nil {
-				return err
-			}
-			ciphertext, err := decodeBase64("ciphertext", args[1])
-			if err != nil {
-				return err
-			}
-			context, err := optionalContext(args, 2)
-			if err != nil {
-				return err
-			}
-			s, err := conn.connect(e)
-			if err != nil {
-				return err
-			}
-			plaintext, err := s.client.Decrypt(ctx, args[0], ciphertext, context)
-			if err != nil {
-				return s.fail(err, "failed to decrypt ciphertext")
-			}
-			defer clear(plaintext)
-			return e.printValues(jsonOut, [][2]string{{"plaintext", base64.StdEncoding.EncodeToString(plaintext)}})
+	opts:  optConn | optJSON | optColor,
+	args:  argRule{min: 2, max: 3, what: "key name and ciphertext", base64: []string{1: "ciphertext", 2: "context"}},
+	run: connected(func(ctx context.Context, c *call, s *session) error {
+		plaintext, err := s.client.Decrypt(ctx, c.args[0], c.decoded[1], c.decoded[2])
+		if err != nil {
+			return s.fail(err, "failed to decrypt ciphertext")
 		}
-	},
+		defer clear(plaintext)
+		return c.printValues(c.json, [][2]string{{"plaintext", base64.StdEncoding.EncodeToString(plaintext)}})
+	}),
 }
 
 const keyDEKUsage = `Usage:
@@ -410,52 +357,19 @@ Examples:
 var keyDEKCommand = &command{
 	name:  "dek",
 	usage: keyDEKUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
-		var jsonOut bool
-		boolFlag(fs, &jsonOut, "json")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("key dek", args, 1, 2, "key name"); err != nil {
-				return err
-			}
-			context, err := optionalContext(args, 1)
-			if err != nil {
-				return err
-			}
-			s, err := conn.connect(e)
-			if err != nil {
-				return err
-			}
-			dek, err := s.client.GenerateKey(ctx, args[0], context)
-			if err != nil {
-				return s.fail(err, "failed to generate data encryption key")
-			}
-			defer clear(dek.Plaintext)
-			return e.printValues(jsonOut, [][2]string{
-				{"plaintext", base64.StdEncoding.EncodeToString(dek.Plaintext)},
-				{"ciphertext", base64.StdEncoding.EncodeToString(dek.Ciphertext)},
-			})
+	opts:  optConn | optJSON | optColor,
+	args:  argRule{min: 1, max: 2, what: "key name", base64: []string{1: "context"}},
+	run: connected(func(ctx context.Context, c *call, s *session) error {
+		dek, err := s.client.GenerateKey(ctx, c.args[0], c.decoded[1])
+		if err != nil {
+			return s.fail(err, "failed to generate data encryption key")
 		}
-	},
-}
-
-// decodeBase64 decodes an argument in standard base64.
-func decodeBase64(what, s string) ([]byte, error) {
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, withHint(fmt.Errorf("invalid %s: %w", what, err), fmt.Sprintf("the %s must be standard base64", what))
-	}
-	return b, nil
-}
-
-// optionalContext decodes the optional base64 context argument at index
-// i, or returns nil if there is none.
-func optionalContext(args []string, i int) ([]byte, error) {
-	if len(args) <= i {
-		return nil, nil
-	}
-	return decodeBase64("context", args[i])
+		defer clear(dek.Plaintext)
+		return c.printValues(c.json, [][2]string{
+			{"plaintext", base64.StdEncoding.EncodeToString(dek.Plaintext)},
+			{"ciphertext", base64.StdEncoding.EncodeToString(dek.Ciphertext)},
+		})
+	}),
 }
 
 // printValues prints name/value pairs as upstream's encrypt, decrypt and
@@ -500,40 +414,3 @@ func (e *env) printValues(jsonOut bool, values [][2]string) error {
 	return err
 }
 
-// listCommand returns the "<parent> ls" command: it lists the names that
-// match an optional pattern, as a table on a terminal and as a JSON array
-// with --json. what names the listed things in errors ("keys"), header is
-// the table header ("Key").
-func listCommand(parent, what, header, usage string, list func(ctx context.Context, s *session, pattern string) ([]string, string, error)) *command {
-	return &command{
-		name:  "ls",
-		usage: usage,
-		flags: func(fs *flag.FlagSet, e *env) runFunc {
-			conn := addConnFlags(fs)
-			var jsonOut bool
-			boolFlag(fs, &jsonOut, "json")
-			addColorFlag(fs, e)
-			return func(ctx context.Context, e *env, args []string) error {
-				if err := argsBetween(parent+" ls", args, 0, 1, "pattern"); err != nil {
-					return err
-				}
-				pattern := listPattern(args)
-				s, err := conn.connect(e)
-				if err != nil {
-					return err
-				}
-				names, err := listAll(e, what, func() ([]string, string, error) {
-					return list(ctx, s, pattern)
-				})
-				if err != nil {
-					return s.fail(err, "failed to list %s", what)
-				}
-				if jsonOut {
-					return e.printJSON(names)
-				}
-				e.printList(header, names)
-				return nil
-			}
-		},
-	}
-}

@@ -42,33 +42,33 @@ Examples:
 var logCommand = &command{
 	name:  "log",
 	usage: logUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
+	opts:  optConn | optJSON | optColor,
+	flags: func(fs *flag.FlagSet) runFunc {
 		var (
-			audit, errorLog, jsonOut bool
-			count                    uint
+			audit, errorLog bool
+			count           uint
 		)
 		boolFlag(fs, &audit, "audit")
 		boolFlag(fs, &errorLog, "error")
-		boolFlag(fs, &jsonOut, "json")
 		fs.UintVar(&count, "n", 0, "")
 		fs.UintVar(&count, "count", 0, "")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("log", args, 0, 0, ""); err != nil {
-				return err
-			}
+		return func(ctx context.Context, c *call) error {
 			if audit && errorLog {
-				return usagef("log", "cannot display audit and error logs at the same time")
+				return c.usagef("cannot display audit and error logs at the same time")
 			}
-			s, err := conn.connect(e)
+			s, err := c.connect()
 			if err != nil {
 				return err
 			}
 			if errorLog {
-				return followErrorLog(ctx, e, s, jsonOut, count)
+				stream, err := s.client.ErrorLog(ctx)
+				return follow[kes.ErrorEvent](ctx, c.env, s, "error log", stream, err, c.json, count, "", func(ev *kes.ErrorEvent) string {
+					return c.colorLevel(ev.Message) + "\n"
+				})
 			}
-			return followAuditLog(ctx, e, s, jsonOut, count)
+			stream, err := s.client.AuditLog(ctx)
+			header := c.style(sgrBold, sgrUnderline).wrap(fmt.Sprintf("%-12s%-10s%-24s%-19s%-34s%s", "Time", "Status", "Identity", "IP", "API", "Latency"))
+			return follow[kes.AuditEvent](ctx, c.env, s, "audit log", stream, err, c.json, count, header, c.auditLine)
 		}
 	},
 }
@@ -82,21 +82,31 @@ func streamEnd(ctx context.Context, s *session, err error) error {
 	return s.fail(err, "log stream failed")
 }
 
-func followAuditLog(ctx context.Context, e *env, s *session, jsonOut bool, count uint) error {
-	stream, err := s.client.AuditLog(ctx)
+// logStream is a subscription to the audit or the error log.
+type logStream[T any] interface {
+	Next() bool
+	Event() T
+	Err() error
+	Close() error
+}
+
+// follow prints the events of a log stream, or the error of subscribing
+// to it (name: "audit log"), until ctx ends, the stream ends or count
+// events (0: no limit) are printed: one JSON object per line with
+// --json, else the header, if any, and line of every event.
+func follow[T any](ctx context.Context, e *env, s *session, name string, stream logStream[T], err error, jsonOut bool, count uint, header string, line func(*T) string) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return s.fail(err, "failed to subscribe to the audit log")
+		return s.fail(err, "failed to subscribe to the %s", name)
 	}
 	defer stream.Close()
 	stop := context.AfterFunc(ctx, func() { stream.Close() })
 	defer stop()
 
-	if !jsonOut {
-		header := fmt.Sprintf("%-12s%-10s%-24s%-19s%-34s%s", "Time", "Status", "Identity", "IP", "API", "Latency")
-		fmt.Fprintln(e.stdout, e.style(sgrBold, sgrUnderline).wrap(header))
+	if !jsonOut && header != "" {
+		fmt.Fprintln(e.stdout, header)
 	}
 	for n := uint(0); count == 0 || n < count; n++ {
 		if !stream.Next() {
@@ -109,13 +119,13 @@ func followAuditLog(ctx context.Context, e *env, s *session, jsonOut bool, count
 			}
 			continue
 		}
-		io.WriteString(e.stdout, e.auditLine(&event))
+		io.WriteString(e.stdout, line(&event))
 	}
 	return nil
 }
 
 // auditLine formats an audit event as a row under the header of
-// followAuditLog; only the status is coloured.
+// the audit log; only the status is coloured.
 func (e *env) auditLine(ev *kes.AuditEvent) string {
 	status := e.statusStyle(ev.Response.StatusCode).wrap(fmt.Sprintf("%d", ev.Response.StatusCode))
 	pad := 10 - len(fmt.Sprint(ev.Response.StatusCode))
@@ -153,34 +163,6 @@ func truncate(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
-}
-
-func followErrorLog(ctx context.Context, e *env, s *session, jsonOut bool, count uint) error {
-	stream, err := s.client.ErrorLog(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return s.fail(err, "failed to subscribe to the error log")
-	}
-	defer stream.Close()
-	stop := context.AfterFunc(ctx, func() { stream.Close() })
-	defer stop()
-
-	for n := uint(0); count == 0 || n < count; n++ {
-		if !stream.Next() {
-			return streamEnd(ctx, s, stream.Err())
-		}
-		event := stream.Event()
-		if jsonOut {
-			if err := e.printJSONLine(event); err != nil {
-				return err
-			}
-			continue
-		}
-		io.WriteString(e.stdout, e.colorLevel(event.Message)+"\n")
-	}
-	return nil
 }
 
 // colorLevel colours the level=... field of a slog text line.

@@ -30,57 +30,84 @@ Examples:
 var lsCommand = &command{
 	name:  "ls",
 	usage: lsUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
-		var jsonOut, identities, policies bool
-		boolFlag(fs, &jsonOut, "json")
+	opts:  optConn | optJSON | optColor,
+	args:  argRule{max: 1, what: "prefix", deferred: true},
+	flags: func(fs *flag.FlagSet) runFunc {
+		var identities, policies bool
 		boolFlag(fs, &identities, "i", "identity")
 		boolFlag(fs, &policies, "p", "policy")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
+		return func(ctx context.Context, c *call) error {
 			if identities && policies {
-				return usagef("ls", "'-i / --identity' and '-p / --policy' cannot be used together")
+				return c.usagef("'-i / --identity' and '-p / --policy' cannot be used together")
 			}
-			if err := argsBetween("ls", args, 0, 1, "prefix"); err != nil {
+			if err := c.checkArgs(); err != nil {
 				return err
 			}
-			prefix := listPattern(args)
-			s, err := conn.connect(e)
+			prefix := listPattern(c.args)
+			s, err := c.connect()
 			if err != nil {
 				return err
 			}
-			var (
-				names        []string
-				header, what string
-			)
+			l := keyListing
 			switch {
 			case identities:
-				header, what = "Identity", "identities"
-				names, err = listAll(e, what, func() ([]string, string, error) {
-					ids, next, err := s.client.ListIdentities(ctx, prefix, 0)
-					return identityStrings(ids), next, err
-				})
+				l = identityListing
 			case policies:
-				header, what = "Policy", "policies"
-				names, err = listAll(e, what, func() ([]string, string, error) {
-					return s.client.ListPolicies(ctx, prefix, 0)
-				})
-			default:
-				header, what = "Key", "keys"
-				names, err = listAll(e, what, func() ([]string, string, error) {
-					return s.client.ListKeys(ctx, prefix, 0)
-				})
+				l = policyListing
 			}
-			if err != nil {
-				return s.fail(err, "failed to list %s", what)
-			}
-			if jsonOut {
-				return e.printJSON(names)
-			}
-			e.printList(header, names)
-			return nil
+			return c.printNames(ctx, s, l, prefix)
 		}
 	},
+}
+
+// listing is what an ls command lists: what names the listed things in
+// errors ("keys"), header is the table header ("Key").
+type listing struct {
+	what, header string
+	list         func(ctx context.Context, s *session, pattern string) ([]string, string, error)
+}
+
+var (
+	keyListing = listing{"keys", "Key", func(ctx context.Context, s *session, pattern string) ([]string, string, error) {
+		return s.client.ListKeys(ctx, pattern, 0)
+	}}
+	policyListing = listing{"policies", "Policy", func(ctx context.Context, s *session, pattern string) ([]string, string, error) {
+		return s.client.ListPolicies(ctx, pattern, 0)
+	}}
+	identityListing = listing{"identities", "Identity", func(ctx context.Context, s *session, pattern string) ([]string, string, error) {
+		ids, next, err := s.client.ListIdentities(ctx, pattern, 0)
+		return identityStrings(ids), next, err
+	}}
+)
+
+// listCommand returns an "ls" command: it lists the names that match an
+// optional pattern.
+func listCommand(usage string, l listing) *command {
+	return &command{
+		name:  "ls",
+		usage: usage,
+		opts:  optConn | optJSON | optColor,
+		args:  argRule{max: 1, what: "pattern"},
+		run: connected(func(ctx context.Context, c *call, s *session) error {
+			return c.printNames(ctx, s, l, listPattern(c.args))
+		}),
+	}
+}
+
+// printNames prints the names that match pattern: as a JSON array with
+// --json, else as a table.
+func (c *call) printNames(ctx context.Context, s *session, l listing, pattern string) error {
+	names, err := listAll(c.env, l.what, func() ([]string, string, error) {
+		return l.list(ctx, s, pattern)
+	})
+	if err != nil {
+		return s.fail(err, "failed to list %s", l.what)
+	}
+	if c.json {
+		return c.printJSON(names)
+	}
+	c.printList(l.header, names)
+	return nil
 }
 
 // identityStrings converts identities to strings.

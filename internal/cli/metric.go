@@ -44,33 +44,25 @@ Examples:
 var metricCommand = &command{
 	name:  "metric",
 	usage: metricUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
+	opts:  optConn | optJSON | optColor,
+	flags: func(fs *flag.FlagSet) runFunc {
 		rate := 5 * time.Second
-		var (
-			count   uint
-			jsonOut bool
-		)
+		var count uint
 		fs.DurationVar(&rate, "rate", rate, "")
 		fs.UintVar(&count, "n", 0, "")
 		fs.UintVar(&count, "count", 0, "")
-		boolFlag(fs, &jsonOut, "json")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			if err := argsBetween("metric", args, 0, 0, ""); err != nil {
-				return err
-			}
+		return func(ctx context.Context, c *call) error {
 			if rate <= 0 {
-				return usagef("metric", "invalid --rate %v: must be positive", rate)
+				return c.usagef("invalid --rate %v: must be positive", rate)
 			}
-			s, err := conn.connect(e)
+			s, err := c.connect()
 			if err != nil {
 				return err
 			}
-			if jsonOut || !e.outTTY {
-				return scrapeJSON(ctx, e, s, rate, count)
+			if c.json || !c.outTTY {
+				return scrapeJSON(ctx, c.env, s, rate, count)
 			}
-			return liveMetrics(ctx, e, s, rate, count)
+			return liveMetrics(ctx, c.env, s, rate, count)
 		}
 	},
 }

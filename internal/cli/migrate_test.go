@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -22,7 +21,7 @@ import (
 	"github.com/openkes/openkes/internal/crypto"
 	"github.com/openkes/openkes/keystore"
 	"github.com/openkes/openkes/keystore/fs"
-	"github.com/openkes/openkes/keystore/mem"
+	"github.com/openkes/openkes/keystore/migrate"
 	"github.com/openkes/openkes/keystore/seal"
 )
 
@@ -643,11 +642,11 @@ func TestMigrateProgressBarPadding(t *testing.T) {
 	t.Parallel()
 	var b bytes.Buffer
 	p := &migrateProgress{w: &b, tty: true, now: steppingClock(time.Second)}
-	s := migrateStats{total: 100}
+	s := migrate.Stats{Total: 100}
 	p.start(s) // slow: ETA in minutes
-	s.n[keyCopied] = 1
+	s.Count[migrate.Copied] = 1
 	p.draw(s)
-	s.n[keyCopied] = 99
+	s.Count[migrate.Copied] = 99
 	p.draw(s) // fast: shorter ETA, the rest of the old line is blanked
 	frames := strings.Split(b.String(), "\r")[1:]
 	if len(frames) != 3 {
@@ -713,89 +712,6 @@ func TestMigrateForceInterrupted(t *testing.T) {
 	if d := diffKeys(readFSKeys(t, dstDir), map[string][]byte{"k": []byte("new")}); d != "" {
 		t.Errorf("target: %s", d)
 	}
-}
-
-// vanishingStore pretends that one key was deleted after it was listed.
-type vanishingStore struct {
-	keystore.Store
-	name string
-}
-
-func (s *vanishingStore) Get(ctx context.Context, name string) ([]byte, error) {
-	if name == s.name {
-		return nil, fmt.Errorf("test: get %q: %w", name, keystore.ErrNotFound)
-	}
-	return s.Store.Get(ctx, name)
-}
-
-// pagingStore breaks the List contract: it returns a continuation even
-// when asked for all names.
-type pagingStore struct{ keystore.Store }
-
-func (s pagingStore) List(ctx context.Context, prefix string, _ int) ([]string, string, error) {
-	return s.Store.List(ctx, prefix, 1)
-}
-
-// TestMigrationStores runs migrations between in-memory stores, with
-// source stores that misbehave.
-func TestMigrationStores(t *testing.T) {
-	t.Parallel()
-	newSource := func(t *testing.T) *mem.Store {
-		src := mem.New()
-		t.Cleanup(func() { src.Close() })
-		for _, name := range []string{"a", "b", "c"} {
-			if err := src.Create(t.Context(), name, []byte("value of "+name)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return src
-	}
-	t.Run("vanished key", func(t *testing.T) {
-		t.Parallel()
-		dst := mem.New()
-		m := &migration{src: &vanishingStore{newSource(t), "b"}, dst: dst, pattern: "*"}
-		var out bytes.Buffer
-		stats, err := m.run(t.Context(), &migrateProgress{w: &out, now: time.Now})
-		if err != nil {
-			t.Fatalf("run() error = %v", err)
-		}
-		stats.summary(&out)
-		want := "Migrated 2 keys successfully!\nSkipped 1 keys deleted from the source during the migration.\n"
-		if got := out.String(); got != want {
-			t.Errorf("output = %q, want %q", got, want)
-		}
-		names, _, _ := dst.List(t.Context(), "", 0)
-		if diff := cmp.Diff([]string{"a", "c"}, names); diff != "" {
-			t.Errorf("target names mismatch (-want +got):\n%s", diff)
-		}
-	})
-	t.Run("partial listing", func(t *testing.T) {
-		t.Parallel()
-		m := &migration{src: pagingStore{newSource(t)}, dst: mem.New(), pattern: "*"}
-		_, err := m.run(t.Context(), &migrateProgress{w: io.Discard, now: time.Now})
-		if want := "listing the source: the key store returned only part of its keys (up to 'b')"; err == nil || err.Error() != want {
-			t.Errorf("run() error = %v, want %q", err, want)
-		}
-	})
-	t.Run("values copied", func(t *testing.T) {
-		t.Parallel()
-		src, dst := newSource(t), mem.New()
-		m := &migration{src: src, dst: dst, pattern: "[ac]"}
-		stats, err := m.run(t.Context(), &migrateProgress{w: io.Discard, now: time.Now})
-		if err != nil || stats.migrated() != 2 || stats.total != 2 {
-			t.Fatalf("run() = %+v, %v; want 2 of 2 migrated", stats, err)
-		}
-		for _, name := range []string{"a", "c"} {
-			got, err := dst.Get(t.Context(), name)
-			if err != nil || string(got) != "value of "+name {
-				t.Errorf("Get(%q) = %q, %v, want %q", name, got, err, "value of "+name)
-			}
-		}
-		// The source's values are not cleared by the copy.
-		if got, _ := src.Get(t.Context(), "a"); string(got) != "value of a" {
-			t.Errorf("source Get(a) = %q after the migration", got)
-		}
-	})
 }
 
 // TestMigrateResealInPlace seals the keys of an fs store in place, as

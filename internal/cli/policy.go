@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -53,34 +52,26 @@ Examples:
 var policyInfoCommand = &command{
 	name:  "info",
 	usage: policyInfoUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
-		var jsonOut bool
-		boolFlag(fs, &jsonOut, "json")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			s, err := conn.start(e, "policy info", args, 1, 1, "policy name")
-			if err != nil {
-				return err
-			}
-			info, err := s.client.DescribePolicy(ctx, args[0])
-			if err != nil {
-				return s.fail(err, "failed to describe policy %q", args[0])
-			}
-			if info.Name == "" {
-				info.Name = args[0]
-			}
-			if jsonOut {
-				return e.printJSON(info)
-			}
-			e.fields().
-				add("Name", info.Name).
-				add("Date", dateTime(info.CreatedAt)).
-				add("Created by", orNone(info.CreatedBy.String())).
-				print("")
-			return nil
+	opts:  optConn | optJSON | optColor,
+	args:  argRule{min: 1, max: 1, what: "policy name"},
+	run: connected(func(ctx context.Context, c *call, s *session) error {
+		info, err := s.client.DescribePolicy(ctx, c.args[0])
+		if err != nil {
+			return s.fail(err, "failed to describe policy %q", c.args[0])
 		}
-	},
+		if info.Name == "" {
+			info.Name = c.args[0]
+		}
+		if c.json {
+			return c.printJSON(info)
+		}
+		c.fields().
+			add("Name", info.Name).
+			add("Date", dateTime(info.CreatedAt)).
+			add("Created by", orNone(info.CreatedBy.String())).
+			print("")
+		return nil
+	}),
 }
 
 const policyLsUsage = `Usage:
@@ -99,10 +90,7 @@ Examples:
     $ kes policy ls 'my-*' --json
 `
 
-var policyLsCommand = listCommand("policy", "policies", "Policy", policyLsUsage,
-	func(ctx context.Context, s *session, pattern string) ([]string, string, error) {
-		return s.client.ListPolicies(ctx, pattern, 0)
-	})
+var policyLsCommand = listCommand(policyLsUsage, policyListing)
 
 const policyShowUsage = `Usage:
     kes policy show [options] <name>
@@ -124,34 +112,26 @@ Examples:
 var policyShowCommand = &command{
 	name:  "show",
 	usage: policyShowUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlags(fs)
-		var jsonOut bool
-		boolFlag(fs, &jsonOut, "json")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			s, err := conn.start(e, "policy show", args, 1, 1, "policy name")
-			if err != nil {
-				return err
-			}
-			policy, err := s.client.GetPolicy(ctx, args[0])
-			if err != nil {
-				return s.fail(err, "failed to show policy %q", args[0])
-			}
-			if jsonOut || !e.outTTY {
-				return e.printJSON(policy)
-			}
-			var b strings.Builder
-			e.writeRules(&b, "", policy.Allow, policy.Deny)
-			b.WriteByte('\n')
-			io.WriteString(e.stdout, b.String())
-			e.fields().
-				add("Created at:", dateTime(policy.CreatedAt)).
-				add("Created by:", orNone(policy.CreatedBy.String())).
-				print("")
-			return nil
+	opts:  optConn | optJSON | optColor,
+	args:  argRule{min: 1, max: 1, what: "policy name"},
+	run: connected(func(ctx context.Context, c *call, s *session) error {
+		policy, err := s.client.GetPolicy(ctx, c.args[0])
+		if err != nil {
+			return s.fail(err, "failed to show policy %q", c.args[0])
 		}
-	},
+		if c.json || !c.outTTY {
+			return c.printJSON(policy)
+		}
+		var b strings.Builder
+		c.writeRules(&b, "", policy.Allow, policy.Deny)
+		b.WriteByte('\n')
+		io.WriteString(c.stdout, b.String())
+		c.fields().
+			add("Created at:", dateTime(policy.CreatedAt)).
+			add("Created by:", orNone(policy.CreatedBy.String())).
+			print("")
+		return nil
+	}),
 }
 
 // writeRules writes the allow and deny rules, sorted, each under its

@@ -76,29 +76,30 @@ type serverFlags struct {
 	dev, check, strict                  bool
 }
 
-func runServer(ctx context.Context, e *env, args []string) error {
-	var f serverFlags
-	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&f.config, "config", "", "")
-	fs.StringVar(&f.addr, "addr", "", "")
-	fs.BoolVar(&f.dev, "dev", false, "")
-	fs.StringVar(&f.auth, "auth", "", "")
-	fs.StringVar(&f.root, "root", "", "")
-	fs.StringVar(&f.key, "key", "", "")
-	fs.StringVar(&f.cert, "cert", "", "")
-	fs.BoolVar(&f.check, "check", false, "")
-	fs.BoolVar(&f.strict, "strict", false, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(e.stdout, serverUsage)
-			return nil
-		}
-		return &usageError{msg: err.Error() + ". See 'kes server --help'"}
-	}
-	if fs.NArg() > 0 {
-		return &usageError{msg: "too many arguments. See 'kes server --help'"}
-	}
+var serverCommand = &command{
+	name:  "server",
+	usage: serverUsage,
+	// As upstream, the options end at the first argument.
+	flagsFirst: true,
+	flags: func(fs *flag.FlagSet) runFunc {
+		var f serverFlags
+		fs.StringVar(&f.config, "config", "", "")
+		fs.StringVar(&f.addr, "addr", "", "")
+		fs.BoolVar(&f.dev, "dev", false, "")
+		fs.StringVar(&f.auth, "auth", "", "")
+		fs.StringVar(&f.root, "root", "", "")
+		fs.StringVar(&f.key, "key", "", "")
+		fs.StringVar(&f.cert, "cert", "", "")
+		fs.BoolVar(&f.check, "check", false, "")
+		fs.BoolVar(&f.strict, "strict", false, "")
+		return func(ctx context.Context, c *call) error { return runServer(ctx, c.env, &f) }
+	},
+	// In the order of the usage text.
+	completeFlags:  []string{"--config", "--addr", "--dev", "--auth", "--root", "--key", "--cert", "--help"},
+	completeValues: []string{"--config", "--addr", "--auth", "--root", "--key", "--cert"},
+}
+
+func runServer(ctx context.Context, e *env, f *serverFlags) error {
 	if f.dev && f.config != "" {
 		return &usageError{msg: "'--config' flag is not supported in development mode"}
 	}
@@ -155,9 +156,9 @@ func runServer(ctx context.Context, e *env, args []string) error {
 		err    error
 	)
 	if f.dev {
-		conf, addr, apiKey, devCA, err = devConfig(&f, e.stderr)
+		conf, addr, apiKey, devCA, err = devConfig(f, e.stderr)
 	} else {
-		conf, file, err = fileConfig(ctx, &f, errorLog, e.stderr)
+		conf, file, err = fileConfig(ctx, f, errorLog, e.stderr)
 		if err == nil {
 			if err = audit.useFile(file.AuditFile); err != nil {
 				conf.Store.Close()
@@ -201,7 +202,7 @@ func runServer(ctx context.Context, e *env, args []string) error {
 				fmt.Fprintln(e.stderr, "kes: SIGHUP ignored: there is no configuration file to reload in development mode")
 				continue
 			}
-			newConf, newFile, err := reload(ctx, srv, &f, errorLog, audit, errLevel, e.stderr)
+			newConf, newFile, err := reload(ctx, srv, f, errorLog, audit, errLevel, e.stderr)
 			if err != nil {
 				fmt.Fprintf(e.stderr, "kes: error: failed to reload server config: %v\n", err)
 				// SIGHUP after renaming the audit file is how it is

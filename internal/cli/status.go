@@ -47,23 +47,17 @@ Examples:
 var statusCommand = &command{
 	name:  "status",
 	usage: statusUsage,
-	flags: func(fs *flag.FlagSet, e *env) runFunc {
-		conn := addConnFlagsNoShort(fs)
-		var short, apis, jsonOut bool
+	opts:  optConnLong | optJSON | optColor,
+	flags: func(fs *flag.FlagSet) runFunc {
+		var short, apis bool
 		boolFlag(fs, &short, "s", "short")
 		boolFlag(fs, &apis, "api")
-		boolFlag(fs, &jsonOut, "json")
-		addColorFlag(fs, e)
-		return func(ctx context.Context, e *env, args []string) error {
-			s, err := conn.start(e, "status", args, 0, 0, "")
-			if err != nil {
-				return err
-			}
+		return connected(func(ctx context.Context, c *call, s *session) error {
 			if apis {
-				return showAPIs(ctx, e, s, jsonOut, short)
+				return showAPIs(ctx, c.env, s, c.json, short)
 			}
-			return showStatus(ctx, e, s, jsonOut, short)
-		}
+			return showStatus(ctx, c.env, s, c.json, short)
+		})
 	},
 }
 
