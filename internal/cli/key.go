@@ -413,4 +413,3 @@ func (e *env) printValues(jsonOut bool, values [][2]string) error {
 	_, err := io.WriteString(e.stdout, b.String())
 	return err
 }
-
