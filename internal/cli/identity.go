@@ -503,9 +503,7 @@ client (its API key or certificate).
 
 Options:
     --json                   Print the description as JSON.
-    --color <when>           Colour the output: auto, never or always.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + clientOptions + `
 Examples:
     $ kes identity info
     $ kes identity info 3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22
@@ -624,9 +622,7 @@ identities of all policies.
 
 Options:
     --json                   Print the identities as a JSON array.
-    --color <when>           Colour the output: auto, never or always.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + clientOptions + `
 Examples:
     $ kes identity ls
     $ kes identity ls --json

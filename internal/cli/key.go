@@ -44,6 +44,15 @@ var keyCommand = &command{
 	},
 }
 
+// clientOptions is the usage text of the options of most client
+// commands: --color, the connection options and --help.
+const clientOptions = `    --color <when>           Colour the output: auto, never or always.
+` + connOptions + helpOption
+
+// helpOption is the usage text of --help.
+const helpOption = `    -h, --help               Print command line options.
+`
+
 // connOptions is the usage text of the connection options.
 const connOptions = `    -s, --server <host:port> KES server(s), comma-separated. Default: $KES_SERVER,
                              else 127.0.0.1:7373.
@@ -61,35 +70,32 @@ const keyCreateUsage = `Usage:
 Creates a new key for each name, in order, and stops at the first error.
 
 Options:
-` + connOptions + `    -h, --help               Print command line options.
-
+` + connOptions + helpOption + `
 Examples:
     $ kes key create my-key
     $ kes key create my-app-1 my-app-2
 `
 
-var keyCreateCommand = &command{
-	name:  "create",
-	usage: keyCreateUsage,
-	opts:  optConn,
-	args:  argRule{min: 1, max: -1, what: "key name"},
-	run: forEachName("failed to create key %q", func(ctx context.Context, s *session, name string) error {
-		return s.client.CreateKey(ctx, name)
-	}),
-}
+var keyCreateCommand = perNameCommand("create", keyCreateUsage, "failed to create key %q", (*kes.Client).CreateKey)
 
-// forEachName returns the run function of a command that sends one
-// request per argument, in order, and stops at the first error, which
-// failure describes.
-func forEachName(failure string, do func(ctx context.Context, s *session, name string) error) runFunc {
-	return connected(func(ctx context.Context, c *call, s *session) error {
-		for _, name := range c.args {
-			if err := do(ctx, s, name); err != nil {
-				return s.fail(err, failure, name)
+// perNameCommand returns a command that sends one request per argument,
+// a key name, in order, and stops at the first error, which failure
+// describes.
+func perNameCommand(name, usage, failure string, do func(*kes.Client, context.Context, string) error) *command {
+	return &command{
+		name:  name,
+		usage: usage,
+		opts:  optConn,
+		args:  argRule{min: 1, max: -1, what: "key name"},
+		run: connected(func(ctx context.Context, c *call, s *session) error {
+			for _, name := range c.args {
+				if err := do(s.client, ctx, name); err != nil {
+					return s.fail(err, failure, name)
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		}),
+	}
 }
 
 const keyImportUsage = `Usage:
@@ -100,8 +106,7 @@ is read from stdin, so that it does not show up in process listings.
 
 Options:
     --algorithm <alg>        AES256 (default) or ChaCha20.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + connOptions + helpOption + `
 Examples:
     $ kes key import my-key RSiw1iKMEz3rZEVeVTS7gB5IMjuKf8qKvbgnWIJYKlM=
     $ head -c 32 /dev/urandom | base64 | kes key import my-key -
@@ -153,9 +158,7 @@ Describes a key: its name, algorithm, creation date and creator.
 
 Options:
     --json                   Print the description as JSON.
-    --color <when>           Colour the output: auto, never or always.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + clientOptions + `
 Examples:
     $ kes key info my-key
     $ kes key info my-key --json | jq -r .created_by
@@ -170,16 +173,8 @@ type keyInfoJSON struct {
 	CreatedBy kes.Identity `json:"created_by,omitempty"`
 }
 
-var keyInfoCommand = &command{
-	name:  "info",
-	usage: keyInfoUsage,
-	opts:  optConn | optJSON | optColor,
-	args:  argRule{min: 1, max: 1, what: "key name"},
-	run: connected(func(ctx context.Context, c *call, s *session) error {
-		info, err := s.client.DescribeKey(ctx, c.args[0])
-		if err != nil {
-			return s.fail(err, "failed to describe key %q", c.args[0])
-		}
+var keyInfoCommand = describeCommand("info", keyInfoUsage, "key name", "failed to describe key %q", (*kes.Client).DescribeKey,
+	func(c *call, info *kes.KeyInfo) error {
 		if c.json {
 			return c.printJSON(keyInfoJSON{
 				Name:      info.Name,
@@ -195,7 +190,25 @@ var keyInfoCommand = &command{
 			add("Owner", orNone(info.CreatedBy.String())).
 			print("")
 		return nil
-	}),
+	})
+
+// describeCommand returns a command that fetches the thing its one
+// argument names (what: "key name") with get and prints it with print;
+// failure describes the error of get.
+func describeCommand[T any](name, usage, what, failure string, get func(*kes.Client, context.Context, string) (T, error), print func(c *call, v T) error) *command {
+	return &command{
+		name:  name,
+		usage: usage,
+		opts:  optConn | optJSON | optColor,
+		args:  argRule{min: 1, max: 1, what: what},
+		run: connected(func(ctx context.Context, c *call, s *session) error {
+			v, err := get(s.client, ctx, c.args[0])
+			if err != nil {
+				return s.fail(err, failure, c.args[0])
+			}
+			return print(c, v)
+		}),
+	}
 }
 
 const keyLsUsage = `Usage:
@@ -206,9 +219,7 @@ ending in '*'. Without a pattern, all keys are listed.
 
 Options:
     --json                   Print the names as a JSON array.
-    --color <when>           Colour the output: auto, never or always.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + clientOptions + `
 Examples:
     $ kes key ls
     $ kes key ls 'my-app-*'
@@ -256,21 +267,12 @@ Deletes each key, in order, and stops at the first error. A deleted key
 cannot be recovered: whatever it encrypted cannot be decrypted anymore.
 
 Options:
-` + connOptions + `    -h, --help               Print command line options.
-
+` + connOptions + helpOption + `
 Examples:
     $ kes key rm my-key
 `
 
-var keyRmCommand = &command{
-	name:  "rm",
-	usage: keyRmUsage,
-	opts:  optConn,
-	args:  argRule{min: 1, max: -1, what: "key name"},
-	run: forEachName("failed to remove key %q", func(ctx context.Context, s *session, name string) error {
-		return s.client.DeleteKey(ctx, name)
-	}),
-}
+var keyRmCommand = perNameCommand("rm", keyRmUsage, "failed to remove key %q", (*kes.Client).DeleteKey)
 
 const keyEncryptUsage = `Usage:
     kes key encrypt [options] <name> <message> [<context>]
@@ -282,26 +284,36 @@ as JSON: {"ciphertext":"<base64>"}.
 
 Options:
     --json                   Print JSON on a terminal, too.
-    --color <when>           Colour the output: auto, never or always.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + clientOptions + `
 Examples:
     $ kes key encrypt my-key "Hello world"
     $ kes key encrypt my-key "Hello world" | jq -r .ciphertext
 `
 
-var keyEncryptCommand = &command{
-	name:  "encrypt",
-	usage: keyEncryptUsage,
-	opts:  optConn | optJSON | optColor,
-	args:  argRule{min: 2, max: 3, what: "key name and message", base64: []string{2: "context"}},
-	run: connected(func(ctx context.Context, c *call, s *session) error {
+var keyEncryptCommand = valuesCommand("encrypt", keyEncryptUsage, "failed to encrypt message",
+	argRule{min: 2, max: 3, what: "key name and message", base64: []string{2: "context"}},
+	func(ctx context.Context, c *call, s *session) ([][2]string, error) {
 		ciphertext, err := s.client.Encrypt(ctx, c.args[0], []byte(c.args[1]), c.decoded[2])
-		if err != nil {
-			return s.fail(err, "failed to encrypt message")
-		}
-		return c.printValues(c.json, [][2]string{{"ciphertext", base64.StdEncoding.EncodeToString(ciphertext)}})
-	}),
+		return [][2]string{{"ciphertext", base64.StdEncoding.EncodeToString(ciphertext)}}, err
+	})
+
+// valuesCommand returns a command that sends one request with do and
+// prints the named values it returns with printValues; failure describes
+// the error of do.
+func valuesCommand(name, usage, failure string, args argRule, do func(ctx context.Context, c *call, s *session) ([][2]string, error)) *command {
+	return &command{
+		name:  name,
+		usage: usage,
+		opts:  optConn | optJSON | optColor,
+		args:  args,
+		run: connected(func(ctx context.Context, c *call, s *session) error {
+			values, err := do(ctx, c, s)
+			if err != nil {
+				return s.fail(err, failure)
+			}
+			return c.printValues(c.json, values)
+		}),
+	}
 }
 
 const keyDecryptUsage = `Usage:
@@ -313,28 +325,19 @@ is printed as text, otherwise as JSON: {"plaintext":"<base64>"}.
 
 Options:
     --json                   Print JSON on a terminal, too.
-    --color <when>           Colour the output: auto, never or always.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + clientOptions + `
 Examples:
     $ kes key decrypt my-key "$CIPHERTEXT"
     $ kes key decrypt my-key "$CIPHERTEXT" | jq -r .plaintext | base64 -d
 `
 
-var keyDecryptCommand = &command{
-	name:  "decrypt",
-	usage: keyDecryptUsage,
-	opts:  optConn | optJSON | optColor,
-	args:  argRule{min: 2, max: 3, what: "key name and ciphertext", base64: []string{1: "ciphertext", 2: "context"}},
-	run: connected(func(ctx context.Context, c *call, s *session) error {
+var keyDecryptCommand = valuesCommand("decrypt", keyDecryptUsage, "failed to decrypt ciphertext",
+	argRule{min: 2, max: 3, what: "key name and ciphertext", base64: []string{1: "ciphertext", 2: "context"}},
+	func(ctx context.Context, c *call, s *session) ([][2]string, error) {
 		plaintext, err := s.client.Decrypt(ctx, c.args[0], c.decoded[1], c.decoded[2])
-		if err != nil {
-			return s.fail(err, "failed to decrypt ciphertext")
-		}
 		defer clear(plaintext)
-		return c.printValues(c.json, [][2]string{{"plaintext", base64.StdEncoding.EncodeToString(plaintext)}})
-	}),
-}
+		return [][2]string{{"plaintext", base64.StdEncoding.EncodeToString(plaintext)}}, err
+	})
 
 const keyDEKUsage = `Usage:
     kes key dek [options] <name> [<context>]
@@ -346,31 +349,22 @@ otherwise as JSON: {"plaintext":"<base64>","ciphertext":"<base64>"}.
 
 Options:
     --json                   Print JSON on a terminal, too.
-    --color <when>           Colour the output: auto, never or always.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + clientOptions + `
 Examples:
     $ kes key dek my-key
     $ kes key dek my-key "$(printf bucket/object | base64)"
 `
 
-var keyDEKCommand = &command{
-	name:  "dek",
-	usage: keyDEKUsage,
-	opts:  optConn | optJSON | optColor,
-	args:  argRule{min: 1, max: 2, what: "key name", base64: []string{1: "context"}},
-	run: connected(func(ctx context.Context, c *call, s *session) error {
+var keyDEKCommand = valuesCommand("dek", keyDEKUsage, "failed to generate data encryption key",
+	argRule{min: 1, max: 2, what: "key name", base64: []string{1: "context"}},
+	func(ctx context.Context, c *call, s *session) ([][2]string, error) {
 		dek, err := s.client.GenerateKey(ctx, c.args[0], c.decoded[1])
-		if err != nil {
-			return s.fail(err, "failed to generate data encryption key")
-		}
 		defer clear(dek.Plaintext)
-		return c.printValues(c.json, [][2]string{
+		return [][2]string{
 			{"plaintext", base64.StdEncoding.EncodeToString(dek.Plaintext)},
 			{"ciphertext", base64.StdEncoding.EncodeToString(dek.Ciphertext)},
-		})
-	}),
-}
+		}, err
+	})
 
 // printValues prints name/value pairs as upstream's encrypt, decrypt and
 // dek do: on a terminal (and without --json) as a blank line and one

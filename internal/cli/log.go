@@ -30,9 +30,7 @@ Options:
     --error                  Print the error log.
     --json                   Print one JSON object per event and line.
     -n, --count <n>          Stop after n events. Default: 0, no limit.
-    --color <when>           Colour the output: auto, never or always.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + clientOptions + `
 Examples:
     $ kes log
     $ kes log --error

@@ -17,9 +17,7 @@ Options:
     -i, --identity           List identities.
     -p, --policy             List policies.
     --json                   Print the names as a JSON array.
-    --color <when>           Colour the output: auto, never or always.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + clientOptions + `
 Examples:
     $ kes ls
     $ kes ls my-app-

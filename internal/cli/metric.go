@@ -32,9 +32,7 @@ Options:
     -n, --count <n>          Stop after n scrapes. Default: 0, run until
                              interrupted (Ctrl-C).
     --json                   Print JSON on a terminal, too.
-    --color <when>           Colour the output: auto, never or always.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + clientOptions + `
 Examples:
     $ kes metric
     $ kes metric --rate 1s

@@ -1,12 +1,13 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/openkes/openkes/kes"
 )
 
 const policyUsage = `Usage:
@@ -41,24 +42,14 @@ Describes a policy: its name, creation date and creator.
 
 Options:
     --json                   Print the description as JSON.
-    --color <when>           Colour the output: auto, never or always.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + clientOptions + `
 Examples:
     $ kes policy info my-app
     $ kes policy info my-app --json
 `
 
-var policyInfoCommand = &command{
-	name:  "info",
-	usage: policyInfoUsage,
-	opts:  optConn | optJSON | optColor,
-	args:  argRule{min: 1, max: 1, what: "policy name"},
-	run: connected(func(ctx context.Context, c *call, s *session) error {
-		info, err := s.client.DescribePolicy(ctx, c.args[0])
-		if err != nil {
-			return s.fail(err, "failed to describe policy %q", c.args[0])
-		}
+var policyInfoCommand = describeCommand("info", policyInfoUsage, "policy name", "failed to describe policy %q", (*kes.Client).DescribePolicy,
+	func(c *call, info *kes.PolicyInfo) error {
 		if info.Name == "" {
 			info.Name = c.args[0]
 		}
@@ -71,8 +62,7 @@ var policyInfoCommand = &command{
 			add("Created by", orNone(info.CreatedBy.String())).
 			print("")
 		return nil
-	}),
-}
+	})
 
 const policyLsUsage = `Usage:
     kes policy ls [options] [<pattern>]
@@ -82,9 +72,7 @@ optionally ending in '*'. Without a pattern, all policies are listed.
 
 Options:
     --json                   Print the names as a JSON array.
-    --color <when>           Colour the output: auto, never or always.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + clientOptions + `
 Examples:
     $ kes policy ls
     $ kes policy ls 'my-*' --json
@@ -101,24 +89,14 @@ printed as text, otherwise as JSON:
 
 Options:
     --json                   Print JSON on a terminal, too.
-    --color <when>           Colour the output: auto, never or always.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + clientOptions + `
 Examples:
     $ kes policy show my-app
     $ kes policy show my-app | jq -r '.allow | keys[]'
 `
 
-var policyShowCommand = &command{
-	name:  "show",
-	usage: policyShowUsage,
-	opts:  optConn | optJSON | optColor,
-	args:  argRule{min: 1, max: 1, what: "policy name"},
-	run: connected(func(ctx context.Context, c *call, s *session) error {
-		policy, err := s.client.GetPolicy(ctx, c.args[0])
-		if err != nil {
-			return s.fail(err, "failed to show policy %q", c.args[0])
-		}
+var policyShowCommand = describeCommand("show", policyShowUsage, "policy name", "failed to show policy %q", (*kes.Client).GetPolicy,
+	func(c *call, policy *kes.Policy) error {
 		if c.json || !c.outTTY {
 			return c.printJSON(policy)
 		}
@@ -131,8 +109,7 @@ var policyShowCommand = &command{
 			add("Created by:", orNone(policy.CreatedBy.String())).
 			print("")
 		return nil
-	}),
-}
+	})
 
 // writeRules writes the allow and deny rules, sorted, each under its
 // heading, indented by indent.
