@@ -79,6 +79,7 @@ var migrateHooks struct {
 	isTerminal func(e *env) bool                              // default: e.outTTY
 	now        func() time.Time                               // default: time.Now
 	ticker     func(time.Duration) (<-chan time.Time, func()) // default: time.NewTicker
+	source     func(keystore.Store) keystore.Store            // wraps the source store
 	target     func(keystore.Store) keystore.Store            // wraps the target store
 	workers    int                                            // default: migrate.DefaultWorkers
 }
@@ -151,6 +152,9 @@ func runMigrate(ctx context.Context, e *env, from, to string, m *migrate.Migrati
 		return err
 	}
 	defer src.Close()
+	if migrateHooks.source != nil {
+		src = migrateHooks.source(src)
+	}
 	dst, err := openMigrateStore(ctx, e, "target", to, log)
 	if err != nil {
 		return err

@@ -792,3 +792,34 @@ func TestMigrateResealInPlace(t *testing.T) {
 		t.Errorf("second run changed the store: %s", d)
 	}
 }
+
+// sealedStore says that it is sealed, as the fs and etcd stores with a
+// seal section do.
+type sealedStore struct{ keystore.Store }
+
+func (sealedStore) Sealed() bool { return true }
+
+// TestMigrateSealedToUnsealed checks that copying from a sealed store to
+// an unsealed one asks for --force.
+func TestMigrateSealedToUnsealed(t *testing.T) {
+	srcDir, dstDir := t.TempDir(), t.TempDir()
+	writeFSKeys(t, srcDir, map[string][]byte{"k": []byte("v")})
+	setMigrateHooks(t, func() {
+		migrateHooks.source = func(s keystore.Store) keystore.Store { return sealedStore{s} }
+	})
+	from, to := fsStoreConfig(t, srcDir), fsStoreConfig(t, dstDir)
+	code, stdout, stderr := migrateCmd(t.Context(), "--merge", "--from", from, "--to", to)
+	want := "kes: error: the source key store is sealed and the target is not: its keys would be stored unsealed\n" +
+		"kes: hint: pass --force to store them unsealed anyway; --force also replaces keys whose value in the target differs\n"
+	if code != 1 || stdout != "" || stderr != want {
+		t.Errorf("kes migrate = %d, stdout %q, stderr %q; want 1, nothing, %q", code, stdout, stderr, want)
+	}
+	if got := readFSKeys(t, dstDir); len(got) != 0 {
+		t.Errorf("the refused migration created %d keys", len(got))
+	}
+
+	code, stdout, stderr = migrateCmd(t.Context(), "--force", "--from", from, "--to", to)
+	if code != 0 || stdout != "Migrated 1 keys successfully!\n" || stderr != "" {
+		t.Errorf("kes migrate --force = %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
