@@ -140,11 +140,6 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
-// usagef returns a usageError for the command path, pointing to its help.
-func usagef(path, format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...) + ". See 'kes " + path + " --help'"}
-}
-
 // hintError carries a hint for the user in addition to the error.
 type hintError struct {
 	err  error
