@@ -18,9 +18,7 @@ HMACs existed have no HMAC key: the server answers 409.
 
 Options:
     --json                   Print JSON on a terminal, too.
-    --color <when>           Colour the output: auto, never or always.
-` + connOptions + `    -h, --help               Print command line options.
-
+` + clientOptions + `
 Examples:
     $ kes key hmac my-key "hello world"
     $ kes key hmac my-key - < file.bin
