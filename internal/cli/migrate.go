@@ -147,22 +147,16 @@ var migrateCommand = &command{
 // and runs m between them, with a progress report on stdout.
 func runMigrate(ctx context.Context, e *env, from, to string, m *migrate.Migration) error {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	src, err := openMigrateStore(ctx, e, "source", from, log)
+	src, err := openMigrateStore(ctx, e, "source", from, log, migrateHooks.source)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	if migrateHooks.source != nil {
-		src = migrateHooks.source(src)
-	}
-	dst, err := openMigrateStore(ctx, e, "target", to, log)
+	dst, err := openMigrateStore(ctx, e, "target", to, log, migrateHooks.target)
 	if err != nil {
 		return err
 	}
 	defer dst.Close()
-	if migrateHooks.target != nil {
-		dst = migrateHooks.target(dst)
-	}
 	m.Source, m.Target, m.Workers = src, dst, migrateHooks.workers
 	// Values stored unsealed in a sealed store are what --force reseals.
 	m.ReadContext = seal.AllowUnsealed
@@ -184,9 +178,10 @@ func runMigrate(ctx context.Context, e *env, from, to string, m *migrate.Migrati
 	return nil
 }
 
-// openMigrateStore reads the key store section of the config file at path and
-// connects to the store. role ("source" or "target") prefixes errors.
-func openMigrateStore(ctx context.Context, e *env, role, path string, log *slog.Logger) (keystore.Store, error) {
+// openMigrateStore reads the key store section of the config file at
+// path and connects to the store, which the test hook wrap (if not nil)
+// wraps. role ("source" or "target") prefixes errors.
+func openMigrateStore(ctx context.Context, e *env, role, path string, log *slog.Logger, wrap func(keystore.Store) keystore.Store) (keystore.Store, error) {
 	kind, conf, warnings, err := config.ReadKeyStore(path)
 	for _, w := range warnings {
 		fmt.Fprintf(e.stderr, "kes: warning: %s %s: %s\n", role, path, w)
@@ -197,6 +192,9 @@ func openMigrateStore(ctx context.Context, e *env, role, path string, log *slog.
 	store, err := conf.Connect(ctx, log)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: keystore.%s: %w", role, path, kind, err)
+	}
+	if wrap != nil {
+		store = wrap(store)
 	}
 	return store, nil
 }
