@@ -657,63 +657,6 @@ func TestMigrateProgressBarPadding(t *testing.T) {
 	}
 }
 
-// failingStore fails Create for one key name.
-type failingStore struct {
-	keystore.Store
-	name string
-}
-
-func (s *failingStore) Create(ctx context.Context, name string, value []byte) error {
-	if name == s.name {
-		return errors.New("disk on fire")
-	}
-	return s.Store.Create(ctx, name, value)
-}
-
-func TestMigrateTargetError(t *testing.T) {
-	srcDir, dstDir := t.TempDir(), t.TempDir()
-	writeFSKeys(t, srcDir, map[string][]byte{"bad": []byte("1")})
-	setMigrateHooks(t, func() {
-		migrateHooks.target = func(s keystore.Store) keystore.Store { return &failingStore{s, "bad"} }
-	})
-	code, _, stderr := migrateCmd(t.Context(), "--from", fsStoreConfig(t, srcDir), "--to", fsStoreConfig(t, dstDir))
-	if want := "kes: error: creating key 'bad' in the target: disk on fire\n"; code != 1 || stderr != want {
-		t.Errorf("kes migrate = %d, stderr %q; want 1, %q", code, stderr, want)
-	}
-}
-
-// interruptingStore cancels a context in Delete, as an interrupt
-// arriving in the middle of a replacement would.
-type interruptingStore struct {
-	keystore.Store
-	cancel context.CancelFunc
-}
-
-func (s *interruptingStore) Delete(ctx context.Context, name string) error {
-	s.cancel()
-	return s.Store.Delete(ctx, name)
-}
-
-// TestMigrateForceInterrupted checks that an interrupt never leaves a
-// replaced key deleted.
-func TestMigrateForceInterrupted(t *testing.T) {
-	srcDir, dstDir := t.TempDir(), t.TempDir()
-	writeFSKeys(t, srcDir, map[string][]byte{"k": []byte("new")})
-	writeFSKeys(t, dstDir, map[string][]byte{"k": []byte("old")})
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	setMigrateHooks(t, func() {
-		migrateHooks.target = func(s keystore.Store) keystore.Store { return &interruptingStore{s, cancel} }
-	})
-	code, stdout, stderr := migrateCmd(ctx, "--force", "--from", fsStoreConfig(t, srcDir), "--to", fsStoreConfig(t, dstDir))
-	if code != 0 || stdout != "Migrated 1 keys successfully!\nReplaced 1 keys whose value in the target differed.\n" {
-		t.Errorf("kes migrate = %d, stdout %q, stderr %q", code, stdout, stderr)
-	}
-	if d := diffKeys(readFSKeys(t, dstDir), map[string][]byte{"k": []byte("new")}); d != "" {
-		t.Errorf("target: %s", d)
-	}
-}
-
 // TestMigrateResealInPlace seals the keys of an fs store in place, as
 // the usage text says: the same sealed config as source and target. Keys
 // stored unsealed or sealed with an old KEK end up sealed with the
