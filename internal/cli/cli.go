@@ -18,6 +18,16 @@
 // Colour is used only on a terminal, never when NO_COLOR is set, unless
 // --color always asks for it.
 //
+// # Commands
+//
+// Every command is a node of one tree (command.go): its name, usage
+// text, shared options (connection, --json, --color), argument rules and
+// run function. The tree derives each command's path ("key info") for
+// usage errors, parses the options, checks the arguments and hands the
+// run function a call with what it needs; completion walks the same
+// tree. The copy engine of 'kes migrate' is the library package
+// keystore/migrate.
+//
 // # Flags
 //
 // Each command has its own [flag.FlagSet] with the short and the long
