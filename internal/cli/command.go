@@ -126,7 +126,6 @@ func (c *command) usagef(format string, args ...any) error {
 type call struct {
 	*env
 	cmd     *command
-	fs      *flag.FlagSet
 	args    []string
 	decoded [][]byte // the base64 arguments of argRule.base64, nil if absent
 	json    bool     // --json (optJSON)
@@ -195,7 +194,6 @@ func (c *command) flagSet(cl *call) (*flag.FlagSet, runFunc) {
 	if c.flags != nil {
 		run = c.flags(fs)
 	}
-	cl.fs = fs
 	return fs, run
 }
 
