@@ -309,7 +309,7 @@ func valuesCommand(name, usage, failure string, args argRule, do func(ctx contex
 		run: connected(func(ctx context.Context, c *call, s *session) error {
 			values, err := do(ctx, c, s)
 			if err != nil {
-				return s.fail(err, failure)
+				return s.fail(err, "%s", failure)
 			}
 			return c.printValues(c.json, values)
 		}),
