@@ -13,8 +13,8 @@ import (
 	"github.com/openkes/openkes/config"
 	"github.com/openkes/openkes/keystore"
 	_ "github.com/openkes/openkes/keystore/all" // register the key-store backends
-	"github.com/openkes/openkes/keystore/seal"
 	"github.com/openkes/openkes/keystore/migrate"
+	"github.com/openkes/openkes/keystore/seal"
 )
 
 const migrateUsage = `Usage:
