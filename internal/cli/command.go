@@ -34,6 +34,10 @@ type argRule struct {
 	// base64 and is decoded into call.decoded[i].
 	base64 []string
 
+	// names is how many leading arguments are key names (-1: all), which
+	// are checked with the server's rules before any request is sent.
+	names int
+
 	// deferred leaves the check to the run function (call.checkArgs),
 	// for commands that check their options first.
 	deferred bool
@@ -159,6 +163,14 @@ func (c *call) checkArgs() error {
 		return c.usagef("missing %s", r.what)
 	case r.max >= 0 && len(c.args) > r.max:
 		return c.usagef("too many arguments")
+	}
+	for i, a := range c.args {
+		if r.names >= 0 && i >= r.names {
+			break
+		}
+		if err := checkKeyName(a); err != nil {
+			return err
+		}
 	}
 	c.decoded = make([][]byte, len(r.base64))
 	for i, what := range r.base64 {

@@ -19,7 +19,7 @@ import (
 	"github.com/openkes/openkes/kes"
 )
 
-// Environment variables of the connection settings (spec 12.1), in the
+// Environment variables of the connection settings (docs/cli.md#connecting-to-a-server), in the
 // order they are looked at: the first one set wins. KES_CA and the
 // MINIO_KMS_KES_* names of MinIO's own settings go beyond upstream.
 var (
@@ -112,7 +112,7 @@ func (c *connFlags) endpoints(e *env) []string {
 }
 
 // connect checks the connection settings and returns a session. It
-// returns the errors of spec 12.1 when the credentials are missing or
+// returns the errors of docs/cli.md#connecting-to-a-server when the credentials are missing or
 // conflict.
 func (c *connFlags) connect(e *env) (*session, error) {
 	endpoints := c.endpoints(e)

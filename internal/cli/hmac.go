@@ -32,11 +32,8 @@ var keyHMACCommand = &command{
 	name:  "hmac",
 	usage: keyHMACUsage,
 	opts:  optConn | optJSON | optColor,
-	args:  argRule{min: 2, max: 2, what: "key name and message"},
+	args:  argRule{min: 2, max: 2, what: "key name and message", names: 1},
 	run: func(ctx context.Context, c *call) error {
-		if err := checkKeyName(c.cmd.path(), c.args[0]); err != nil {
-			return err
-		}
 		msg := []byte(c.args[1])
 		if c.args[1] == "-" {
 			b, err := io.ReadAll(io.LimitReader(c.stdin, maxHMACMessage+1))

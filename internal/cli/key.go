@@ -86,7 +86,7 @@ func perNameCommand(name, usage, failure string, do func(*kes.Client, context.Co
 		name:  name,
 		usage: usage,
 		opts:  optConn,
-		args:  argRule{min: 1, max: -1, what: "key name"},
+		args:  argRule{min: 1, max: -1, what: "key name", names: -1},
 		run: connected(func(ctx context.Context, c *call, s *session) error {
 			for _, name := range c.args {
 				if err := do(s.client, ctx, name); err != nil {
@@ -116,7 +116,7 @@ var keyImportCommand = &command{
 	name:  "import",
 	usage: keyImportUsage,
 	opts:  optConn,
-	args:  argRule{min: 2, max: 2, what: "key name and key"},
+	args:  argRule{min: 2, max: 2, what: "key name and key", names: 1},
 	flags: func(fs *flag.FlagSet) runFunc {
 		algorithm := "AES256"
 		stringFlag(fs, &algorithm, "algorithm")
@@ -192,6 +192,15 @@ var keyInfoCommand = describeCommand("info", keyInfoUsage, "key name", "failed t
 		return nil
 	})
 
+// keyNames is the argRule.names of a command whose one argument is what:
+// 1 for a key name, else 0.
+func keyNames(what string) int {
+	if what == "key name" {
+		return 1
+	}
+	return 0
+}
+
 // describeCommand returns a command that fetches the thing its one
 // argument names (what: "key name") with get and prints it with print;
 // failure describes the error of get.
@@ -200,7 +209,7 @@ func describeCommand[T any](name, usage, what, failure string, get func(*kes.Cli
 		name:  name,
 		usage: usage,
 		opts:  optConn | optJSON | optColor,
-		args:  argRule{min: 1, max: 1, what: what},
+		args:  argRule{min: 1, max: 1, what: what, names: keyNames(what)},
 		run: connected(func(ctx context.Context, c *call, s *session) error {
 			v, err := get(s.client, ctx, c.args[0])
 			if err != nil {
@@ -291,7 +300,7 @@ Examples:
 `
 
 var keyEncryptCommand = valuesCommand("encrypt", keyEncryptUsage, "failed to encrypt message",
-	argRule{min: 2, max: 3, what: "key name and message", base64: []string{2: "context"}},
+	argRule{min: 2, max: 3, what: "key name and message", base64: []string{2: "context"}, names: 1},
 	func(ctx context.Context, c *call, s *session) ([][2]string, error) {
 		ciphertext, err := s.client.Encrypt(ctx, c.args[0], []byte(c.args[1]), c.decoded[2])
 		return [][2]string{{"ciphertext", base64.StdEncoding.EncodeToString(ciphertext)}}, err
@@ -332,7 +341,7 @@ Examples:
 `
 
 var keyDecryptCommand = valuesCommand("decrypt", keyDecryptUsage, "failed to decrypt ciphertext",
-	argRule{min: 2, max: 3, what: "key name and ciphertext", base64: []string{1: "ciphertext", 2: "context"}},
+	argRule{min: 2, max: 3, what: "key name and ciphertext", base64: []string{1: "ciphertext", 2: "context"}, names: 1},
 	func(ctx context.Context, c *call, s *session) ([][2]string, error) {
 		plaintext, err := s.client.Decrypt(ctx, c.args[0], c.decoded[1], c.decoded[2])
 		defer clear(plaintext)
@@ -356,7 +365,7 @@ Examples:
 `
 
 var keyDEKCommand = valuesCommand("dek", keyDEKUsage, "failed to generate data encryption key",
-	argRule{min: 1, max: 2, what: "key name", base64: []string{1: "context"}},
+	argRule{min: 1, max: 2, what: "key name", base64: []string{1: "context"}, names: 1},
 	func(ctx context.Context, c *call, s *session) ([][2]string, error) {
 		dek, err := s.client.GenerateKey(ctx, c.args[0], c.decoded[1])
 		defer clear(dek.Plaintext)
