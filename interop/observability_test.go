@@ -20,7 +20,7 @@ import (
 // caused.
 func TestObservability(t *testing.T) {
 	adminKey, strangerKey := newAPIKey(t), newAPIKey(t)
-	srv := startServer(t, serverOptions{Config: fmt.Sprintf("admin:\n  identity: %s\n", adminKey.Identity())})
+	srv := startServer(t, serverOptions{Config: fmt.Sprintf("admin:\n  identity: %s\nlog:\n  error: debug\n", adminKey.Identity())})
 	ctx := t.Context()
 	c := srv.apiKeyClient(t, adminKey)
 
@@ -90,7 +90,8 @@ func TestObservability(t *testing.T) {
 	}
 	waitAudit("/v1/key/create/obs-a", 200)
 
-	// Error log: an invalid request body is logged at ERROR.
+	// Error log: an invalid request body is the client's mistake, logged
+	// at DEBUG (ERROR is for server and key store failures).
 	resp, err := c.HTTPClient.Post(srv.URL+"/v1/key/encrypt/obs-a", "application/json", strings.NewReader("{not json"))
 	if err != nil {
 		t.Fatal(err)
@@ -109,8 +110,12 @@ wait:
 			if !ok {
 				t.Fatal("error stream ended")
 			}
-			if strings.Contains(ev.Message, "level=ERROR") && strings.Contains(ev.Message, "/v1/key/encrypt/obs-a") {
+			if strings.Contains(ev.Message, "level=DEBUG") && strings.Contains(ev.Message, "invalid request body") &&
+				strings.Contains(ev.Message, "req.path=/v1/key/encrypt/obs-a") {
 				break wait
+			}
+			if strings.Contains(ev.Message, "level=ERROR") {
+				t.Fatalf("error event at ERROR: %s", ev.Message)
 			}
 		case <-timeout:
 			t.Fatal("no error event for the invalid body within 1s")
