@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -433,4 +436,58 @@ func TestExampleEntrust(t *testing.T) {
 		t.Fatal("no secret minio-default")
 	}
 	checkNoSecrets(t, srv, entrustFake{f})
+}
+
+// TestRESTStoreMigrate runs kes migrate from an fs store with the
+// original server's key files into each REST store and back into another
+// fs store: every key arrives in the service's layout and comes back byte
+// for byte.
+func TestRESTStoreMigrate(t *testing.T) {
+	_, files := readFixtures(t)
+	for _, b := range restBackends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			f := b.start(t, time.Hour)
+			dir := t.TempDir()
+			for _, d := range []string{"from", "back"} {
+				if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for name, data := range files {
+				writeFile(t, filepath.Join(dir, "from"), name, data)
+			}
+			writeFile(t, dir, "rest-ca.pem", f.caPEM())
+			writeFile(t, dir, "fs.yml", []byte("keystore:\n  fs:\n    path: from\n"))
+			writeFile(t, dir, "back.yml", []byte("keystore:\n  fs:\n    path: back\n"))
+			writeFile(t, dir, "rest.yml", []byte("keystore:\n"+f.keyStore()))
+			migrate := func(from, to string) {
+				t.Helper()
+				cmd := exec.CommandContext(t.Context(), kesBinary, "migrate", "--from", from, "--to", to)
+				cmd.Dir = dir
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("kes migrate --from %s --to %s: %v\n%s", from, to, err, out)
+				}
+				for _, s := range f.secrets() {
+					if s != "" && strings.Contains(string(out), s) {
+						t.Errorf("kes migrate printed a credential or token")
+					}
+				}
+			}
+			migrate("fs.yml", "rest.yml")
+			for name, data := range files {
+				if got, ok := f.stored(t, name); !ok || !bytes.Equal(got, data) {
+					t.Errorf("%s after migrating in: %q, %v; want the key file", name, got, ok)
+				}
+			}
+			migrate("rest.yml", "back.yml")
+			for name, data := range files {
+				got, err := os.ReadFile(filepath.Join(dir, "back", name))
+				if err != nil || !bytes.Equal(got, data) {
+					t.Errorf("key %s after migrating out = %q, %v; want the key file", name, got, err)
+				}
+			}
+		})
+	}
 }
