@@ -626,6 +626,7 @@ type headerScanner struct {
 	first4   [4]byte
 	inHost   bool // the last field line was a Host field
 	hostVal  bool // validating the value of the first Host field
+	hostCont bool // ... on one of its continuation lines
 	valState uint8
 	badVal   bool
 	onlyCR   bool // the current line holds only "\r" so far
@@ -659,15 +660,22 @@ func (s *headerScanner) byte(c byte) {
 		s.cont = c == ' ' || c == '\t'
 		s.colon, s.space, s.hostVal = false, false, false
 		if s.cont {
+			// A continuation line of the first Host field: textproto
+			// joins it to the value with a space, so the value stays
+			// valid only while it is still empty (the join space is
+			// then trimmed as leading whitespace).
 			if s.inHost && s.h.hosts == 1 {
-				s.h.validHost = false
+				if s.valState != 0 {
+					s.badVal = true
+				}
+				s.hostVal, s.hostCont = true, true
 			}
 			return
 		}
 	} else {
 		s.onlyCR = false
 	}
-	if s.cont {
+	if s.cont && !s.hostCont {
 		return
 	}
 	if s.hostVal {
@@ -712,6 +720,8 @@ func (s *headerScanner) endLine() {
 	switch {
 	case s.pos == 0 || s.pos == 1 && s.onlyCR:
 		s.h.complete = true
+	case s.cont && s.hostCont:
+		s.h.validHost = !s.badVal
 	case s.cont:
 	case s.pos <= 4:
 		// Too short for "Host:": not a Host field.
@@ -719,7 +729,7 @@ func (s *headerScanner) endLine() {
 	case s.hostVal:
 		s.h.validHost = !s.badVal
 	}
-	s.pos, s.hostVal = 0, false
+	s.pos, s.hostVal, s.hostCont = 0, false, false
 }
 
 func asciiLower(c byte) byte {

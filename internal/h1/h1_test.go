@@ -16,6 +16,7 @@ func scanHeader(b []byte) headerScan {
 	}
 	b = b[i+1:] // the request line
 	inHost := false
+	var hostValue []byte // the first Host value as textproto joins it
 	for {
 		i = bytes.IndexByte(b, '\n')
 		if i < 0 {
@@ -31,10 +32,11 @@ func scanHeader(b []byte) headerScan {
 			return h
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			// A continuation line: a folded Host value contains a
-			// space and is never valid.
+			// A continuation line: textproto appends it, trimmed, with a
+			// space, and trims the value's leading whitespace.
 			if inHost && h.hosts == 1 {
-				h.validHost = false
+				hostValue = append(append(hostValue, ' '), trimOWS(line)...)
+				h.validHost = validHostHeader(bytes.TrimLeft(hostValue, " \t"))
 			}
 			continue
 		}
@@ -46,7 +48,8 @@ func scanHeader(b []byte) headerScan {
 		if inHost {
 			h.hosts++
 			if h.hosts == 1 {
-				h.validHost = validHostHeader(trimOWS(line[5:]))
+				hostValue = append([]byte(nil), trimOWS(line[5:])...)
+				h.validHost = validHostHeader(hostValue)
 			}
 		}
 	}
