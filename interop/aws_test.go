@@ -3,7 +3,6 @@ package interop
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -60,40 +59,6 @@ func awsKeyStore(fake *awstest.Server, static bool) string {
 		s += "      credentials:\n        accesskey: \"\"\n        secretkey: \"\"\n        token: \"\"\n"
 	}
 	return s
-}
-
-// checkFixtures decrypts every recorded ciphertext and reproduces every
-// recorded HMAC through c.
-func checkFixtures(t *testing.T, c *kes.Client, fx fixtures) {
-	t.Helper()
-	ctx := t.Context()
-	for _, tc := range slices.Concat(fx.Encrypt, fx.Generate, fx.Legacy) {
-		var context []byte
-		if tc.HasContext {
-			context = b64(t, tc.Context)
-		}
-		pt, err := c.Decrypt(ctx, tc.Key, b64(t, tc.Ciphertext), context)
-		if err != nil || !bytes.Equal(pt, b64(t, tc.Plaintext)) {
-			t.Errorf("%s: Decrypt = %x, %v; want the recorded plaintext", tc.ID, pt, err)
-		}
-	}
-	for _, tc := range fx.Negative {
-		_, err := c.Decrypt(ctx, tc.Key, b64(t, tc.Ciphertext), b64(t, tc.Context))
-		if want := kes.NewError(tc.WantStatus, tc.WantMessage); !errors.Is(err, want) {
-			t.Errorf("%s: Decrypt: err = %v, want %d %q", tc.ID, err, tc.WantStatus, tc.WantMessage)
-		}
-	}
-	for _, tc := range fx.HMAC {
-		mac, err := c.HMAC(ctx, tc.Key, b64(t, tc.Message))
-		switch {
-		case tc.ErrStatus != 0:
-			if want := kes.NewError(tc.ErrStatus, tc.ErrMessage); !errors.Is(err, want) {
-				t.Errorf("%s: HMAC: err = %v, want %d %q", tc.ID, err, tc.ErrStatus, tc.ErrMessage)
-			}
-		case err != nil || hex.EncodeToString(mac) != tc.MACHex:
-			t.Errorf("%s: HMAC = %x, %v; want %s", tc.ID, mac, err, tc.MACHex)
-		}
-	}
 }
 
 // checkNoLeak fails if the server's output contains any of secrets.

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -109,33 +108,7 @@ func TestGCPFixtures(t *testing.T) {
 	c := srv.apiKeyClient(t, admin)
 	ctx := t.Context()
 
-	for _, tc := range slices.Concat(fx.Encrypt, fx.Generate, fx.Legacy) {
-		var context []byte
-		if tc.HasContext {
-			context = b64(t, tc.Context)
-		}
-		pt, err := c.Decrypt(ctx, tc.Key, b64(t, tc.Ciphertext), context)
-		if err != nil || !bytes.Equal(pt, b64(t, tc.Plaintext)) {
-			t.Errorf("%s: Decrypt = %x, %v; want the recorded plaintext", tc.ID, pt, err)
-		}
-	}
-	for _, tc := range fx.Negative {
-		_, err := c.Decrypt(ctx, tc.Key, b64(t, tc.Ciphertext), b64(t, tc.Context))
-		if want := kes.NewError(tc.WantStatus, tc.WantMessage); !errors.Is(err, want) {
-			t.Errorf("%s: Decrypt: err = %v, want %d %q", tc.ID, err, tc.WantStatus, tc.WantMessage)
-		}
-	}
-	for _, tc := range fx.HMAC {
-		mac, err := c.HMAC(ctx, tc.Key, b64(t, tc.Message))
-		switch {
-		case tc.ErrStatus != 0:
-			if want := kes.NewError(tc.ErrStatus, tc.ErrMessage); !errors.Is(err, want) {
-				t.Errorf("%s: HMAC: err = %v, want %d %q", tc.ID, err, tc.ErrStatus, tc.ErrMessage)
-			}
-		case err != nil || hex.EncodeToString(mac) != tc.MACHex:
-			t.Errorf("%s: HMAC = %x, %v; want %s", tc.ID, mac, err, tc.MACHex)
-		}
-	}
+	checkFixtures(t, c, fx)
 
 	names, _, err := c.ListKeys(ctx, "fixture", 0)
 	if err != nil {
