@@ -89,7 +89,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -97,6 +96,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
+	"github.com/openkes/openkes/internal/namelock"
 	"github.com/openkes/openkes/keystore"
 )
 
@@ -113,7 +113,7 @@ type Store struct {
 	// that no other server set it too (1 s, see Create).
 	confirmDelay time.Duration
 
-	creating keyedMutex
+	creating namelock.Set
 }
 
 var _ keystore.Store = (*Store)(nil)
@@ -181,7 +181,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	if !utf8.Valid(value) {
 		return fmt.Errorf("azure: create %q: the value is not valid UTF-8 text", name)
 	}
-	defer s.creating.lock(sn)()
+	defer s.creating.Lock(sn)()
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 
@@ -518,38 +518,3 @@ func (s *Store) Status(ctx context.Context) (keystore.State, error) {
 
 // Close releases nothing: the store has no background work.
 func (s *Store) Close() error { return nil }
-
-// keyedMutex is a set of mutexes by name, which exist only while in use.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*keyedEntry
-}
-
-type keyedEntry struct {
-	mu    sync.Mutex
-	users int
-}
-
-// lock locks name and returns the function that unlocks it.
-func (k *keyedMutex) lock(name string) (unlock func()) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*keyedEntry{}
-	}
-	e := k.m[name]
-	if e == nil {
-		e = &keyedEntry{}
-		k.m[name] = e
-	}
-	e.users++
-	k.mu.Unlock()
-	e.mu.Lock()
-	return func() {
-		e.mu.Unlock()
-		k.mu.Lock()
-		if e.users--; e.users == 0 {
-			delete(k.m, name)
-		}
-		k.mu.Unlock()
-	}
-}

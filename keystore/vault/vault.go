@@ -24,9 +24,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
+	"github.com/openkes/openkes/internal/namelock"
 	"github.com/openkes/openkes/keystore"
 )
 
@@ -41,7 +41,7 @@ type Store struct {
 
 	// creating serialises Creates of one name on K/V v1, whose
 	// read-then-write is not atomic.
-	creating keyedMutex
+	creating namelock.Set
 }
 
 var _ keystore.Store = (*Store)(nil)
@@ -176,7 +176,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 		return fmt.Errorf("vault: create %q: the value is not valid UTF-8 text", name)
 	}
 	if !s.v2 {
-		defer s.creating.lock(name)()
+		defer s.creating.Lock(name)()
 	}
 	_, state, err := s.read(ctx, name)
 	switch {
@@ -328,38 +328,3 @@ func (s *Store) Status(ctx context.Context) (keystore.State, error) { return s.c
 
 // Close stops the client's background work; see [Client.Close].
 func (s *Store) Close() error { return s.c.Close() }
-
-// keyedMutex is a set of mutexes by name, which exist only while in use.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*keyedEntry
-}
-
-type keyedEntry struct {
-	mu    sync.Mutex
-	users int
-}
-
-// lock locks name and returns the function that unlocks it.
-func (k *keyedMutex) lock(name string) (unlock func()) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*keyedEntry{}
-	}
-	e := k.m[name]
-	if e == nil {
-		e = &keyedEntry{}
-		k.m[name] = e
-	}
-	e.users++
-	k.mu.Unlock()
-	e.mu.Lock()
-	return func() {
-		e.mu.Unlock()
-		k.mu.Lock()
-		if e.users--; e.users == 0 {
-			delete(k.m, name)
-		}
-		k.mu.Unlock()
-	}
-}
