@@ -371,7 +371,8 @@ func (r *Ring) Restore(ctx context.Context, name string) error {
 // [keystore.ErrNotFound] if the key does not exist.
 func (r *Ring) Delete(ctx context.Context, name string) error {
 	var versions []int
-	if first, err := r.store.Get(ctx, name); err == nil {
+	first, errGet := r.store.Get(ctx, name)
+	if err := errGet; err == nil {
 		parent := parentDigest(first)
 		for n := 2; ; n++ {
 			_, err := r.loadVersion(ctx, name, n, parent)
@@ -398,6 +399,11 @@ func (r *Ring) Delete(ctx context.Context, name string) error {
 	}
 	if err := r.store.Delete(ctx, DeletionName(name)); err != nil && !errors.Is(err, keystore.ErrNotFound) {
 		return fmt.Errorf("keyring: delete %q: %w", name, err)
+	}
+	if errKey == nil && errGet != nil {
+		// Stores that cannot tell a missing entry from a deleted one
+		// answer nil; the Get above could.
+		errKey = errGet
 	}
 	if errKey != nil {
 		return fmt.Errorf("keyring: delete %q: %w", name, errKey)

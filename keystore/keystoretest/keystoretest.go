@@ -89,6 +89,7 @@ func RunWith(t *testing.T, open func(t *testing.T) keystore.Store, opts Options)
 		{"Names", s.testNames},
 		{"Copies", s.testCopies},
 		{"Close", s.testClose},
+		{"Versions", s.testVersions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
