@@ -39,6 +39,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openkes/openkes/internal/keyring"
 	"github.com/openkes/openkes/keystore"
 )
 
@@ -289,7 +290,13 @@ func (m *Migration) list(ctx context.Context, pattern string) ([]string, error) 
 	}
 	matching := names[:0]
 	for _, name := range names {
-		if ok, _ := path.Match(pattern, name); ok {
+		// The entries of a key's later versions and of its scheduled
+		// deletion (internal/keyring) go with the key.
+		key := name
+		if k, _, _, ok := keyring.ParseEntryName(name); ok {
+			key = k
+		}
+		if ok, _ := path.Match(pattern, key); ok {
 			matching = append(matching, name)
 		}
 	}

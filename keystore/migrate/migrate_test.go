@@ -319,18 +319,21 @@ func TestForceInterrupted(t *testing.T) {
 
 func TestPattern(t *testing.T) {
 	t.Parallel()
-	names := []string{"minio-a", "minio-b", "minio_c", "other-1", "other-22", "m"}
+	// "m-v2-", "m-deleted-" and "minio-a-v2-" hold a later version or the
+	// scheduled deletion of a key (internal/keyring): they go with it.
+	names := []string{"minio-a", "minio-b", "minio_c", "other-1", "other-22", "m", "m-v2-", "m-deleted-", "minio-a-v2-"}
 	tests := []struct {
 		pattern string
 		want    []string
 	}{
 		{pattern: "", want: names},
 		{pattern: "*", want: names},
-		{pattern: "minio-*", want: []string{"minio-a", "minio-b"}},
+		{pattern: "minio-*", want: []string{"minio-a", "minio-b", "minio-a-v2-"}},
+		{pattern: "minio-a", want: []string{"minio-a", "minio-a-v2-"}},
 		{pattern: "other-?", want: []string{"other-1"}},
 		{pattern: "minio?[bc]", want: []string{"minio-b", "minio_c"}},
 		{pattern: "other-[^2]*", want: []string{"other-1"}},
-		{pattern: "m", want: []string{"m"}},
+		{pattern: "m", want: []string{"m", "m-v2-", "m-deleted-"}},
 		{pattern: "nothing*", want: nil},
 	}
 	keys := map[string]string{}
