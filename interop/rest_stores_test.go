@@ -5,10 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,13 +159,11 @@ func (f entrustFake) stored(t *testing.T, name string) ([]byte, bool) {
 // startRESTServer starts kes on f with the extra config.
 func startRESTServer(t *testing.T, f restFake, config string) (*kesServer, *kes.Client) {
 	t.Helper()
-	admin := newAPIKey(t)
-	srv := startServer(t, serverOptions{
-		Config:   "admin:\n  identity: " + admin.Identity().String() + "\n" + config,
+	return startAdminServer(t, serverOptions{
+		Config:   config,
 		KeyStore: f.keyStore(),
 		Files:    map[string][]byte{"rest-ca.pem": f.caPEM()},
 	})
-	return srv, srv.apiKeyClient(t, admin)
 }
 
 // checkNoSecrets fails if the server's output holds a credential, a
@@ -206,16 +200,7 @@ func TestRESTStoreFixtures(t *testing.T) {
 			}
 			srv, c := startRESTServer(t, f, "")
 			ctx := t.Context()
-			checkFixtures(t, c, fx)
-			var want []string
-			for _, k := range fx.Keys {
-				want = append(want, k.Name)
-			}
-			slices.Sort(want)
-			names, _, err := c.ListKeys(ctx, "fixture", 0)
-			if err != nil || !slices.Equal(names, want) {
-				t.Errorf("ListKeys = %q, %v; want %q", names, err, want)
-			}
+			checkStoredFixtures(t, c, fx)
 			for name, data := range files {
 				if got, ok := f.stored(t, name); !ok || !bytes.Equal(got, data) {
 					t.Errorf("key %s changed after use", name)
@@ -264,12 +249,7 @@ func TestRESTStoreDownAtStart(t *testing.T) {
 				t.Fatalf("CreateKey while down = %v, want 504", err)
 			}
 			f.setDown(false)
-			eventually(t, 40*time.Second, func() error {
-				if ready, err := c.IsReady(ctx); !ready {
-					return fmt.Errorf("IsReady = false, %v", err)
-				}
-				return nil
-			})
+			waitReady(t, c, 40*time.Second)
 			eventually(t, 40*time.Second, func() error { return c.CreateKey(ctx, "k") })
 			if err := roundTrip(ctx, c, c, "k"); err != nil {
 				t.Fatal(err)
@@ -302,12 +282,7 @@ func TestRESTStoreOutage(t *testing.T) {
 			}
 			f.setDown(true)
 			// The server notices within its 10 s status interval.
-			eventually(t, 30*time.Second, func() error {
-				if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
-					return fmt.Errorf("IsReady while down = %t, %v; want false, 504", ready, err)
-				}
-				return nil
-			})
+			waitUnready(t, c, 30*time.Second)
 			time.Sleep(3 * time.Second) // past cache.expiry.any
 			for range 3 {
 				pt, err := c.Decrypt(ctx, "cached", dek.Ciphertext, nil)
@@ -323,12 +298,7 @@ func TestRESTStoreOutage(t *testing.T) {
 			}
 			f.setDown(false)
 			eventually(t, 40*time.Second, func() error { return roundTrip(ctx, c, c, "uncached") })
-			eventually(t, 30*time.Second, func() error {
-				if ready, err := c.IsReady(ctx); !ready {
-					return fmt.Errorf("IsReady = false, %v", err)
-				}
-				return nil
-			})
+			waitReady(t, c, 30*time.Second)
 			checkNoSecrets(t, srv, f)
 		})
 	}
@@ -420,46 +390,15 @@ func TestRESTStoreMigrate(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			f := b.start(t, time.Hour)
-			dir := t.TempDir()
-			for _, d := range []string{"from", "back"} {
-				if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for name, data := range files {
-				writeFile(t, filepath.Join(dir, "from"), name, data)
-			}
-			writeFile(t, dir, "rest-ca.pem", f.caPEM())
-			writeFile(t, dir, "fs.yml", []byte("keystore:\n  fs:\n    path: from\n"))
-			writeFile(t, dir, "back.yml", []byte("keystore:\n  fs:\n    path: back\n"))
-			writeFile(t, dir, "rest.yml", []byte("keystore:\n"+f.keyStore()))
-			migrate := func(from, to string) {
-				t.Helper()
-				cmd := exec.CommandContext(t.Context(), kesBinary, "migrate", "--from", from, "--to", to)
-				cmd.Dir = dir
-				out, err := cmd.CombinedOutput()
-				if err != nil {
-					t.Fatalf("kes migrate --from %s --to %s: %v\n%s", from, to, err, out)
-				}
-				for _, s := range f.secrets() {
-					if s != "" && strings.Contains(string(out), s) {
-						t.Errorf("kes migrate printed a credential or token")
+			checkMigrate(t, files, f.keyStore(), map[string][]byte{"rest-ca.pem": f.caPEM()},
+				func(name string) ([]byte, bool) { return f.stored(t, name) },
+				func(out string) {
+					for _, s := range f.secrets() {
+						if s != "" && strings.Contains(out, s) {
+							t.Errorf("kes migrate printed a credential or token")
+						}
 					}
-				}
-			}
-			migrate("fs.yml", "rest.yml")
-			for name, data := range files {
-				if got, ok := f.stored(t, name); !ok || !bytes.Equal(got, data) {
-					t.Errorf("%s after migrating in: %q, %v; want the key file", name, got, ok)
-				}
-			}
-			migrate("rest.yml", "back.yml")
-			for name, data := range files {
-				got, err := os.ReadFile(filepath.Join(dir, "back", name))
-				if err != nil || !bytes.Equal(got, data) {
-					t.Errorf("key %s after migrating out = %q, %v; want the key file", name, got, err)
-				}
-			}
+				})
 		})
 	}
 }
