@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -101,6 +102,38 @@ func loadFixtures(t testing.TB) (*fixtures, map[string]KeyVersion) {
 	return &f, keys
 }
 
+func (c fixtureCipher) ids() (id, key string) { return c.ID, c.Key }
+func (c fixtureHMAC) ids() (id, key string)   { return c.ID, c.Key }
+
+// eachCase runs f for every case in a parallel subtest named by the case's
+// ID, with the parsed key version the case names.
+func eachCase[C interface{ ids() (id, key string) }](t *testing.T, keys map[string]KeyVersion, cases []C, f func(t *testing.T, c C, v KeyVersion)) {
+	t.Helper()
+	for _, c := range cases {
+		id, key := c.ids()
+		t.Run(id, func(t *testing.T) {
+			t.Parallel()
+			v, ok := keys[key]
+			if !ok {
+				t.Fatalf("unknown key %q", key)
+			}
+			f(t, c, v)
+		})
+	}
+}
+
+// checkBytes fails t if err is not nil or got is not want; what names the
+// call.
+func checkBytes(t *testing.T, what string, got []byte, err error, want []byte) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s = %v", what, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s = %x, want %x", what, got, want)
+	}
+}
+
 func (c *fixtureCipher) ad(t testing.TB) []byte {
 	if !c.HasContext {
 		return nil
@@ -189,30 +222,14 @@ func TestFixtureKeystoreFiles(t *testing.T) {
 func TestFixtureDecrypt(t *testing.T) {
 	t.Parallel()
 	f, keys := loadFixtures(t)
-	var cases []fixtureCipher
-	cases = append(cases, f.Encrypt...)
-	cases = append(cases, f.Generate...)
-	cases = append(cases, f.Legacy...)
-	for _, c := range cases {
-		t.Run(c.ID, func(t *testing.T) {
-			t.Parallel()
-			v, ok := keys[c.Key]
-			if !ok {
-				t.Fatalf("unknown key %q", c.Key)
-			}
-			ct := b64(t, c.Ciphertext)
-			if len(ct) != c.Len {
-				t.Fatalf("fixture: ciphertext is %d bytes, want %d", len(ct), c.Len)
-			}
-			got, err := v.Key.Decrypt(ct, c.ad(t))
-			if err != nil {
-				t.Fatalf("Decrypt() = %v", err)
-			}
-			if want := b64(t, c.Plaintext); !bytes.Equal(got, want) {
-				t.Errorf("Decrypt() = %x, want %x", got, want)
-			}
-		})
-	}
+	eachCase(t, keys, slices.Concat(f.Encrypt, f.Generate, f.Legacy), func(t *testing.T, c fixtureCipher, v KeyVersion) {
+		ct := b64(t, c.Ciphertext)
+		if len(ct) != c.Len {
+			t.Fatalf("fixture: ciphertext is %d bytes, want %d", len(ct), c.Len)
+		}
+		got, err := v.Key.Decrypt(ct, c.ad(t))
+		checkBytes(t, "Decrypt()", got, err, b64(t, c.Plaintext))
+	})
 }
 
 // TestFixtureEncrypt reproduces every ciphertext of the original server by
@@ -220,66 +237,49 @@ func TestFixtureDecrypt(t *testing.T) {
 func TestFixtureEncrypt(t *testing.T) {
 	t.Parallel()
 	f, keys := loadFixtures(t)
-	for _, c := range append(append([]fixtureCipher(nil), f.Encrypt...), f.Generate...) {
-		t.Run(c.ID, func(t *testing.T) {
-			t.Parallel()
-			v := keys[c.Key]
-			want := b64(t, c.Ciphertext)
-			pt := b64(t, c.Plaintext)
-			if len(want) != len(pt)+Overhead {
-				t.Errorf("fixture: len(ciphertext) = %d, want len(plaintext)+%d", len(want), Overhead)
-			}
-			got, err := v.Key.Encrypt(pt, c.ad(t), bytes.NewReader(want[len(want)-28:]))
-			if err != nil {
-				t.Fatalf("Encrypt() = %v", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("Encrypt() = %x, want %x", got, want)
-			}
-		})
-	}
+	eachCase(t, keys, slices.Concat(f.Encrypt, f.Generate), func(t *testing.T, c fixtureCipher, v KeyVersion) {
+		want := b64(t, c.Ciphertext)
+		pt := b64(t, c.Plaintext)
+		if len(want) != len(pt)+Overhead {
+			t.Errorf("fixture: len(ciphertext) = %d, want len(plaintext)+%d", len(want), Overhead)
+		}
+		got, err := v.Key.Encrypt(pt, c.ad(t), bytes.NewReader(want[len(want)-28:]))
+		checkBytes(t, "Encrypt()", got, err, want)
+	})
 }
 
 func TestFixtureNegative(t *testing.T) {
 	t.Parallel()
 	f, keys := loadFixtures(t)
-	for _, c := range f.Negative {
-		t.Run(c.ID, func(t *testing.T) {
-			t.Parallel()
-			v := keys[c.Key]
-			got, err := v.Key.Decrypt(b64(t, c.Ciphertext), c.ad(t))
-			if err != ErrDecrypt {
-				t.Errorf("Decrypt() = %x, %v; want ErrDecrypt", got, err)
-			}
-			if c.WantStatus != 400 || c.WantMsg != ErrDecrypt.Error() {
-				t.Errorf("fixture wants %d %q; ErrDecrypt is %q (400)", c.WantStatus, c.WantMsg, ErrDecrypt)
-			}
-		})
-	}
+	eachCase(t, keys, f.Negative, func(t *testing.T, c fixtureCipher, v KeyVersion) {
+		got, err := v.Key.Decrypt(b64(t, c.Ciphertext), c.ad(t))
+		if err != ErrDecrypt {
+			t.Errorf("Decrypt() = %x, %v; want ErrDecrypt", got, err)
+		}
+		if c.WantStatus != 400 || c.WantMsg != ErrDecrypt.Error() {
+			t.Errorf("fixture wants %d %q; ErrDecrypt is %q (400)", c.WantStatus, c.WantMsg, ErrDecrypt)
+		}
+	})
 }
 
 func TestFixtureHMAC(t *testing.T) {
 	t.Parallel()
 	f, keys := loadFixtures(t)
-	for _, c := range f.HMAC {
-		t.Run(c.ID, func(t *testing.T) {
-			t.Parallel()
-			v := keys[c.Key]
-			got, err := v.HMAC(b64(t, c.Message))
-			if c.ErrMessage != "" {
-				if err != ErrNoHMAC || c.ErrMessage != ErrNoHMAC.Error() || c.ErrStatus != 409 {
-					t.Errorf("HMAC() = %x, %v; fixture wants %d %q", got, err, c.ErrStatus, c.ErrMessage)
-				}
-				return
+	eachCase(t, keys, f.HMAC, func(t *testing.T, c fixtureHMAC, v KeyVersion) {
+		got, err := v.HMAC(b64(t, c.Message))
+		if c.ErrMessage != "" {
+			if err != ErrNoHMAC || c.ErrMessage != ErrNoHMAC.Error() || c.ErrStatus != 409 {
+				t.Errorf("HMAC() = %x, %v; fixture wants %d %q", got, err, c.ErrStatus, c.ErrMessage)
 			}
-			if err != nil {
-				t.Fatalf("HMAC() = %v", err)
-			}
-			if hex.EncodeToString(got) != c.MACHex {
-				t.Errorf("HMAC() = %x, want %s", got, c.MACHex)
-			}
-		})
-	}
+			return
+		}
+		if err != nil {
+			t.Fatalf("HMAC() = %v", err)
+		}
+		if hex.EncodeToString(got) != c.MACHex {
+			t.Errorf("HMAC() = %x, want %s", got, c.MACHex)
+		}
+	})
 }
 
 // The fixture ciphertexts must also decrypt when re-wrapped in the MessagePack
@@ -287,24 +287,15 @@ func TestFixtureHMAC(t *testing.T) {
 func TestFixtureMsgpackRewrap(t *testing.T) {
 	t.Parallel()
 	f, keys := loadFixtures(t)
-	for _, c := range f.Encrypt {
-		t.Run(c.ID, func(t *testing.T) {
-			t.Parallel()
-			v := keys[c.Key]
-			raw := b64(t, c.Ciphertext)
-			n := len(raw) - 28
-			env := msgpackEnvelope(v.Key.Algorithm().String(), "00000000000000000000000000000000", raw[n:n+16], raw[n+16:], raw[:n], 1, 2)
-			got, err := v.Key.Decrypt(env, c.ad(t))
-			if err != nil {
-				t.Fatalf("Decrypt(msgpack) = %v", err)
-			}
-			if want := b64(t, c.Plaintext); !bytes.Equal(got, want) {
-				t.Errorf("Decrypt(msgpack) = %x, want %x", got, want)
-			}
-			js, _ := json.Marshal(jsonCiphertext{AEAD: "ChaCha20Poly1305", IV: raw[n : n+16], Nonce: raw[n+16:], Bytes: raw[:n]})
-			if got, err := v.Key.Decrypt(js, c.ad(t)); err != nil || !bytes.Equal(got, b64(t, c.Plaintext)) {
-				t.Errorf("Decrypt(json) = %x, %v", got, err)
-			}
-		})
-	}
+	eachCase(t, keys, f.Encrypt, func(t *testing.T, c fixtureCipher, v KeyVersion) {
+		raw := b64(t, c.Ciphertext)
+		n := len(raw) - 28
+		env := msgpackEnvelope(v.Key.Algorithm().String(), "00000000000000000000000000000000", raw[n:n+16], raw[n+16:], raw[:n], 1, 2)
+		got, err := v.Key.Decrypt(env, c.ad(t))
+		checkBytes(t, "Decrypt(msgpack)", got, err, b64(t, c.Plaintext))
+		js, _ := json.Marshal(jsonCiphertext{AEAD: "ChaCha20Poly1305", IV: raw[n : n+16], Nonce: raw[n+16:], Bytes: raw[:n]})
+		if got, err := v.Key.Decrypt(js, c.ad(t)); err != nil || !bytes.Equal(got, b64(t, c.Plaintext)) {
+			t.Errorf("Decrypt(json) = %x, %v", got, err)
+		}
+	})
 }
