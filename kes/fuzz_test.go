@@ -28,7 +28,7 @@ func FuzzParseAPIKey(f *testing.F) {
 }
 
 func FuzzParseMetrics(f *testing.F) {
-	f.Add(exposition(f))
+	f.Add(exposition)
 	f.Add("kes_http_request_error{code=\"4\\\"0\\\\0\\n\",x=\"}\"} 3\n")
 	f.Add("kes_http_response_time_bucket{le=\"+Inf\"} 1\n")
 	f.Fuzz(func(t *testing.T, s string) {

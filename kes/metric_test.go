@@ -1,10 +1,9 @@
 package kes
 
 import (
+	_ "embed"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,17 +11,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// exposition returns testdata/exposition.txt: a /v1/metrics answer as
-// the KES metric set (docs/monitoring.md#upstream-kes-metrics) looks in the Prometheus text
-// format 0.0.4, families sorted by name.
-func exposition(t testing.TB) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "exposition.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
+// exposition is testdata/exposition.txt: a /v1/metrics answer as the
+// KES metric set (docs/monitoring.md#upstream-kes-metrics) looks in the
+// Prometheus text format 0.0.4, families sorted by name.
+//
+//go:embed testdata/exposition.txt
+var exposition string
 
 var expositionMetric = Metric{
 	RequestOK:     42,
@@ -60,7 +54,6 @@ var expositionMetric = Metric{
 
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	body := exposition(t)
 	srv := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet || r.RequestURI != "/v1/metrics" {
 			t.Errorf("request = %s %s, want GET /v1/metrics", r.Method, r.RequestURI)
@@ -69,7 +62,7 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("Accept = %q, want text/plain", got)
 		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8; escaping=underscores")
-		io.WriteString(w, body)
+		io.WriteString(w, exposition)
 	}))
 	c := newTestClient(t, srv)
 	got, err := c.Metrics(t.Context())
