@@ -111,15 +111,24 @@ func TestClientAuthOff(t *testing.T) {
 	})
 }
 
+// newCAEnv starts a server like newEnv whose client CAs are a new CA
+// and whose admin is a certificate issued by it; verify sets
+// TLS.VerifyClients. modify may change the config further.
+func newCAEnv(t *testing.T, verify bool, modify ...func(*Config)) (e *env, ca *testpki.CA, admin *testpki.Cert) {
+	t.Helper()
+	ca = testpki.NewCA(t)
+	admin = ca.Issue(t, testpki.Options{CommonName: "admin"})
+	e = newEnv(t, append([]func(*Config){func(c *Config) {
+		c.Admin = admin.Identity()
+		c.TLS.VerifyClients = verify
+		c.TLS.ClientCAs = ca.Pool()
+	}}, modify...)...)
+	return e, ca, admin
+}
+
 func TestClientAuthOn(t *testing.T) {
 	t.Parallel()
-	ca := testpki.NewCA(t)
-	admin := ca.Issue(t, testpki.Options{CommonName: "admin"})
-	e := newEnv(t, func(c *Config) {
-		c.Admin = admin.Identity()
-		c.TLS.VerifyClients = true
-		c.TLS.ClientCAs = ca.Pool()
-	})
+	e, ca, admin := newCAEnv(t, true)
 	now := time.Now()
 	checkHandshakes(t, e, []handshakeCase{
 		{"no certificate", nil, true},
@@ -147,12 +156,7 @@ func TestSkipAuth(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ca := testpki.NewCA(t)
-			admin := ca.Issue(t, testpki.Options{CommonName: "admin"})
-			e := newEnv(t, func(c *Config) {
-				c.Admin = admin.Identity()
-				c.TLS.VerifyClients = verify
-				c.TLS.ClientCAs = ca.Pool()
+			e, _, admin := newCAEnv(t, verify, func(c *Config) {
 				c.Routes = map[string]RouteConfig{"/v1/status": {SkipAuth: true}, "/v1/ready": {SkipAuth: true}}
 			})
 			anon := e.client(t, nil)
