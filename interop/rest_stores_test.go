@@ -39,6 +39,7 @@ type restFake interface {
 	// logins counts successful logins (0 if the service has none).
 	logins() int
 	banner() string
+	url() string
 }
 
 // restBackends are the REST stores under test; tokenTTL is the lifetime
@@ -71,6 +72,7 @@ func (f gemaltoFake) put(t *testing.T, name string, data []byte) { f.Put(name, s
 func (f gemaltoFake) setDown(down bool)                          { f.SetDown(down) }
 func (f gemaltoFake) logins() int                                { return f.Logins() }
 func (f gemaltoFake) banner() string                             { return "Gemalto KeySecure: " + f.URL }
+func (f gemaltoFake) url() string                                { return f.URL }
 func (f gemaltoFake) secrets() []string                          { return append(f.JWTs(), gemaltoRefreshToken) }
 func (f gemaltoFake) stored(t *testing.T, name string) ([]byte, bool) {
 	m, ok := f.Material(name)
@@ -96,6 +98,7 @@ func (f fortanixFake) caPEM() []byte     { return f.CACertPEM() }
 func (f fortanixFake) setDown(down bool) { f.SetDown(down) }
 func (f fortanixFake) logins() int       { return 0 }
 func (f fortanixFake) banner() string    { return "Fortanix SDKMS: " + f.URL }
+func (f fortanixFake) url() string       { return f.URL }
 func (f fortanixFake) secrets() []string { return []string{fortanixAPIKey} }
 func (f fortanixFake) put(t *testing.T, name string, data []byte) {
 	f.Put(name, fortanixGroupID, data)
@@ -125,11 +128,9 @@ const (
 	entrustPassword = "interop-entrust-password-1b6c"
 )
 
-func newEntrust(t *testing.T, ttl time.Duration) *entrusttest.Server {
-	return entrusttest.New(t, entrusttest.Options{VaultID: entrustVaultID, BoxID: entrustBoxID, Username: entrustUser, Password: entrustPassword, TokenLifetime: ttl, PageSize: 2})
+func startEntrust(t *testing.T, ttl time.Duration) restFake {
+	return entrustFake{entrusttest.New(t, entrusttest.Options{VaultID: entrustVaultID, BoxID: entrustBoxID, Username: entrustUser, Password: entrustPassword, TokenLifetime: ttl, PageSize: 2})}
 }
-
-func startEntrust(t *testing.T, ttl time.Duration) restFake { return entrustFake{newEntrust(t, ttl)} }
 
 func (f entrustFake) keyStore() string {
 	return fmt.Sprintf("  entrust:\n    keycontrol:\n      endpoint: %s\n      vault_id: %s\n      box_id: %s\n      credentials:\n        username: %s\n        password: %s\n      tls:\n        ca: rest-ca.pem\n",
@@ -138,6 +139,7 @@ func (f entrustFake) keyStore() string {
 func (f entrustFake) caPEM() []byte     { return f.CACertPEM() }
 func (f entrustFake) setDown(down bool) { f.SetDown(down) }
 func (f entrustFake) banner() string    { return "Entrust KeyControl: " + f.URL }
+func (f entrustFake) url() string       { return f.URL }
 func (f entrustFake) secrets() []string { return append(f.Tokens(), entrustPassword) }
 func (f entrustFake) logins() int {
 	logins, renews, _ := f.Counts()
@@ -331,53 +333,39 @@ func TestRESTStoreTokenExpiry(t *testing.T) {
 	}
 }
 
-// TestExampleGemalto runs examples/config/gemalto.yml against the
-// KeySecure fake.
-func TestExampleGemalto(t *testing.T) {
-	f := gemaltotest.New(t, gemaltotest.Options{RefreshToken: gemaltoRefreshToken, Domain: "kes"})
-	t.Setenv("KES_KEYSECURE_REFRESH_TOKEN", gemaltoRefreshToken)
-	_, minio := exampleIdentities(t)
-	config := exampleConfig(t, "gemalto.yml", "https://keysecure.example.net", f.URL)
-	srv := startServer(t, serverOptions{RawConfig: config, Files: map[string][]byte{"keysecure-ca.pem": f.CACertPEM()}})
-	minioStartup(t, srv, minio)
-	if _, ok := f.Material("minio-default"); !ok {
-		t.Fatal("no secret minio-default")
+// TestExampleRESTStores runs examples/config/<name>.yml of each REST
+// store against its fake, with the credentials in the environment
+// variables the example names.
+func TestExampleRESTStores(t *testing.T) {
+	examples := map[string]struct {
+		endpoint string // the example's endpoint, replaced by the fake's
+		caFile   string // the file the example's tls.ca names
+		env      map[string]string
+	}{
+		"gemalto":  {"https://keysecure.example.net", "keysecure-ca.pem", map[string]string{"KES_KEYSECURE_REFRESH_TOKEN": gemaltoRefreshToken}},
+		"fortanix": {"https://sdkms.example.net", "fortanix-ca.pem", map[string]string{"KES_FORTANIX_API_KEY": fortanixAPIKey, "KES_FORTANIX_GROUP_ID": fortanixGroupID}},
+		"entrust": {"https://keycontrol.example.net", "keycontrol-ca.pem", map[string]string{
+			"KES_KEYCONTROL_VAULT_ID": entrustVaultID, "KES_KEYCONTROL_BOX_ID": entrustBoxID,
+			"KES_KEYCONTROL_USERNAME": entrustUser, "KES_KEYCONTROL_PASSWORD": entrustPassword,
+		}},
 	}
-	checkNoSecrets(t, srv, gemaltoFake{f})
-}
-
-// TestExampleFortanix runs examples/config/fortanix.yml against the DSM
-// fake.
-func TestExampleFortanix(t *testing.T) {
-	f := fortanixtest.New(t, fortanixtest.Options{APIKey: fortanixAPIKey})
-	t.Setenv("KES_FORTANIX_API_KEY", fortanixAPIKey)
-	t.Setenv("KES_FORTANIX_GROUP_ID", fortanixGroupID)
-	_, minio := exampleIdentities(t)
-	config := exampleConfig(t, "fortanix.yml", "https://sdkms.example.net", f.URL)
-	srv := startServer(t, serverOptions{RawConfig: config, Files: map[string][]byte{"fortanix-ca.pem": f.CACertPEM()}})
-	minioStartup(t, srv, minio)
-	if o, ok := f.Object("minio-default"); !ok || o.GroupID != fortanixGroupID {
-		t.Fatalf("object minio-default = %+v, %t; want one in group %s", o, ok, fortanixGroupID)
+	for _, b := range restBackends {
+		t.Run(b.name, func(t *testing.T) { // not parallel: t.Setenv
+			ex := examples[b.name]
+			f := b.start(t, time.Hour)
+			for k, v := range ex.env {
+				t.Setenv(k, v)
+			}
+			_, minio := exampleIdentities(t)
+			config := exampleConfig(t, b.name+".yml", ex.endpoint, f.url())
+			srv := startServer(t, serverOptions{RawConfig: config, Files: map[string][]byte{ex.caFile: f.caPEM()}})
+			minioStartup(t, srv, minio)
+			if _, ok := f.stored(t, "minio-default"); !ok {
+				t.Fatal("no key minio-default in the store")
+			}
+			checkNoSecrets(t, srv, f)
+		})
 	}
-	checkNoSecrets(t, srv, fortanixFake{f})
-}
-
-// TestExampleEntrust runs examples/config/entrust.yml against the
-// KeyControl fake.
-func TestExampleEntrust(t *testing.T) {
-	f := newEntrust(t, time.Hour)
-	t.Setenv("KES_KEYCONTROL_VAULT_ID", entrustVaultID)
-	t.Setenv("KES_KEYCONTROL_BOX_ID", entrustBoxID)
-	t.Setenv("KES_KEYCONTROL_USERNAME", entrustUser)
-	t.Setenv("KES_KEYCONTROL_PASSWORD", entrustPassword)
-	_, minio := exampleIdentities(t)
-	config := exampleConfig(t, "entrust.yml", "https://keycontrol.example.net", f.URL)
-	srv := startServer(t, serverOptions{RawConfig: config, Files: map[string][]byte{"keycontrol-ca.pem": f.CACertPEM()}})
-	minioStartup(t, srv, minio)
-	if _, ok := f.SecretData("minio-default"); !ok {
-		t.Fatal("no secret minio-default")
-	}
-	checkNoSecrets(t, srv, entrustFake{f})
 }
 
 // TestRESTStoreMigrate runs kes migrate from an fs store with the
