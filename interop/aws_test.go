@@ -140,12 +140,7 @@ func TestAWSOutage(t *testing.T) {
 	})
 	ctx := t.Context()
 
-	if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
-		t.Fatalf("IsReady with the service down = %t, %v; want false, 504", ready, err)
-	}
-	if err := c.CreateKey(ctx, "my-key"); status(err) != http.StatusGatewayTimeout {
-		t.Fatalf("CreateKey with the service down = %v, want 504", err)
-	}
+	checkStartedDown(t, c, "my-key")
 
 	fake.Start(t)
 	// The server probes the store every 10 s.

@@ -212,12 +212,7 @@ func TestGCPStartsWhileDown(t *testing.T) {
 	_, c := startAdminServer(t, serverOptions{KeyStore: e.keyStore()})
 	ctx := t.Context()
 
-	if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
-		t.Fatalf("IsReady with Secret Manager down = %t, %v; want false, 504", ready, err)
-	}
-	if err := c.CreateKey(ctx, "k"); status(err) != http.StatusGatewayTimeout {
-		t.Fatalf("CreateKey with Secret Manager down = %v, want 504", err)
-	}
+	checkStartedDown(t, c, "k")
 	e.sm.Start(t)
 	waitReady(t, c, 20*time.Second)
 	if err := c.CreateKey(ctx, "k"); err != nil {

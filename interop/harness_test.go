@@ -326,3 +326,15 @@ func waitUnready(t *testing.T, c *kes.Client, d time.Duration) {
 		return nil
 	})
 }
+
+// checkStartedDown checks a server that started while its key store was
+// unreachable: /v1/ready says 504, and so does creating the key name.
+func checkStartedDown(t *testing.T, c *kes.Client, name string) {
+	t.Helper()
+	if ready, err := c.IsReady(t.Context()); ready || status(err) != http.StatusGatewayTimeout {
+		t.Fatalf("IsReady with the key store down = %t, %v; want false, 504", ready, err)
+	}
+	if err := c.CreateKey(t.Context(), name); status(err) != http.StatusGatewayTimeout {
+		t.Fatalf("CreateKey(%s) with the key store down = %v, want 504", name, err)
+	}
+}

@@ -158,6 +158,18 @@ func (f entrustFake) stored(t *testing.T, name string) ([]byte, bool) {
 	return v, true
 }
 
+// forEachREST runs test for each of restBackends in a parallel subtest,
+// on a fake whose tokens live for an hour.
+func forEachREST(t *testing.T, test func(t *testing.T, f restFake)) {
+	t.Helper()
+	for _, b := range restBackends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, b.start(t, time.Hour))
+		})
+	}
+}
+
 // startRESTServer starts kes on f with the extra config.
 func startRESTServer(t *testing.T, f restFake, config string) (*kesServer, *kes.Client) {
 	t.Helper()
@@ -191,74 +203,61 @@ func checkNoSecrets(t *testing.T, srv *kesServer, f restFake, values ...[]byte) 
 // that new keys get the original's layout.
 func TestRESTStoreFixtures(t *testing.T) {
 	fx, files := readFixtures(t)
-	for _, b := range restBackends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			f := b.start(t, time.Hour)
-			var values [][]byte
-			for name, data := range files {
-				f.put(t, name, data)
-				values = append(values, data)
+	forEachREST(t, func(t *testing.T, f restFake) {
+		var values [][]byte
+		for name, data := range files {
+			f.put(t, name, data)
+			values = append(values, data)
+		}
+		srv, c := startRESTServer(t, f, "")
+		ctx := t.Context()
+		checkStoredFixtures(t, c, fx)
+		for name, data := range files {
+			if got, ok := f.stored(t, name); !ok || !bytes.Equal(got, data) {
+				t.Errorf("key %s changed after use", name)
 			}
-			srv, c := startRESTServer(t, f, "")
-			ctx := t.Context()
-			checkStoredFixtures(t, c, fx)
-			for name, data := range files {
-				if got, ok := f.stored(t, name); !ok || !bytes.Equal(got, data) {
-					t.Errorf("key %s changed after use", name)
-				}
-			}
+		}
 
-			if err := c.CreateKey(ctx, "new-key"); err != nil {
-				t.Fatalf("CreateKey: %v", err)
-			}
-			got, ok := f.stored(t, "new-key")
-			if !ok || len(got) == 0 {
-				t.Errorf("new-key is not stored")
-			}
-			values = append(values, got)
-			if err := roundTrip(ctx, c, c, "new-key"); err != nil {
-				t.Error(err)
-			}
-			if err := c.DeleteKey(ctx, "new-key"); err != nil {
-				t.Fatalf("DeleteKey: %v", err)
-			}
-			if _, ok := f.stored(t, "new-key"); ok {
-				t.Errorf("new-key is still stored after DeleteKey")
-			}
-			if !strings.Contains(srv.Stdout.String(), f.banner()) {
-				t.Errorf("the banner does not name the key store:\n%s", srv.Stdout)
-			}
-			checkNoSecrets(t, srv, f, values...)
-		})
-	}
+		if err := c.CreateKey(ctx, "new-key"); err != nil {
+			t.Fatalf("CreateKey: %v", err)
+		}
+		got, ok := f.stored(t, "new-key")
+		if !ok || len(got) == 0 {
+			t.Errorf("new-key is not stored")
+		}
+		values = append(values, got)
+		if err := roundTrip(ctx, c, c, "new-key"); err != nil {
+			t.Error(err)
+		}
+		if err := c.DeleteKey(ctx, "new-key"); err != nil {
+			t.Fatalf("DeleteKey: %v", err)
+		}
+		if _, ok := f.stored(t, "new-key"); ok {
+			t.Errorf("new-key is still stored after DeleteKey")
+		}
+		if !strings.Contains(srv.Stdout.String(), f.banner()) {
+			t.Errorf("the banner does not name the key store:\n%s", srv.Stdout)
+		}
+		checkNoSecrets(t, srv, f, values...)
+	})
 }
 
 // TestRESTStoreDownAtStart starts kes while the service is down: it
 // starts, is not ready (504), and serves once the service is back.
 func TestRESTStoreDownAtStart(t *testing.T) {
-	for _, b := range restBackends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			f := b.start(t, time.Hour)
-			f.setDown(true)
-			srv, c := startRESTServer(t, f, "")
-			ctx := t.Context()
-			if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
-				t.Fatalf("IsReady while down = %t, %v; want false, 504", ready, err)
-			}
-			if err := c.CreateKey(ctx, "k"); status(err) != http.StatusGatewayTimeout {
-				t.Fatalf("CreateKey while down = %v, want 504", err)
-			}
-			f.setDown(false)
-			waitReady(t, c, 40*time.Second)
-			eventually(t, 40*time.Second, func() error { return c.CreateKey(ctx, "k") })
-			if err := roundTrip(ctx, c, c, "k"); err != nil {
-				t.Fatal(err)
-			}
-			checkNoSecrets(t, srv, f)
-		})
-	}
+	forEachREST(t, func(t *testing.T, f restFake) {
+		f.setDown(true)
+		srv, c := startRESTServer(t, f, "")
+		ctx := t.Context()
+		checkStartedDown(t, c, "k")
+		f.setDown(false)
+		waitReady(t, c, 40*time.Second)
+		eventually(t, 40*time.Second, func() error { return c.CreateKey(ctx, "k") })
+		if err := roundTrip(ctx, c, c, "k"); err != nil {
+			t.Fatal(err)
+		}
+		checkNoSecrets(t, srv, f)
+	})
 }
 
 // TestRESTStoreOutage takes the service down while kes runs with
@@ -267,43 +266,39 @@ func TestRESTStoreDownAtStart(t *testing.T) {
 // again once the service is back.
 func TestRESTStoreOutage(t *testing.T) {
 	const cache = "cache:\n  expiry:\n    any: 2s\n    unused: 2s\n    offline: 1h\n"
-	for _, b := range restBackends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			f := b.start(t, time.Hour)
-			srv, c := startRESTServer(t, f, cache)
-			ctx := t.Context()
-			for _, name := range []string{"cached", "uncached"} {
-				if err := c.CreateKey(ctx, name); err != nil {
-					t.Fatal(err)
-				}
-			}
-			dek, err := c.GenerateKey(ctx, "cached", nil)
-			if err != nil {
+	forEachREST(t, func(t *testing.T, f restFake) {
+		srv, c := startRESTServer(t, f, cache)
+		ctx := t.Context()
+		for _, name := range []string{"cached", "uncached"} {
+			if err := c.CreateKey(ctx, name); err != nil {
 				t.Fatal(err)
 			}
-			f.setDown(true)
-			// The server notices within its 10 s status interval.
-			waitUnready(t, c, 30*time.Second)
-			time.Sleep(3 * time.Second) // past cache.expiry.any
-			for range 3 {
-				pt, err := c.Decrypt(ctx, "cached", dek.Ciphertext, nil)
-				if err != nil || !bytes.Equal(pt, dek.Plaintext) {
-					t.Fatalf("Decrypt of a cached key while down = %v", err)
-				}
-				if _, err := c.GenerateKey(ctx, "cached", nil); err != nil {
-					t.Fatalf("GenerateKey of a cached key while down = %v", err)
-				}
+		}
+		dek, err := c.GenerateKey(ctx, "cached", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.setDown(true)
+		// The server notices within its 10 s status interval.
+		waitUnready(t, c, 30*time.Second)
+		time.Sleep(3 * time.Second) // past cache.expiry.any
+		for range 3 {
+			pt, err := c.Decrypt(ctx, "cached", dek.Ciphertext, nil)
+			if err != nil || !bytes.Equal(pt, dek.Plaintext) {
+				t.Fatalf("Decrypt of a cached key while down = %v", err)
 			}
-			if _, err := c.GenerateKey(ctx, "uncached", nil); status(err) != http.StatusGatewayTimeout {
-				t.Errorf("GenerateKey of an uncached key while down = %v, want 504", err)
+			if _, err := c.GenerateKey(ctx, "cached", nil); err != nil {
+				t.Fatalf("GenerateKey of a cached key while down = %v", err)
 			}
-			f.setDown(false)
-			eventually(t, 40*time.Second, func() error { return roundTrip(ctx, c, c, "uncached") })
-			waitReady(t, c, 30*time.Second)
-			checkNoSecrets(t, srv, f)
-		})
-	}
+		}
+		if _, err := c.GenerateKey(ctx, "uncached", nil); status(err) != http.StatusGatewayTimeout {
+			t.Errorf("GenerateKey of an uncached key while down = %v, want 504", err)
+		}
+		f.setDown(false)
+		eventually(t, 40*time.Second, func() error { return roundTrip(ctx, c, c, "uncached") })
+		waitReady(t, c, 30*time.Second)
+		checkNoSecrets(t, srv, f)
+	})
 }
 
 // TestRESTStoreTokenExpiry uses access tokens that live for 2 s: no
@@ -374,19 +369,15 @@ func TestExampleRESTStores(t *testing.T) {
 // for byte.
 func TestRESTStoreMigrate(t *testing.T) {
 	_, files := readFixtures(t)
-	for _, b := range restBackends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			f := b.start(t, time.Hour)
-			checkMigrate(t, files, f.keyStore(), map[string][]byte{"rest-ca.pem": f.caPEM()},
-				func(name string) ([]byte, bool) { return f.stored(t, name) },
-				func(out string) {
-					for _, s := range f.secrets() {
-						if s != "" && strings.Contains(out, s) {
-							t.Errorf("kes migrate printed a credential or token")
-						}
+	forEachREST(t, func(t *testing.T, f restFake) {
+		checkMigrate(t, files, f.keyStore(), map[string][]byte{"rest-ca.pem": f.caPEM()},
+			func(name string) ([]byte, bool) { return f.stored(t, name) },
+			func(out string) {
+				for _, s := range f.secrets() {
+					if s != "" && strings.Contains(out, s) {
+						t.Errorf("kes migrate printed a credential or token")
 					}
-				})
-		})
-	}
+				}
+			})
+	})
 }
