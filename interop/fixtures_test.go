@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,38 +11,16 @@ import (
 	"testing"
 
 	"github.com/minio/kms-go/kes"
+
+	"github.com/openkes/openkes/internal/crypto/cryptotest"
 )
 
 // fixtureDir holds keys and ciphertexts recorded from the original KES
 // server (a copy of shared/fixtures).
 const fixtureDir = "../testdata/kes-fixtures"
 
-type fixtureCase struct {
-	ID            string `json:"id"`
-	Key           string `json:"key"`
-	Plaintext     string `json:"plaintext_b64"`
-	Ciphertext    string `json:"ciphertext_b64"`
-	Context       string `json:"context_b64"`
-	HasContext    bool   `json:"has_context"`
-	WantStatus    int    `json:"want_status"`
-	WantMessage   string `json:"want_message"`
-	Message       string `json:"message_b64"`
-	MACHex        string `json:"mac_hex"`
-	ErrStatus     int    `json:"err_status"`
-	ErrMessage    string `json:"err_message"`
-	CiphertextLen int    `json:"ciphertext_len"`
-}
-
-type fixtures struct {
-	Keys []struct {
-		Name string `json:"name"`
-	} `json:"keys"`
-	Encrypt  []fixtureCase `json:"encrypt"`
-	Generate []fixtureCase `json:"generate"`
-	Legacy   []fixtureCase `json:"legacy_ciphertext_formats"`
-	Negative []fixtureCase `json:"negative"`
-	HMAC     []fixtureCase `json:"hmac"`
-}
+// fixtures is the fixture file; see cryptotest.Fixtures.
+type fixtures = cryptotest.Fixtures
 
 func b64(t *testing.T, s string) []byte {
 	t.Helper()
@@ -63,7 +40,7 @@ func TestOriginalServerFixtures(t *testing.T) {
 	srv, c := startAdminServer(t, serverOptions{KeyFiles: files})
 	ctx := t.Context()
 
-	decryptCases := append(append(append([]fixtureCase{}, fx.Encrypt...), fx.Generate...), fx.Legacy...)
+	decryptCases := append(append(append([]cryptotest.FixtureCase{}, fx.Encrypt...), fx.Generate...), fx.Legacy...)
 	if len(decryptCases) != 25 || len(fx.Negative) != 12 || len(fx.HMAC) != 6 {
 		t.Fatalf("fixture file has %d decrypt, %d negative and %d HMAC cases, want 25, 12 and 6", len(decryptCases), len(fx.Negative), len(fx.HMAC))
 	}
@@ -126,21 +103,8 @@ func TestOriginalServerFixtures(t *testing.T) {
 // readFixtures reads the fixture file and the original's key files.
 func readFixtures(t *testing.T) (fixtures, map[string][]byte) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(fixtureDir, "kes-crypto-fixtures.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fx fixtures
-	if err := json.Unmarshal(data, &fx); err != nil {
-		t.Fatal(err)
-	}
-	files := map[string][]byte{}
-	for _, k := range fx.Keys {
-		if files[k.Name], err = os.ReadFile(filepath.Join(fixtureDir, "keystore", k.Name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return fx, files
+	fx, files := cryptotest.LoadFixtures(t, fixtureDir)
+	return *fx, files
 }
 
 // checkStoredFixtures checks a server whose key store holds the

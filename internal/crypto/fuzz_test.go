@@ -24,7 +24,7 @@ func FuzzDecrypt(f *testing.F) {
 	f.Add([]byte("{"), []byte("ctx"), []byte("hello"))
 	fx, _ := loadFixtures(f)
 	for _, c := range append(append(fx.Encrypt, fx.Legacy...), fx.Negative...) {
-		f.Add(b64(f, c.Ciphertext), c.ad(f), b64(f, c.Plaintext))
+		f.Add(b64(f, c.Ciphertext), ad(f, c), b64(f, c.Plaintext))
 	}
 
 	keyBytes := b64(f, cryptotest.Key67)

@@ -1,7 +1,8 @@
-// Package cryptotest holds the ciphertext vectors of the original KES
-// server that more than one package's tests decrypt: the crypto package
-// checks its primitives with them, the wire transcripts of internal/api
-// send them to a server. See docs/api.md#ciphertexts for the formats.
+// Package cryptotest holds the ciphertext vectors and the recorded
+// fixtures of the original KES server that more than one package's tests
+// use: the crypto package checks its primitives with them, the wire
+// transcripts of internal/api and the interop tests send them to a
+// server. See docs/api.md#ciphertexts for the formats.
 //
 // Vectors 0 to 5 are sealed with a key of 32 zero bytes and hold 16 zero
 // bytes; vectors 6 and 7 are sealed with Key67 and associated data AD67
