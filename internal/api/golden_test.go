@@ -720,6 +720,13 @@ const (
 	protobufHMACKey = "nLXl4yqa4cjZTcSbsU6sNnN8kP9ARWkXwa20YQZa9Hg="
 )
 
+// getEach sends GET prefix+p for each p, in order.
+func (g *goldenEnv) getEach(prefix string, ps ...string) {
+	for _, p := range ps {
+		g.do(req{method: "GET", path: prefix + p})
+	}
+}
+
 // importKey imports a key with fixed bytes and expects success.
 func (g *goldenEnv) importKey(name, key, cipher string) {
 	g.t.Helper()
@@ -947,9 +954,7 @@ func goldenKeys(g *goldenEnv) {
 	g.do(req{as: "user", method: "GET", path: "/v1/key/describe/my-app-key", normalize: normalizeAlgorithm})
 
 	g.section("list (spec 3.10): sorted, [] when empty, no continue_at")
-	for _, p := range []string{"", "*", "k-a", "k-a*", "k-xchacha", "zzz", "_-*"} {
-		g.do(req{method: "GET", path: "/v1/key/list/" + p})
-	}
+	g.getEach("/v1/key/list/", "", "*", "k-a", "k-a*", "k-xchacha", "zzz", "_-*")
 	g.do(req{note: "prefix route without trailing slash, served directly", method: "GET", path: "/v1/key/list"})
 	g.do(req{as: "user", method: "GET", path: "/v1/key/list"})
 
@@ -1187,17 +1192,11 @@ func goldenAuthorization(g *goldenEnv) {
 // goldenPoliciesIdentities: policy and identity routes, self-describe.
 func goldenPoliciesIdentities(g *goldenEnv) {
 	g.section("policy describe / read (spec 3.16, 3.17): created_at = server start (server zone), created_by = admin")
-	for _, p := range []string{"my-app", "read-only", "no-rules", "missing"} {
-		g.do(req{method: "GET", path: "/v1/policy/describe/" + p})
-	}
-	for _, p := range []string{"my-app", "read-only", "no-rules", "missing"} {
-		g.do(req{method: "GET", path: "/v1/policy/read/" + p})
-	}
+	g.getEach("/v1/policy/describe/", "my-app", "read-only", "no-rules", "missing")
+	g.getEach("/v1/policy/read/", "my-app", "read-only", "no-rules", "missing")
 
 	g.section("policy list (spec 3.18): continue_at always present")
-	for _, p := range []string{"", "*", "my*", "my-app", "r", "zzz"} {
-		g.do(req{method: "GET", path: "/v1/policy/list/" + p})
-	}
+	g.getEach("/v1/policy/list/", "", "*", "my*", "my-app", "r", "zzz")
 	g.do(req{method: "GET", path: "/v1/policy/list"})
 
 	g.section("identity describe (spec 3.19)")
@@ -1207,9 +1206,7 @@ func goldenPoliciesIdentities(g *goldenEnv) {
 	g.do(req{note: "identities are compared as exact strings", method: "GET", path: "/v1/identity/describe/" + strings.ToUpper(identityOf("admin"))})
 
 	g.section("identity list (spec 3.20): admin and policy identities")
-	for _, p := range []string{"", "*", "0*", "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22", "e", "zzz"} {
-		g.do(req{method: "GET", path: "/v1/identity/list/" + p})
-	}
+	g.getEach("/v1/identity/list/", "", "*", "0*", "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22", "e", "zzz")
 	g.do(req{method: "GET", path: "/v1/identity/list"})
 
 	g.section("self-describe (spec 3.21, 14.1): admin, policy identity (fixed shape), unknown (404)")
@@ -1266,9 +1263,7 @@ func goldenInvalidNames(g *goldenEnv) {
 		}
 	}
 	g.section("valid edge patterns")
-	for _, p := range []string{"_-*", "a_", "_a*", strings.Repeat("a", 79) + "*", strings.Repeat("a", 80)} {
-		g.do(req{method: "GET", path: "/v1/key/list/" + p})
-	}
+	g.getEach("/v1/key/list/", "_-*", "a_", "_a*", strings.Repeat("a", 79)+"*", strings.Repeat("a", 80))
 }
 
 // goldenRequestBodies: spec 1.5 body rules on generate, encrypt, decrypt
