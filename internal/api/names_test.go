@@ -26,16 +26,19 @@ func TestValidNames(t *testing.T) {
 		accept: []string{"my-key", "*", "my*", "_-*", ""},
 		reject: []string{"*-*", "my.key", "key/", strings.Repeat("a", 81), "_", "-*", "a-", "a**"},
 	}} {
-		for _, s := range tt.accept {
-			if !tt.valid(s) {
-				t.Errorf("%s(%q) = false, want true", tt.name, s)
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for _, s := range tt.accept {
+				if !tt.valid(s) {
+					t.Errorf("%s(%q) = false, want true", tt.name, s)
+				}
 			}
-		}
-		for _, s := range tt.reject {
-			if tt.valid(s) {
-				t.Errorf("%s(%q) = true, want false", tt.name, s)
+			for _, s := range tt.reject {
+				if tt.valid(s) {
+					t.Errorf("%s(%q) = true, want false", tt.name, s)
+				}
 			}
-		}
+		})
 	}
 }
 
