@@ -104,6 +104,17 @@ type serverOptions struct {
 	ListenAddr string
 }
 
+// startAdminServer starts a server like startServer whose config begins
+// with a fresh admin identity (opts.Config follows it), and returns it
+// with an upstream SDK client for that admin.
+func startAdminServer(t *testing.T, opts serverOptions) (*kesServer, *kes.Client) {
+	t.Helper()
+	admin := newAPIKey(t)
+	opts.Config = "admin:\n  identity: " + admin.Identity().String() + "\n" + opts.Config
+	srv := startServer(t, opts)
+	return srv, srv.apiKeyClient(t, admin)
+}
+
 // startServer starts `kes server --config` in a temporary directory and
 // waits until it answers.
 func startServer(t *testing.T, opts serverOptions) *kesServer {
@@ -289,5 +300,41 @@ func writeFile(t *testing.T, dir, name string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitReady polls c.IsReady until the server reports ready; it fails the
+// test after d.
+func waitReady(t *testing.T, c *kes.Client, d time.Duration) {
+	t.Helper()
+	eventually(t, d, func() error {
+		if ready, err := c.IsReady(t.Context()); !ready {
+			return fmt.Errorf("IsReady = false, %v; want true", err)
+		}
+		return nil
+	})
+}
+
+// waitUnready polls c.IsReady until the server reports that its key store
+// is unreachable (504); it fails the test after d.
+func waitUnready(t *testing.T, c *kes.Client, d time.Duration) {
+	t.Helper()
+	eventually(t, d, func() error {
+		if ready, err := c.IsReady(t.Context()); ready || status(err) != http.StatusGatewayTimeout {
+			return fmt.Errorf("IsReady = %t, %v; want false, 504", ready, err)
+		}
+		return nil
+	})
+}
+
+// checkStartedDown checks a server that started while its key store was
+// unreachable: /v1/ready says 504, and so does creating the key name.
+func checkStartedDown(t *testing.T, c *kes.Client, name string) {
+	t.Helper()
+	if ready, err := c.IsReady(t.Context()); ready || status(err) != http.StatusGatewayTimeout {
+		t.Fatalf("IsReady with the key store down = %t, %v; want false, 504", ready, err)
+	}
+	if err := c.CreateKey(t.Context(), name); status(err) != http.StatusGatewayTimeout {
+		t.Fatalf("CreateKey(%s) with the key store down = %v, want 504", name, err)
 	}
 }
