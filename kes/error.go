@@ -52,6 +52,23 @@ var (
 	ErrIdentityNotFound = Error{http.StatusNotFound, "identity does not exist"}
 )
 
+// Errors of the key lifecycle routes, OpenKES extensions of the KES API
+// (docs/keys.md). Upstream servers never send them.
+var (
+	// ErrKeyScheduled: the key is scheduled for deletion, so it cannot
+	// generate, encrypt, rotate, rewrap or be deleted again until it is
+	// restored.
+	ErrKeyScheduled = Error{http.StatusConflict, "key is scheduled for deletion"}
+
+	// ErrKeyNotScheduled: a restore of a key that is not scheduled for
+	// deletion.
+	ErrKeyNotScheduled = Error{http.StatusBadRequest, "key is not scheduled for deletion"}
+
+	// ErrKeyConflict: another rotation of the same key took the version
+	// numbers this one tried; rotating again succeeds.
+	ErrKeyConflict = Error{http.StatusConflict, "key rotation conflict"}
+)
+
 // maxErrorBody is how much of an error response is read.
 const maxErrorBody = 1 << 20
 
