@@ -200,9 +200,10 @@ func (c *Client) ImportKey(ctx context.Context, name string, req *ImportKeyReque
 	return c.call(ctx, http.MethodPost, "/v1/key/import/"+url.PathEscape(name), req, nil)
 }
 
-// DescribeKey returns information about the master key. It returns
-// [ErrKeyNotFound] if the key does not exist, and an error if the server
-// reports an algorithm this package does not know.
+// DescribeKey returns information about the master key, with its
+// versions if it was rotated and its deletion if one is scheduled. It
+// returns [ErrKeyNotFound] if the key does not exist, and an error if the
+// server reports an algorithm this package does not know.
 func (c *Client) DescribeKey(ctx context.Context, name string) (*KeyInfo, error) {
 	var info KeyInfo
 	if err := c.call(ctx, http.MethodGet, "/v1/key/describe/"+url.PathEscape(name), nil, &info); err != nil {
@@ -224,8 +225,10 @@ func (c *Client) DeleteKey(ctx context.Context, name string) error {
 
 // GenerateKey returns a new 32-byte data encryption key, in plaintext and
 // encrypted with the master key. context is associated data that is
-// needed again to decrypt the ciphertext; it may be empty. It returns
-// [ErrKeyNotFound] if the master key does not exist.
+// needed again to decrypt the ciphertext; it may be empty. A rotated
+// master key encrypts with its newest version, which [DEK.Version] names.
+// It returns [ErrKeyNotFound] if the master key does not exist and
+// [ErrKeyScheduled] if it is scheduled for deletion.
 func (c *Client) GenerateKey(ctx context.Context, name string, context []byte) (DEK, error) {
 	req := struct {
 		Context []byte `json:"context,omitempty"`
@@ -238,9 +241,11 @@ func (c *Client) GenerateKey(ctx context.Context, name string, context []byte) (
 }
 
 // Encrypt encrypts plaintext with the master key and context as
-// associated data, which may be empty. It returns [ErrKeyNotFound] if the
-// key does not exist. The request must stay below the server's 1 MB body
-// limit, so plaintext must be smaller than about 700 KiB.
+// associated data, which may be empty; a rotated key encrypts with its
+// newest version. It returns [ErrKeyNotFound] if the key does not exist
+// and [ErrKeyScheduled] if it is scheduled for deletion. The request must
+// stay below the server's 1 MB body limit, so plaintext must be smaller
+// than about 700 KiB.
 func (c *Client) Encrypt(ctx context.Context, name string, plaintext, context []byte) ([]byte, error) {
 	req := struct {
 		Plaintext []byte `json:"plaintext"`
@@ -256,9 +261,10 @@ func (c *Client) Encrypt(ctx context.Context, name string, plaintext, context []
 }
 
 // Decrypt decrypts ciphertext with the master key and context as
-// associated data. It returns [ErrDecrypt] if the ciphertext is not
-// authentic (wrong key, wrong context or modified ciphertext) and
-// [ErrKeyNotFound] if the key does not exist.
+// associated data, with the key version that the ciphertext names. It
+// returns [ErrDecrypt] if the ciphertext is not authentic (wrong key,
+// wrong context or modified ciphertext) and [ErrKeyNotFound] if the key
+// does not exist. A key scheduled for deletion still decrypts.
 func (c *Client) Decrypt(ctx context.Context, name string, ciphertext, context []byte) ([]byte, error) {
 	req := struct {
 		Ciphertext []byte `json:"ciphertext"`
