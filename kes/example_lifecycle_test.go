@@ -40,28 +40,3 @@ func ExampleClient_RotateKey() {
 	}
 	fmt.Println(v == version, bytes.Equal(plaintext, old.Plaintext))
 }
-
-func ExampleClient_RestoreKey() {
-	key, err := kes.ParseAPIKey(os.Getenv("KES_API_KEY"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	client := kes.NewClient("127.0.0.1:7373", key)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-
-	// With a deletion window, delete only schedules the deletion.
-	if err := client.DeleteKey(ctx, "my-key"); err != nil {
-		log.Fatal(err)
-	}
-	info, err := client.DescribeKey(ctx, "my-key")
-	if err != nil {
-		log.Fatal(err)
-	}
-	if info.Deletion != nil {
-		fmt.Println("deleted at", info.Deletion.DeleteAt)
-		if err := client.RestoreKey(ctx, "my-key"); err != nil {
-			log.Fatal(err)
-		}
-	}
-}

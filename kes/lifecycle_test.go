@@ -13,35 +13,6 @@ import (
 // The key lifecycle: RotateKey, RewrapKey, RestoreKey, and the version
 // and deletion fields of DescribeKey and GenerateKey (docs/keys.md).
 
-func TestLifecycleErrors(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name   string
-		err    Error
-		status int
-		msg    string
-	}{
-		{"ErrKeyScheduled", ErrKeyScheduled, 409, "key is scheduled for deletion"},
-		{"ErrKeyNotScheduled", ErrKeyNotScheduled, 400, "key is not scheduled for deletion"},
-		{"ErrKeyConflict", ErrKeyConflict, 409, "key rotation conflict"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if tt.err.Status() != tt.status || tt.err.Error() != tt.msg {
-				t.Errorf("%s = %d %q, want %d %q", tt.name, tt.err.Status(), tt.err.Error(), tt.status, tt.msg)
-			}
-			// What a client decodes from the server's error body.
-			if got := decodeError(tt.status, jsonType, []byte(kesError(tt.msg))); got != tt.err {
-				t.Errorf("decodeError(%d, %q) = %#v, want %s", tt.status, tt.msg, got, tt.name)
-			}
-		})
-	}
-	if ErrKeyScheduled == ErrKeyConflict {
-		t.Error("ErrKeyScheduled and ErrKeyConflict are the same error")
-	}
-}
-
 func TestLifecycleRoutes(t *testing.T) {
 	t.Parallel()
 	const (
