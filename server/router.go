@@ -53,6 +53,9 @@ var handlers = map[string]handlerFunc{
 	api.PathIdentitySelf:     (*Server).handleSelfDescribe,
 	api.PathLogError:         (*Server).handleErrorLog,
 	api.PathLogAudit:         (*Server).handleAuditLog,
+	api.PathKeyRotate:        (*Server).handleRotateKey,
+	api.PathKeyRewrap:        (*Server).handleRewrapKey,
+	api.PathKeyRestore:       (*Server).handleRestoreKey,
 }
 
 // keyRoutes are the routes whose resource is a key name (for audit).
@@ -60,6 +63,7 @@ var keyRoutes = map[string]bool{
 	api.PathKeyCreate: true, api.PathKeyImport: true, api.PathKeyDescribe: true,
 	api.PathKeyDelete: true, api.PathKeyGenerate: true, api.PathKeyEncrypt: true,
 	api.PathKeyDecrypt: true, api.PathKeyHMAC: true,
+	api.PathKeyRotate: true, api.PathKeyRewrap: true, api.PathKeyRestore: true,
 }
 
 // buildRoutes returns the route table with the overrides of conf applied:
@@ -126,6 +130,7 @@ type requestBody struct {
 	encrypt  api.EncryptKeyRequest
 	decrypt  api.DecryptKeyRequest
 	hmac     api.HMACRequest
+	rewrap   api.RewrapKeyRequest
 }
 
 var requestPool = sync.Pool{New: func() any { return new(request) }}

@@ -8,8 +8,9 @@
 //
 // # Routes
 //
-// [Routes] returns the 22 routes of the v1 API with their default method,
-// body limit, timeout and authentication mode. Paths that end in '/' are
+// [Routes] returns the 22 routes of the v1 API, then the 3 key lifecycle
+// routes of OpenKES (rotate, rewrap, restore; docs/keys.md), with their
+// default method, body limit, timeout and authentication mode. Paths that end in '/' are
 // prefix routes: the rest of the request path is the route's resource
 // argument (a key name, a policy name, a listing pattern, ...).
 //
@@ -105,7 +106,8 @@ func (r *Route) AcceptsMethod(method string) bool {
 	return method == r.Method || (r.Method == http.MethodPut && method == http.MethodPost)
 }
 
-// Paths of the 22 routes. Prefix routes end in '/'.
+// Paths of the 22 routes of the v1 API and the 3 OpenKES lifecycle routes.
+// Prefix routes end in '/'.
 const (
 	PathVersion          = "/version"
 	PathReady            = "/v1/ready"
@@ -129,10 +131,15 @@ const (
 	PathIdentitySelf     = "/v1/identity/self/describe"
 	PathLogError         = "/v1/log/error"
 	PathLogAudit         = "/v1/log/audit"
+
+	PathKeyRotate  = "/v1/key/rotate/"
+	PathKeyRewrap  = "/v1/key/rewrap/"
+	PathKeyRestore = "/v1/key/restore/"
 )
 
-// Routes returns a fresh copy of the 22 routes with their defaults, in the
-// order of the spec's route table. Callers may modify the result.
+// Routes returns a fresh copy of the routes with their defaults: the 22 of
+// the v1 API in the order of docs/api.md#routes, then rotate, rewrap and
+// restore. Callers may modify the result.
 func Routes() []Route {
 	const (
 		get = http.MethodGet
@@ -164,5 +171,8 @@ func Routes() []Route {
 		{Method: get, Path: PathIdentitySelf, Timeout: s15, Auth: AuthIdentify, Counted: true},
 		{Method: get, Path: PathLogError, Auth: AuthVerify},
 		{Method: get, Path: PathLogAudit, Auth: AuthVerify},
+		{Method: put, Path: PathKeyRotate, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrRotateKey},
+		{Method: put, Path: PathKeyRewrap, MaxBody: MaxBody, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrDecryptInternal},
+		{Method: put, Path: PathKeyRestore, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrRestoreKey},
 	}
 }
