@@ -70,7 +70,7 @@ var keyRoutes = map[string]bool{
 // a Timeout > 0 replaces the default, SkipAuth turns verification into
 // identify-only.
 func buildRoutes(conf map[string]RouteConfig) []route {
-	defaults := api.Routes()
+	defaults := api.AllRoutes()
 	routes := make([]route, len(defaults))
 	for i, r := range defaults {
 		if rc, ok := conf[r.Path]; ok {

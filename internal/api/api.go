@@ -8,9 +8,10 @@
 //
 // # Routes
 //
-// [Routes] returns the 22 routes of the v1 API, then the 3 key lifecycle
-// routes of OpenKES (rotate, rewrap, restore; docs/keys.md), with their
-// default method, body limit, timeout and authentication mode. Paths that end in '/' are
+// [Routes] returns the 22 routes of the v1 API with their default method,
+// body limit, timeout and authentication mode; [LifecycleRoutes] the 3 key
+// lifecycle routes of OpenKES (rotate, rewrap, restore; docs/keys.md), and
+// [AllRoutes] both, which the server serves and /v1/api lists. Paths that end in '/' are
 // prefix routes: the rest of the request path is the route's resource
 // argument (a key name, a policy name, a listing pattern, ...).
 //
@@ -137,9 +138,9 @@ const (
 	PathKeyRestore = "/v1/key/restore/"
 )
 
-// Routes returns a fresh copy of the routes with their defaults: the 22 of
-// the v1 API in the order of docs/api.md#routes, then rotate, rewrap and
-// restore. Callers may modify the result.
+// Routes returns a fresh copy of the 22 routes of the v1 API with their
+// defaults, in the order of docs/api.md#routes. Callers may modify the
+// result.
 func Routes() []Route {
 	const (
 		get = http.MethodGet
@@ -171,8 +172,24 @@ func Routes() []Route {
 		{Method: get, Path: PathIdentitySelf, Timeout: s15, Auth: AuthIdentify, Counted: true},
 		{Method: get, Path: PathLogError, Auth: AuthVerify},
 		{Method: get, Path: PathLogAudit, Auth: AuthVerify},
+	}
+}
+
+// LifecycleRoutes returns a fresh copy of the OpenKES key lifecycle
+// routes, rotate, rewrap and restore (docs/keys.md): ordinary key routes,
+// counted in the request metrics.
+func LifecycleRoutes() []Route {
+	const (
+		put = http.MethodPut
+		s15 = 15 * time.Second
+	)
+	return []Route{
 		{Method: put, Path: PathKeyRotate, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrRotateKey},
 		{Method: put, Path: PathKeyRewrap, MaxBody: MaxBody, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrDecryptInternal},
 		{Method: put, Path: PathKeyRestore, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrRestoreKey},
 	}
 }
+
+// AllRoutes returns Routes followed by LifecycleRoutes: every route the
+// server serves, in the order /v1/api lists them.
+func AllRoutes() []Route { return append(Routes(), LifecycleRoutes()...) }
