@@ -52,20 +52,20 @@ var (
 	ErrIdentityNotFound = Error{http.StatusNotFound, "identity does not exist"}
 )
 
-// Errors of the key lifecycle routes, OpenKES extensions of the KES API
-// (docs/keys.md). Upstream servers never send them.
+// Errors of the key lifecycle routes of OpenKES (rotate, rewrap, restore
+// and deletion protection), which upstream KES does not have.
 var (
-	// ErrKeyScheduled: the key is scheduled for deletion, so it cannot
-	// generate, encrypt, rotate, rewrap or be deleted again until it is
-	// restored.
+	// ErrKeyScheduled: the key is scheduled for deletion, so it cannot be
+	// used for generate, encrypt, rotate or rewrap, nor deleted again
+	// until it is restored.
 	ErrKeyScheduled = Error{http.StatusConflict, "key is scheduled for deletion"}
 
-	// ErrKeyNotScheduled: a restore of a key that is not scheduled for
+	// ErrKeyNotScheduled: restore of a key that is not scheduled for
 	// deletion.
 	ErrKeyNotScheduled = Error{http.StatusBadRequest, "key is not scheduled for deletion"}
 
-	// ErrKeyConflict: another rotation of the same key took the version
-	// numbers this one tried; rotating again succeeds.
+	// ErrKeyConflict: concurrent rotations took every version number the
+	// rotation tried; it may be retried.
 	ErrKeyConflict = Error{http.StatusConflict, "key rotation conflict"}
 )
 
