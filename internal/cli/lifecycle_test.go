@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net/http"
@@ -13,6 +15,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/openkes/openkes/internal/testpki"
+	"github.com/openkes/openkes/keystore/mem"
+	"github.com/openkes/openkes/server"
 )
 
 // The key lifecycle commands (rotate, rewrap, restore, and what info,
@@ -355,4 +361,138 @@ func TestLifecycleHelp(t *testing.T) {
 			t.Errorf("kes key %s --help = exit %d, stderr %q, stdout:\n%s", name, code, stderr, stdout)
 		}
 	}
+}
+
+// TestLifecycleEndToEnd drives a real server with a deletion window
+// through the lifecycle commands: rotate, generate with both versions,
+// decrypt both, rewrap, describe, schedule a deletion, restore.
+func TestLifecycleEndToEnd(t *testing.T) {
+	t.Parallel()
+	cert := testpki.Server(t)
+	admin := newKey(t)
+	addr := startServer(t, &server.Config{
+		Admin:    admin.Identity().String(),
+		Store:    mem.New(),
+		TLS:      tlsConfig(cert),
+		Deletion: server.DeletionConfig{Window: time.Hour},
+	})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, cert.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"KES_SERVER": addr, "KES_API_KEY": admin.String(), "KES_CA": ca}
+
+	// kes runs a command that must succeed and returns its stdout.
+	kes := func(args ...string) string {
+		t.Helper()
+		code, stdout, stderr := runKES(t, vars, false, args...)
+		if code != 0 {
+			t.Fatalf("kes %s = exit %d, stderr %q", strings.Join(args, " "), code, stderr)
+		}
+		return stdout
+	}
+	// fails runs a command that must fail with exit code 1 and the error.
+	fails := func(wantErr string, args ...string) {
+		t.Helper()
+		code, _, stderr := runKES(t, vars, false, args...)
+		if code != 1 || !strings.HasPrefix(stderr, "kes: error: "+wantErr+"\n") {
+			t.Errorf("kes %s = exit %d, stderr %q; want exit 1 and %q", strings.Join(args, " "), code, stderr, wantErr)
+		}
+	}
+	type dek struct {
+		Plaintext, Ciphertext string
+		Version               *int
+	}
+	const aad = "YnVja2V0L29iamVjdA==" // bucket/object
+
+	kes("key", "create", "k")
+	old := decodeJSON[dek](t, kes("key", "dek", "k", aad))
+	if old.Version != nil {
+		t.Errorf("dek of a key never rotated has version %d, want none", *old.Version)
+	}
+	if got := kes("key", "info", "k", "--json"); strings.Contains(got, "version") || strings.Contains(got, "deletion") {
+		t.Errorf("info --json of a key never rotated = %s, want no version or deletion", got)
+	}
+
+	if got, want := kes("key", "rotate", "k", "--json"), `{"name":"k","version":2}`; got != want {
+		t.Errorf("rotate --json = %s, want %s", got, want)
+	}
+	cur := decodeJSON[dek](t, kes("key", "dek", "k", aad))
+	if cur.Version == nil || *cur.Version != 2 {
+		t.Errorf("dek after rotation: version %v, want 2", cur.Version)
+	}
+	if ct, _ := base64.StdEncoding.DecodeString(cur.Ciphertext); !bytes.HasPrefix(ct, []byte("KESv\x00\x00\x00\x02")) {
+		t.Errorf("ciphertext of version 2 = %x..., want the header KESv 2", ct[:min(8, len(ct))])
+	}
+	for _, d := range []dek{old, cur} {
+		if got, want := kes("key", "decrypt", "k", d.Ciphertext, aad), `{"plaintext":"`+d.Plaintext+`"}`; got != want {
+			t.Errorf("decrypt = %s, want %s", got, want)
+		}
+	}
+
+	rewrapped := decodeJSON[struct {
+		Ciphertext string
+		Version    int
+	}](t, kes("key", "rewrap", "k", old.Ciphertext, aad))
+	if rewrapped.Version != 2 || rewrapped.Ciphertext == old.Ciphertext {
+		t.Errorf("rewrap = version %d, ciphertext %q; want version 2 and a new ciphertext", rewrapped.Version, rewrapped.Ciphertext)
+	}
+	if got, want := kes("key", "decrypt", "k", rewrapped.Ciphertext, aad), `{"plaintext":"`+old.Plaintext+`"}`; got != want {
+		t.Errorf("decrypt of the rewrapped ciphertext = %s, want %s", got, want)
+	}
+	fails("failed to rewrap ciphertext: decryption failed: ciphertext is not authentic", "key", "rewrap", "k", old.Ciphertext)
+	fails("failed to rotate key \"missing\": key does not exist", "key", "rotate", "missing")
+
+	info := decodeJSON[keyInfoJSON](t, kes("key", "describe", "k", "--json"))
+	if info.Version != 2 || len(info.Versions) != 2 || info.Versions[0].Version != 1 || info.Versions[1].Version != 2 ||
+		info.Versions[1].CreatedBy != admin.Identity() || info.Deletion != nil {
+		t.Errorf("describe --json after rotation = %+v, want versions 1 and 2 by the admin and no deletion", info)
+	}
+	if got := kes("key", "info", "k"); !strings.Contains(got, "\nVersion   2\nVersions  1  ") || !strings.Contains(got, "\n          2  ") {
+		t.Errorf("info after rotation:\n%s\nwant the version and a row per version", got)
+	}
+
+	// With the deletion window, rm schedules; the key decrypts but does
+	// nothing else until it is restored.
+	kes("key", "rm", "k")
+	info = decodeJSON[keyInfoJSON](t, kes("key", "info", "k", "--json"))
+	if d := info.Deletion; d == nil || d.ScheduledBy != admin.Identity() || d.DeleteAt.Sub(d.ScheduledAt) != time.Hour {
+		t.Errorf("describe of a scheduled key: deletion %+v, want one by the admin, an hour long", d)
+	}
+	if got := kes("key", "info", "k"); !strings.Contains(got, "\nDeletion  ") || !strings.Contains(got, "\nScheduled ") || !strings.Contains(got, " by "+admin.Identity().String()+"\n") {
+		t.Errorf("info of a scheduled key:\n%s\nwant the deletion and who scheduled it", got)
+	}
+	if got := kes("key", "ls", "k"); got != "Key\nk\n" {
+		t.Errorf("ls of a scheduled key = %q, want it listed", got)
+	}
+	if got, want := kes("key", "decrypt", "k", cur.Ciphertext, aad), `{"plaintext":"`+cur.Plaintext+`"}`; got != want {
+		t.Errorf("decrypt with a scheduled key = %s, want %s", got, want)
+	}
+	fails("failed to generate data encryption key: key is scheduled for deletion", "key", "dek", "k")
+	fails("failed to rotate key \"k\": key is scheduled for deletion", "key", "rotate", "k")
+	fails("failed to rewrap ciphertext: key is scheduled for deletion", "key", "rewrap", "k", old.Ciphertext, aad)
+	fails("failed to remove key \"k\": key is scheduled for deletion", "key", "rm", "k")
+	fails("failed to create key \"k\": key already exists", "key", "create", "k")
+
+	kes("key", "restore", "k")
+	fails("failed to restore key \"k\": key is not scheduled for deletion", "key", "restore", "k")
+	fails("failed to restore key \"missing\": key does not exist", "key", "restore", "missing")
+	cur = decodeJSON[dek](t, kes("key", "dek", "k"))
+	if cur.Version == nil || *cur.Version != 2 {
+		t.Errorf("dek after restore: version %v, want 2", cur.Version)
+	}
+	info = decodeJSON[keyInfoJSON](t, kes("key", "info", "k", "--json"))
+	if info.Deletion != nil || info.Version != 2 {
+		t.Errorf("describe after restore = %+v, want version 2 and no deletion", info)
+	}
+}
+
+// decodeJSON decodes the JSON output of a command.
+func decodeJSON[T any](t *testing.T, s string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("output %q: %v", s, err)
+	}
+	return v
 }
