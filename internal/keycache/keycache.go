@@ -257,10 +257,14 @@ func (c *Cache) GetVersion(ctx context.Context, name string, n int) (*keyring.Ke
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := k.Version(n); ok || !c.mayReload(name) {
+	if _, ok := k.Version(n); ok {
 		return k, nil
 	}
-	c.Invalidate(name)
+	if c.mayReload(name) {
+		c.Invalidate(name)
+	}
+	// Without a reload of its own, a caller still gets the result of a
+	// reload in flight or just done by another.
 	return c.Get(ctx, name)
 }
 
