@@ -61,11 +61,7 @@ type Config struct {
 		Password keystore.Secret `yaml:"password"`
 	} `yaml:"credentials"`
 
-	TLS struct {
-		// CA is a PEM file or a directory of PEM files of CAs to trust
-		// besides the system roots.
-		CA string `yaml:"ca"`
-	} `yaml:"tls"`
+	TLS restclient.TLS `yaml:"tls"`
 }
 
 var _ keystore.Config = (*Config)(nil)
@@ -96,15 +92,9 @@ func (c *Config) Validate() error {
 // CA files that cannot be loaded. log receives login and renewal
 // records; nil discards them.
 func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("entrust: %w", err)
-	}
-	base, client, err := restclient.NewHTTPClient(c.Endpoint, c.TLS.CA)
+	base, client, err := restclient.Open(ctx, "entrust", c.Validate, c.Endpoint, c.TLS.CA)
 	if err != nil {
-		return nil, fmt.Errorf("entrust: %w", err)
+		return nil, err
 	}
 	s := &Store{base: base, http: client, conf: *c}
 	s.session = restclient.NewSession(restclient.SessionConfig{Name: "entrust", Login: s.login, Renew: s.renew, Log: log})
@@ -127,22 +117,12 @@ func (s *Store) String() string { return "Entrust KeyControl: " + s.base }
 // GoString is String.
 func (s *Store) GoString() string { return s.String() }
 
-// ResponseError is an error answer of KeyControl.
-type ResponseError struct {
-	StatusCode int
-	Message    string // the "error" of the JSON body, or the plain-text body
-}
-
-func (e *ResponseError) Error() string {
-	s := fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	return s
-}
+// ResponseError is an error answer of KeyControl. Its Message is the
+// "error" of the JSON body, or the plain-text body.
+type ResponseError = restclient.ResponseError
 
 func responseError(resp *restclient.Response) *ResponseError {
-	return &ResponseError{StatusCode: resp.Status, Message: restclient.Message(resp.Body, "error")}
+	return restclient.NewResponseError(resp, "error")
 }
 
 // defaultLifetime is assumed for a token without expires_at, as by the
@@ -221,26 +201,14 @@ func (s *Store) renew(ctx context.Context, old restclient.Token) (restclient.Tok
 // expired early or was revoked), it logs in again and repeats the
 // request once.
 func (s *Store) do(ctx context.Context, op string, body any) (*restclient.Response, error) {
-	for retry := 0; ; retry++ {
-		tok, err := s.session.Token(ctx)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := restclient.Do(ctx, s.http, &restclient.Request{
+	return s.session.Do(ctx, s.http, func(tok restclient.Token) *restclient.Request {
+		return &restclient.Request{
 			Method: http.MethodPost,
 			URL:    s.base + "/vault/1.0/" + op + "/",
 			Body:   body,
 			Header: http.Header{"X-Vault-Auth": {tok.Value}},
-		})
-		if err != nil {
-			return nil, err
 		}
-		if resp.Status == http.StatusUnauthorized && retry == 0 {
-			s.session.Invalidate(tok)
-			continue
-		}
-		return resp, nil
-	}
+	})
 }
 
 // Create stores value as the secret name.

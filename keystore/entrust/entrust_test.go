@@ -6,13 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,23 +26,6 @@ const (
 	password = "entrust-password-4f7d9e"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func newFake(t *testing.T, opts entrusttest.Options) *entrusttest.Server {
 	t.Helper()
 	opts.VaultID, opts.BoxID, opts.Username, opts.Password = vaultID, boxID, username, password
@@ -59,19 +39,11 @@ func newConfig(url string) *entrust.Config {
 	return conf
 }
 
-func connect(t *testing.T, fake *entrusttest.Server, logs *syncBuffer) *entrust.Store {
+func connect(t *testing.T, fake *entrusttest.Server, logs *keystoretest.LogBuffer) *entrust.Store {
 	t.Helper()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, fake.CACertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	conf := newConfig(fake.URL)
-	conf.TLS.CA = ca
-	log := slog.New(slog.DiscardHandler)
-	if logs != nil {
-		log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	st, err := conf.Connect(t.Context(), log)
+	conf.TLS.CA = fake.CAFile(t)
+	st, err := conf.Connect(t.Context(), keystoretest.Logger(logs))
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -174,7 +146,7 @@ func TestTokenRenewal(t *testing.T) {
 		t.Run(fmt.Sprint("noRenew=", noRenew), func(t *testing.T) {
 			t.Parallel()
 			fake := newFake(t, entrusttest.Options{TokenLifetime: 2 * time.Second, NoRenew: noRenew})
-			logs := &syncBuffer{}
+			logs := &keystoretest.LogBuffer{}
 			st := connect(t, fake, logs)
 			t.Cleanup(func() { st.Close() })
 			for i := range 40 {
@@ -219,38 +191,10 @@ func TestOutage(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t, entrusttest.Options{})
 	fake.SetDown(true)
-	logs := &syncBuffer{}
+	logs := &keystoretest.LogBuffer{}
 	st := connect(t, fake, logs)
 	t.Cleanup(func() { st.Close() })
-	ctx := t.Context()
-	var errs []string
-	if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
-		t.Errorf("Status while down = %v, want an UnreachableError", err)
-	}
-	if err := st.Create(ctx, "k", []byte("v")); !keystore.IsUnreachable(err) {
-		t.Errorf("Create while down = %v, want an UnreachableError", err)
-	} else {
-		errs = append(errs, err.Error())
-	}
-	fake.SetDown(false)
-	eventually(t, func() error { return st.Create(ctx, "k", []byte("v")) })
-	for _, code := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
-		fake.SetThrottle(code)
-		_, err := st.Get(ctx, "k")
-		if !keystore.IsUnreachable(err) {
-			t.Errorf("Get while answering %d = %v, want an UnreachableError", code, err)
-		}
-		if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
-			t.Errorf("Status while answering %d = %v, want an UnreachableError", code, err)
-		}
-		fake.SetThrottle(0)
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-		if v, err := st.Get(ctx, "k"); err != nil || string(v) != "v" {
-			t.Errorf("Get after throttling = %q, %v", v, err)
-		}
-	}
+	errs := keystoretest.CheckOutage(t, st, fake)
 	checkNoSecrets(t, fake, append(errs, logs.String())...)
 }
 
@@ -266,21 +210,6 @@ func TestBadCredentials(t *testing.T) {
 		t.Fatalf("Status with a wrong password = %v, want a 401 ResponseError", err)
 	}
 	checkNoSecrets(t, fake, err.Error())
-}
-
-func eventually(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // TestRealService runs against a real KeyControl when
@@ -304,26 +233,5 @@ func TestRealService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	name := fmt.Sprintf("kes-test-%d", time.Now().UnixNano())
-	if err := st.Create(t.Context(), name, []byte("value")); err != nil {
-		t.Fatal(err)
-	}
-	defer st.Delete(context.Background(), name)
-	if err := st.Create(t.Context(), name, []byte("value")); !errors.Is(err, keystore.ErrExists) {
-		t.Errorf("second Create = %v, want %v", err, keystore.ErrExists)
-	}
-	if v, err := st.Get(t.Context(), name); err != nil || string(v) != "value" {
-		t.Errorf("Get = %q, %v", v, err)
-	}
-	names, _, err := st.List(t.Context(), name, 0)
-	if err != nil || len(names) != 1 || names[0] != name {
-		t.Errorf("List = %q, %v", names, err)
-	}
-	if err := st.Delete(t.Context(), name); err != nil {
-		t.Error(err)
-	}
-	if _, err := st.Get(t.Context(), name); !errors.Is(err, keystore.ErrNotFound) {
-		t.Errorf("Get after Delete = %v, want %v", err, keystore.ErrNotFound)
-	}
+	keystoretest.CheckLive(t, st)
 }

@@ -58,11 +58,7 @@ type Config struct {
 		Key keystore.Secret `yaml:"key"`
 	} `yaml:"credentials"`
 
-	TLS struct {
-		// CA is a PEM file or a directory of PEM files of CAs to trust
-		// besides the system roots.
-		CA string `yaml:"ca"`
-	} `yaml:"tls"`
+	TLS restclient.TLS `yaml:"tls"`
 }
 
 var _ keystore.Config = (*Config)(nil)
@@ -89,15 +85,9 @@ func (c *Config) Validate() error {
 // files that cannot be loaded. log receives the result of the background
 // API key check; nil discards it.
 func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("fortanix: %w", err)
-	}
-	base, client, err := restclient.NewHTTPClient(c.Endpoint, c.TLS.CA)
+	base, client, err := restclient.Open(ctx, "fortanix", c.Validate, c.Endpoint, c.TLS.CA)
 	if err != nil {
-		return nil, fmt.Errorf("fortanix: %w", err)
+		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -129,22 +119,12 @@ func (s *Store) String() string { return "Fortanix SDKMS: " + s.base }
 // GoString is String.
 func (s *Store) GoString() string { return s.String() }
 
-// ResponseError is an error answer of DSM.
-type ResponseError struct {
-	StatusCode int
-	Message    string // the plain-text body or its JSON "message"
-}
-
-func (e *ResponseError) Error() string {
-	s := fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	return s
-}
+// ResponseError is an error answer of DSM. Its Message is the plain-text
+// body or its JSON "message".
+type ResponseError = restclient.ResponseError
 
 func responseError(resp *restclient.Response) *ResponseError {
-	return &ResponseError{StatusCode: resp.Status, Message: restclient.Message(resp.Body, "message")}
+	return restclient.NewResponseError(resp, "message")
 }
 
 func (s *Store) do(ctx context.Context, method, path string, body any) (*restclient.Response, error) {

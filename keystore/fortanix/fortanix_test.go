@@ -6,13 +6,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,37 +21,12 @@ import (
 
 const apiKey = "NjE4ZjQ1ZjQtYXBwOnNlY3JldC1hcGkta2V5LTAxMjM0NQ=="
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func connect(t *testing.T, fake *fortanixtest.Server, group string, logs *syncBuffer) *fortanix.Store {
+func connect(t *testing.T, fake *fortanixtest.Server, group string, logs *keystoretest.LogBuffer) *fortanix.Store {
 	t.Helper()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, fake.CACertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	conf := &fortanix.Config{Endpoint: fake.URL, GroupID: group}
 	conf.Credentials.Key = keystore.NewSecret(apiKey)
-	conf.TLS.CA = ca
-	log := slog.New(slog.DiscardHandler)
-	if logs != nil {
-		log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	st, err := conf.Connect(t.Context(), log)
+	conf.TLS.CA = fake.CAFile(t)
+	st, err := conf.Connect(t.Context(), keystoretest.Logger(logs))
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -108,7 +80,7 @@ func TestUpstreamLayout(t *testing.T) {
 	fake := fortanixtest.New(t, fortanixtest.Options{APIKey: apiKey})
 	value := []byte(`{"bytes":"dGVzdA==","algorithm":"AES256-GCM_SHA256"}`)
 	fake.Put("upstream-key", "group-1", value)
-	logs := &syncBuffer{}
+	logs := &keystoretest.LogBuffer{}
 	st := connect(t, fake, "group-1", logs)
 	t.Cleanup(func() { st.Close() })
 	ctx := t.Context()
@@ -130,7 +102,7 @@ func TestUpstreamLayout(t *testing.T) {
 	if got, want := st.String(), "Fortanix SDKMS: "+fake.URL; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
-	eventually(t, func() error {
+	keystoretest.Eventually(t, 30*time.Second, func() error {
 		if !strings.Contains(logs.String(), "API key accepted") {
 			return errors.New("no log record of the API key check")
 		}
@@ -172,38 +144,10 @@ func TestOutage(t *testing.T) {
 	t.Parallel()
 	fake := fortanixtest.New(t, fortanixtest.Options{APIKey: apiKey})
 	fake.SetDown(true)
-	logs := &syncBuffer{}
+	logs := &keystoretest.LogBuffer{}
 	st := connect(t, fake, "", logs)
 	t.Cleanup(func() { st.Close() })
-	ctx := t.Context()
-	var errs []string
-	if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
-		t.Errorf("Status while down = %v, want an UnreachableError", err)
-	}
-	if err := st.Create(ctx, "k", []byte("v")); !keystore.IsUnreachable(err) {
-		t.Errorf("Create while down = %v, want an UnreachableError", err)
-	} else {
-		errs = append(errs, err.Error())
-	}
-	fake.SetDown(false)
-	eventually(t, func() error { return st.Create(ctx, "k", []byte("v")) })
-	for _, code := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
-		fake.SetThrottle(code)
-		_, err := st.Get(ctx, "k")
-		if !keystore.IsUnreachable(err) {
-			t.Errorf("Get while answering %d = %v, want an UnreachableError", code, err)
-		}
-		if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
-			t.Errorf("Status while answering %d = %v, want an UnreachableError", code, err)
-		}
-		fake.SetThrottle(0)
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-		if v, err := st.Get(ctx, "k"); err != nil || string(v) != "v" {
-			t.Errorf("Get after throttling = %q, %v", v, err)
-		}
-	}
+	errs := keystoretest.CheckOutage(t, st, fake)
 	for _, s := range append(errs, logs.String()) {
 		if strings.Contains(s, apiKey) {
 			t.Errorf("the API key leaked into %q", s)
@@ -215,7 +159,7 @@ func TestOutage(t *testing.T) {
 func TestBadAPIKey(t *testing.T) {
 	t.Parallel()
 	fake := fortanixtest.New(t, fortanixtest.Options{APIKey: "another-key"})
-	logs := &syncBuffer{}
+	logs := &keystoretest.LogBuffer{}
 	st := connect(t, fake, "", logs)
 	t.Cleanup(func() { st.Close() })
 	_, err := st.Get(t.Context(), "k")
@@ -226,7 +170,7 @@ func TestBadAPIKey(t *testing.T) {
 	if !strings.Contains(err.Error(), "Authentication required") {
 		t.Errorf("Get error %q does not carry the service's message", err)
 	}
-	eventually(t, func() error {
+	keystoretest.Eventually(t, 30*time.Second, func() error {
 		if !strings.Contains(logs.String(), "API key check failed") {
 			return errors.New("no log record of the failed API key check")
 		}
@@ -234,21 +178,6 @@ func TestBadAPIKey(t *testing.T) {
 	})
 	if strings.Contains(err.Error()+logs.String(), apiKey) {
 		t.Errorf("the API key leaked")
-	}
-}
-
-func eventually(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -268,26 +197,5 @@ func TestRealService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	name := fmt.Sprintf("kes-test-%d", time.Now().UnixNano())
-	if err := st.Create(t.Context(), name, []byte("value")); err != nil {
-		t.Fatal(err)
-	}
-	defer st.Delete(context.Background(), name)
-	if err := st.Create(t.Context(), name, []byte("value")); !errors.Is(err, keystore.ErrExists) {
-		t.Errorf("second Create = %v, want %v", err, keystore.ErrExists)
-	}
-	if v, err := st.Get(t.Context(), name); err != nil || string(v) != "value" {
-		t.Errorf("Get = %q, %v", v, err)
-	}
-	names, _, err := st.List(t.Context(), name, 0)
-	if err != nil || len(names) != 1 || names[0] != name {
-		t.Errorf("List = %q, %v", names, err)
-	}
-	if err := st.Delete(t.Context(), name); err != nil {
-		t.Error(err)
-	}
-	if _, err := st.Get(t.Context(), name); !errors.Is(err, keystore.ErrNotFound) {
-		t.Errorf("Get after Delete = %v, want %v", err, keystore.ErrNotFound)
-	}
+	keystoretest.CheckLive(t, st)
 }

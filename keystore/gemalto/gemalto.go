@@ -53,11 +53,7 @@ type Config struct {
 
 	Credentials Credentials `yaml:"credentials"`
 
-	TLS struct {
-		// CA is a PEM file or a directory of PEM files of CAs to trust
-		// besides the system roots.
-		CA string `yaml:"ca"`
-	} `yaml:"tls"`
+	TLS restclient.TLS `yaml:"tls"`
 }
 
 // Credentials is the "credentials" subsection.
@@ -106,15 +102,9 @@ func isBlank(s string) bool {
 // CA files that cannot be loaded. log receives login records; nil
 // discards them.
 func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("gemalto: %w", err)
-	}
-	base, client, err := restclient.NewHTTPClient(c.Endpoint, c.TLS.CA)
+	base, client, err := restclient.Open(ctx, "gemalto", c.Validate, c.Endpoint, c.TLS.CA)
 	if err != nil {
-		return nil, fmt.Errorf("gemalto: %w", err)
+		return nil, err
 	}
 	s := &Store{base: base, http: client, conf: *c}
 	s.session = restclient.NewSession(restclient.SessionConfig{Name: "gemalto", Login: s.login, Log: log})
@@ -173,48 +163,26 @@ func (s *Store) login(ctx context.Context) (restclient.Token, error) {
 	return restclient.Token{Value: auth.JWT, Expiry: start.Add(time.Duration(auth.Duration) * time.Second)}, nil
 }
 
-// ResponseError is an error answer of the service.
-type ResponseError struct {
-	StatusCode int
-	Message    string // codeDesc, or the plain-text body
-}
-
-func (e *ResponseError) Error() string {
-	s := fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	return s
-}
+// ResponseError is an error answer of the service. Its Message is the
+// codeDesc of the JSON body, or the plain-text body.
+type ResponseError = restclient.ResponseError
 
 func responseError(resp *restclient.Response) error {
-	return &ResponseError{StatusCode: resp.Status, Message: restclient.Message(resp.Body, "codeDesc")}
+	return restclient.NewResponseError(resp, "codeDesc")
 }
 
 // do sends an authenticated request. If the service rejects the JWT (it
 // expired early or was revoked), it logs in again and repeats the
 // request once.
 func (s *Store) do(ctx context.Context, method, path string, body any) (*restclient.Response, error) {
-	for retry := 0; ; retry++ {
-		tok, err := s.session.Token(ctx)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := restclient.Do(ctx, s.http, &restclient.Request{
+	return s.session.Do(ctx, s.http, func(tok restclient.Token) *restclient.Request {
+		return &restclient.Request{
 			Method: method,
 			URL:    s.base + path,
 			Body:   body,
 			Header: http.Header{"Authorization": {"Bearer " + tok.Value}},
-		})
-		if err != nil {
-			return nil, err
 		}
-		if resp.Status == http.StatusUnauthorized && retry == 0 {
-			s.session.Invalidate(tok)
-			continue
-		}
-		return resp, nil
-	}
+	})
 }
 
 // Create stores value as a "seed" secret named name.

@@ -1,16 +1,13 @@
 package gemalto_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,39 +19,13 @@ import (
 
 const refreshToken = "refresh-token-0123456789abcdef"
 
-// syncBuffer collects log output of concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // connect opens a store on fake, trusting its certificate through a
 // tls.ca file. Log records go to logs, if not nil.
-func connect(t *testing.T, fake *gemaltotest.Server, logs *syncBuffer) *gemalto.Store {
+func connect(t *testing.T, fake *gemaltotest.Server, logs *keystoretest.LogBuffer) *gemalto.Store {
 	t.Helper()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, fake.CACertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	conf := &gemalto.Config{Endpoint: fake.URL, Credentials: gemalto.Credentials{Token: keystore.NewSecret(refreshToken), Domain: "kes"}}
-	conf.TLS.CA = ca
-	log := slog.New(slog.DiscardHandler)
-	if logs != nil {
-		log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	st, err := conf.Connect(t.Context(), log)
+	conf.TLS.CA = fake.CAFile(t)
+	st, err := conf.Connect(t.Context(), keystoretest.Logger(logs))
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -159,7 +130,7 @@ func TestUpstreamLayout(t *testing.T) {
 func TestTokenRenewal(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t, gemaltotest.Options{TokenDuration: 2 * time.Second})
-	logs := &syncBuffer{}
+	logs := &keystoretest.LogBuffer{}
 	st := connect(t, fake, logs)
 	t.Cleanup(func() { st.Close() })
 	for i := 0; i < 40; i++ {
@@ -199,39 +170,10 @@ func TestOutage(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t, gemaltotest.Options{})
 	fake.SetDown(true)
-	logs := &syncBuffer{}
+	logs := &keystoretest.LogBuffer{}
 	st := connect(t, fake, logs)
 	t.Cleanup(func() { st.Close() })
-	ctx := t.Context()
-	var errs []string
-	if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
-		t.Errorf("Status while down = %v, want an UnreachableError", err)
-	}
-	if err := st.Create(ctx, "k", []byte("v")); !keystore.IsUnreachable(err) {
-		t.Errorf("Create while down = %v, want an UnreachableError", err)
-	} else {
-		errs = append(errs, err.Error())
-	}
-	fake.SetDown(false)
-	eventually(t, func() error { return st.Create(ctx, "k", []byte("v")) })
-
-	for _, code := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
-		fake.SetThrottle(code)
-		_, err := st.Get(ctx, "k")
-		if !keystore.IsUnreachable(err) {
-			t.Errorf("Get while answering %d = %v, want an UnreachableError", code, err)
-		}
-		if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
-			t.Errorf("Status while answering %d = %v, want an UnreachableError", code, err)
-		}
-		fake.SetThrottle(0)
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-		if v, err := st.Get(ctx, "k"); err != nil || string(v) != "v" {
-			t.Errorf("Get after throttling = %q, %v", v, err)
-		}
-	}
+	errs := keystoretest.CheckOutage(t, st, fake)
 	checkNoSecrets(t, fake, append(errs, logs.String())...)
 	for _, e := range errs {
 		if strings.Contains(e, `"v"`) {
@@ -254,21 +196,6 @@ func TestBadCredentials(t *testing.T) {
 	checkNoSecrets(t, fake, err.Error())
 }
 
-func eventually(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestRealService runs the conformance suite against a real KeySecure /
 // CipherTrust Manager when KES_TEST_GEMALTO_ENDPOINT and
 // KES_TEST_GEMALTO_TOKEN are set (KES_TEST_GEMALTO_DOMAIN and
@@ -285,26 +212,5 @@ func TestRealService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	name := fmt.Sprintf("kes-test-%d", time.Now().UnixNano())
-	if err := st.Create(t.Context(), name, []byte("value")); err != nil {
-		t.Fatal(err)
-	}
-	defer st.Delete(context.Background(), name)
-	if err := st.Create(t.Context(), name, []byte("value")); !errors.Is(err, keystore.ErrExists) {
-		t.Errorf("second Create = %v, want %v", err, keystore.ErrExists)
-	}
-	if v, err := st.Get(t.Context(), name); err != nil || string(v) != "value" {
-		t.Errorf("Get = %q, %v", v, err)
-	}
-	names, _, err := st.List(t.Context(), name, 0)
-	if err != nil || len(names) != 1 || names[0] != name {
-		t.Errorf("List = %q, %v", names, err)
-	}
-	if err := st.Delete(t.Context(), name); err != nil {
-		t.Error(err)
-	}
-	if _, err := st.Get(t.Context(), name); !errors.Is(err, keystore.ErrNotFound) {
-		t.Errorf("Get after Delete = %v, want %v", err, keystore.ErrNotFound)
-	}
+	keystoretest.CheckLive(t, st)
 }

@@ -18,9 +18,7 @@
 package entrusttest
 
 import (
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -77,20 +75,12 @@ func New(tb testing.TB, opts Options) *Server {
 	return s
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	restfake.WriteJSON(w, status, map[string]string{"error": msg})
 }
 
 func (s *Server) issueLocked() map[string]any {
-	b := make([]byte, 24)
-	rand.Read(b)
-	tok := hex.EncodeToString(b)
+	tok := restfake.RandomHex(24)
 	exp := time.Now().Add(s.opts.TokenLifetime)
 	s.tokens[tok] = exp
 	m := map[string]any{"access_token": tok}
@@ -132,7 +122,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.logins++
 		body := s.issueLocked()
 		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, body)
+		restfake.WriteJSON(w, http.StatusOK, body)
 		return
 	}
 	s.mu.Lock()
@@ -153,7 +143,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.renews++
-		writeJSON(w, http.StatusOK, s.issueLocked())
+		restfake.WriteJSON(w, http.StatusOK, s.issueLocked())
 		return
 	}
 	if req.BoxID != s.opts.BoxID {
@@ -162,7 +152,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch op {
 	case "GetBox/":
-		writeJSON(w, http.StatusOK, map[string]any{"box_id": s.opts.BoxID, "name": "kes", "secret_count": len(s.secrets)})
+		restfake.WriteJSON(w, http.StatusOK, map[string]any{"box_id": s.opts.BoxID, "name": "kes", "secret_count": len(s.secrets)})
 	case "CreateSecret/":
 		if req.Name == "" {
 			writeError(w, http.StatusBadRequest, "Missing name")
@@ -177,21 +167,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.secrets[req.Name] = secret{data: req.SecretData}
-		writeJSON(w, http.StatusOK, map[string]any{"secret_id": req.Name, "box_id": req.BoxID})
+		restfake.WriteJSON(w, http.StatusOK, map[string]any{"secret_id": req.Name, "box_id": req.BoxID})
 	case "CheckoutSecret/":
 		sec, ok := s.secrets[req.SecretID]
 		if !ok || s.expiredLocked(sec) {
 			writeError(w, http.StatusNotFound, "Secret not found")
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"secret_id": req.SecretID, "box_id": req.BoxID, "secret_data": sec.data})
+		restfake.WriteJSON(w, http.StatusOK, map[string]any{"secret_id": req.SecretID, "box_id": req.BoxID, "secret_data": sec.data})
 	case "DeleteSecret/":
 		if _, ok := s.secrets[req.SecretID]; !ok {
 			writeError(w, http.StatusNotFound, "Secret not found")
 			return
 		}
 		delete(s.secrets, req.SecretID)
-		writeJSON(w, http.StatusOK, map[string]any{"secret_id": req.SecretID})
+		restfake.WriteJSON(w, http.StatusOK, map[string]any{"secret_id": req.SecretID})
 	case "ListSecretIds/":
 		s.list(w, req)
 	default:
@@ -243,7 +233,7 @@ func (s *Server) list(w http.ResponseWriter, req request) {
 		b, _ := json.Marshal(listToken{BoxID: req.BoxID, NextCtx: names[limit]})
 		next = base64.StdEncoding.EncodeToString(b)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"secrets": out, "next_token": next})
+	restfake.WriteJSON(w, http.StatusOK, map[string]any{"secrets": out, "next_token": next})
 }
 
 // Put stores a secret as the original KES server creates one: data is

@@ -1,0 +1,169 @@
+package keystoretest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openkes/openkes/keystore"
+)
+
+// LogBuffer collects the log output of concurrent goroutines. Its zero
+// value is ready to use.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Logger returns a debug-level text logger writing to b, or one that
+// discards its records if b is nil.
+func Logger(b *LogBuffer) *slog.Logger {
+	if b == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// Eventually calls f until it returns nil, pausing 20 ms between calls,
+// and fails t with f's last error if d passes first.
+func Eventually(t testing.TB, d time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", d, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// WaitUntil is Eventually for a condition: it fails t with "timed out
+// waiting for what" if cond is not true within 10 s.
+func WaitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	Eventually(t, 10*time.Second, func() error {
+		if !cond() {
+			return errors.New("timed out waiting for " + what)
+		}
+		return nil
+	})
+}
+
+// WriteFile writes data to a file named name in a new temporary
+// directory of t and returns its path, e.g. for a tls.ca setting.
+func WriteFile(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Faults is the fault injection of a fake service.
+type Faults interface {
+	// SetDown makes the service drop every connection (true) or serve
+	// again.
+	SetDown(down bool)
+	// SetThrottle makes the service answer every request with code; 0
+	// serves again.
+	SetThrottle(code int)
+}
+
+// CheckOutage checks a store that was opened while its service was down
+// (f.SetDown(true)): Status and Create fail with an UnreachableError; once
+// the service is up, Create succeeds; while the service answers 429 or
+// 503, Get and Status fail with an UnreachableError, and afterwards Get
+// returns the value again. It returns the texts of the errors seen, for
+// the caller to check that they leak no credentials.
+func CheckOutage(t *testing.T, st keystore.Store, f Faults) []string {
+	t.Helper()
+	ctx := t.Context()
+	var errs []string
+	if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
+		t.Errorf("Status while down = %v, want an UnreachableError", err)
+	}
+	if err := st.Create(ctx, "k", []byte("v")); !keystore.IsUnreachable(err) {
+		t.Errorf("Create while down = %v, want an UnreachableError", err)
+	} else {
+		errs = append(errs, err.Error())
+	}
+	f.SetDown(false)
+	Eventually(t, 30*time.Second, func() error { return st.Create(ctx, "k", []byte("v")) })
+	for _, code := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		f.SetThrottle(code)
+		_, err := st.Get(ctx, "k")
+		if !keystore.IsUnreachable(err) {
+			t.Errorf("Get while answering %d = %v, want an UnreachableError", code, err)
+		}
+		if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
+			t.Errorf("Status while answering %d = %v, want an UnreachableError", code, err)
+		}
+		f.SetThrottle(0)
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+		if v, err := st.Get(ctx, "k"); err != nil || string(v) != "v" {
+			t.Errorf("Get after throttling = %q, %v", v, err)
+		}
+	}
+	return errs
+}
+
+// CheckLive checks the contract on one name of a live service whose
+// other entries it must leave alone (so the conformance suite, which
+// needs an empty store, cannot run): Create, a second Create
+// (ErrExists), Get, a List of the name as prefix, Delete, and Get after
+// Delete (ErrNotFound). The name is kes-test-<n>; it is deleted
+// afterwards in any case. CheckLive closes st.
+func CheckLive(t *testing.T, st keystore.Store) {
+	t.Helper()
+	defer st.Close()
+	name := fmt.Sprintf("kes-test-%d", time.Now().UnixNano())
+	if err := st.Create(t.Context(), name, []byte("value")); err != nil {
+		t.Fatal(err)
+	}
+	defer st.Delete(context.Background(), name)
+	if err := st.Create(t.Context(), name, []byte("value")); !errors.Is(err, keystore.ErrExists) {
+		t.Errorf("second Create = %v, want %v", err, keystore.ErrExists)
+	}
+	if v, err := st.Get(t.Context(), name); err != nil || string(v) != "value" {
+		t.Errorf("Get = %q, %v", v, err)
+	}
+	names, _, err := st.List(t.Context(), name, 0)
+	if err != nil || len(names) != 1 || names[0] != name {
+		t.Errorf("List = %q, %v", names, err)
+	}
+	if err := st.Delete(t.Context(), name); err != nil {
+		t.Error(err)
+	}
+	if _, err := st.Get(t.Context(), name); !errors.Is(err, keystore.ErrNotFound) {
+		t.Errorf("Get after Delete = %v, want %v", err, keystore.ErrNotFound)
+	}
+}
