@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -346,7 +345,7 @@ func TestScheduledDeletion(t *testing.T) {
 // logger, and not standard error.
 func TestSDKLog(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs keystoretest.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sdkLogger{log}.Logf("WARN", "shared credentials file %s is malformed", "x")
 	sdkLogger{log}.Logf("DEBUG", "retrying")
@@ -386,24 +385,6 @@ func chainEnv(t *testing.T, fake *awstest.Server) {
 	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", fake.CredentialsURL())
 }
 
-// syncBuffer collects log output of concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestCredentialRenewal uses temporary credentials from the default
 // chain. Credentials that expire early are renewed without a failed
 // operation; credentials that live shorter than the renewal window are
@@ -411,7 +392,7 @@ func (b *syncBuffer) String() string {
 // Nothing of them is logged.
 func TestCredentialRenewal(t *testing.T) {
 	// Not parallel: t.Setenv.
-	var logs syncBuffer
+	var logs keystoretest.LogBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	t.Run("expired-early", func(t *testing.T) {
@@ -485,7 +466,7 @@ func checkNoSecrets(t *testing.T, text string, secrets []string) {
 // contain the secret key, the token or a stored value.
 func TestNoSecretsInLogsAndErrors(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs keystoretest.LogBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fake := awstest.New(t, awstest.Options{})
 	value := []byte(`{"bytes":"c2VjcmV0LWtleS1ieXRlcy1zZWNyZXQta2V5LWJ5dGU=","algorithm":"AES256-GCM_SHA256"}`)

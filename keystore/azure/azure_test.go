@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,24 +20,6 @@ import (
 	"github.com/openkes/openkes/keystore/keystoretest"
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent use, for logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // fakeConfig returns a config for the fake with client-secret
 // credentials, reaching it through its transport.
 func fakeConfig(f *azuretest.Server) *Config {
@@ -53,13 +34,9 @@ func fakeConfig(f *azuretest.Server) *Config {
 }
 
 // open connects a store for conf; its log goes to logs if not nil.
-func open(t *testing.T, conf *Config, logs *syncBuffer) *Store {
+func open(t *testing.T, conf *Config, logs *keystoretest.LogBuffer) *Store {
 	t.Helper()
-	var log *slog.Logger
-	if logs != nil {
-		log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	st, err := conf.Connect(t.Context(), log)
+	st, err := conf.Connect(t.Context(), keystoretest.Logger(logs))
 	if err != nil {
 		t.Fatalf("Connect() = %v", err)
 	}
@@ -260,7 +237,7 @@ func TestSoftDeletedByOthers(t *testing.T) {
 		t.Run(fmt.Sprint("purge-protection=", protected), func(t *testing.T) {
 			t.Parallel()
 			f := azuretest.New(t, azuretest.Options{PurgeProtection: protected})
-			logs := new(syncBuffer)
+			logs := new(keystoretest.LogBuffer)
 			st := open(t, fakeConfig(f), logs)
 			ctx := t.Context()
 			if err := st.Create(ctx, "my-key", []byte("one")); err != nil {
@@ -297,7 +274,7 @@ func TestUnreachable(t *testing.T) {
 	t.Parallel()
 	f := azuretest.New(t, azuretest.Options{})
 	f.SetDown(true)
-	logs := new(syncBuffer)
+	logs := new(keystoretest.LogBuffer)
 	st := open(t, fakeConfig(f), logs)
 	ctx := t.Context()
 
@@ -316,7 +293,7 @@ func TestUnreachable(t *testing.T) {
 	check("down at start")
 
 	f.SetDown(false)
-	waitFor(t, func() error { _, err := st.Status(ctx); return err })
+	keystoretest.Eventually(t, 20*time.Second, func() error { _, err := st.Status(ctx); return err })
 	if err := st.Create(ctx, "my-key", []byte("v")); err != nil {
 		t.Fatalf("Create() after recovery = %v", err)
 	}
@@ -334,24 +311,8 @@ func TestUnreachable(t *testing.T) {
 	f.SetDown(true)
 	check("down while running")
 	f.SetDown(false)
-	waitFor(t, func() error { _, err := st.Get(ctx, "my-key"); return err })
+	keystoretest.Eventually(t, 20*time.Second, func() error { _, err := st.Get(ctx, "my-key"); return err })
 	checkNoSecrets(t, f, logs.String())
-}
-
-// waitFor polls f until it returns nil, for at most 20 s.
-func waitFor(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after 20 s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // checkNoSecrets fails if text holds the client secret or a token.
@@ -372,7 +333,7 @@ func checkNoSecrets(t *testing.T, f *azuretest.Server, text string) {
 func TestTokenExpiry(t *testing.T) {
 	t.Parallel()
 	f := azuretest.New(t, azuretest.Options{TokenTTL: time.Second})
-	logs := new(syncBuffer)
+	logs := new(keystoretest.LogBuffer)
 	st := open(t, fakeConfig(f), logs)
 	ctx := t.Context()
 	var errs []string
@@ -404,7 +365,7 @@ func TestBadCredentials(t *testing.T) {
 	f := azuretest.New(t, azuretest.Options{})
 	conf := fakeConfig(f)
 	conf.Credentials.ClientSecret = keystore.NewSecret("wrong-secret-value")
-	logs := new(syncBuffer)
+	logs := new(keystoretest.LogBuffer)
 	st := open(t, conf, logs)
 	var errText []string
 	for range 5 {
@@ -475,7 +436,7 @@ func TestNoValuesInErrors(t *testing.T) {
 	t.Parallel()
 	const value = "S2V5IGJ5dGVzIHRoYXQgbXVzdCBuZXZlciBiZSBsb2dnZWQ="
 	f := azuretest.New(t, azuretest.Options{PurgeProtection: true})
-	logs := new(syncBuffer)
+	logs := new(keystoretest.LogBuffer)
 	st := open(t, fakeConfig(f), logs)
 	ctx := t.Context()
 	var texts []string

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -224,7 +223,7 @@ func TestOutage(t *testing.T) {
 		t.Errorf("Status() while down = %v, want an UnreachableError", err)
 	}
 	f.sm.Start(t)
-	eventually(t, 15*time.Second, func() error { return s.Create(ctx, "my-key", []byte("v1")) })
+	keystoretest.Eventually(t, 15*time.Second, func() error { return s.Create(ctx, "my-key", []byte("v1")) })
 
 	f.sm.Stop()
 	checks := map[string]func() error{
@@ -240,7 +239,7 @@ func TestOutage(t *testing.T) {
 		}
 	}
 	f.sm.Start(t)
-	eventually(t, 15*time.Second, func() error { _, err := s.Status(ctx); return err })
+	keystoretest.Eventually(t, 15*time.Second, func() error { _, err := s.Status(ctx); return err })
 	if got, err := s.Get(ctx, "my-key"); err != nil || string(got) != "v1" {
 		t.Errorf("Get after the outage = %q, %v; want v1", got, err)
 	}
@@ -341,7 +340,7 @@ func TestTokenEndpointDown(t *testing.T) {
 		t.Errorf("Status without a token = %v, want an UnreachableError", err)
 	}
 	ts.SetDown(false)
-	eventually(t, 15*time.Second, func() error { return s.Create(ctx, "my-key", []byte("v")) })
+	keystoretest.Eventually(t, 15*time.Second, func() error { return s.Create(ctx, "my-key", []byte("v")) })
 }
 
 // TestUnknownServiceAccount checks that rejected credentials are not an
@@ -372,7 +371,7 @@ func TestNoSecretsLeak(t *testing.T) {
 	t.Parallel()
 	ts, sa := newTokens(t, 2*time.Second)
 	f := newFixture(t, ts, sa)
-	var logs syncBuffer
+	var logs keystoretest.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	conf := f.config()
 	s := f.open(t, conf, log)
@@ -426,37 +425,4 @@ func TestNoSecretsLeak(t *testing.T) {
 	if !strings.Contains(logs.String(), "access token") {
 		t.Errorf("the token endpoint outage was not logged:\n%s", logs.String())
 	}
-}
-
-// eventually calls f until it returns nil, for at most d.
-func eventually(t *testing.T, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

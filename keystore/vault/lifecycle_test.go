@@ -15,6 +15,7 @@ import (
 
 	"github.com/openkes/openkes/internal/testpki"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/vault/vaulttest"
 )
 
@@ -252,18 +253,6 @@ func storeOps(s *Store) map[string]func(ctx context.Context) error {
 	}
 }
 
-// waitUntil polls cond every 20 ms for at most 10 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestSealed(t *testing.T) {
 	t.Parallel()
 	srv, s := newLifecycleStore(t, vaulttest.TokenOptions{TTL: 2 * time.Second}, nil)
@@ -293,7 +282,7 @@ func TestSealed(t *testing.T) {
 	}
 
 	f.Unseal()
-	waitUntil(t, "the store to work after unsealing", func() bool {
+	keystoretest.WaitUntil(t, "the store to work after unsealing", func() bool {
 		_, err := s.Get(t.Context(), "k")
 		return err == nil
 	})
@@ -306,7 +295,7 @@ func TestSealed(t *testing.T) {
 
 	// A seal seen by the health probe first.
 	f.Seal()
-	waitUntil(t, "the probe to see the seal", func() bool {
+	keystoretest.WaitUntil(t, "the probe to see the seal", func() bool {
 		_, err := s.Get(t.Context(), "k")
 		return err != nil
 	})
@@ -316,7 +305,7 @@ func TestSealed(t *testing.T) {
 		t.Errorf("%d requests reached Vault, want none", n)
 	}
 	f.Unseal()
-	waitUntil(t, "the store to work after unsealing", func() bool {
+	keystoretest.WaitUntil(t, "the store to work after unsealing", func() bool {
 		_, err := s.Get(t.Context(), "k")
 		return err == nil
 	})
@@ -331,7 +320,7 @@ func TestHealthStates(t *testing.T) {
 		checkFast(t, "Status", storeOps(s)["Status"], "not initialized")
 		checkFast(t, "Get", storeOps(s)["Get"], "not initialized")
 		srv.fake.SetInitialized(true)
-		waitUntil(t, "the store to work", func() bool {
+		keystoretest.WaitUntil(t, "the store to work", func() bool {
 			_, err := s.Get(t.Context(), "k")
 			return err == nil
 		})
@@ -401,7 +390,7 @@ func TestLoginFailures(t *testing.T) {
 		if !errors.Is(err, keystore.ErrNotFound) && (!keystore.IsUnreachable(err) || !strings.Contains(err.Error(), "not authenticated yet") || !strings.Contains(err.Error(), "internal error")) {
 			t.Errorf("first Get() = %v, want ErrNotFound or a 'not authenticated yet' UnreachableError with Vault's message", err)
 		}
-		waitUntil(t, "a login to succeed", func() bool {
+		keystoretest.WaitUntil(t, "a login to succeed", func() bool {
 			_, err := s.Get(t.Context(), "k")
 			return errors.Is(err, keystore.ErrNotFound)
 		})
