@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+
+	"github.com/openkes/openkes/keystore"
 )
 
 // TLS is the "tls" subsection of a REST key store's config section.
@@ -70,4 +72,34 @@ func (s *Session) Do(ctx context.Context, client *http.Client, req func(tok Toke
 		}
 		return resp, nil
 	}
+}
+
+// Outcomes says what the status codes of an answer mean to an operation:
+// a status that maps to nil is success, one that maps to an error is that
+// error; any other status is a [*ResponseError].
+type Outcomes map[int]error
+
+// The outcomes shared by the REST key stores.
+var (
+	// Created: 200 and 201 are success, 409 is keystore.ErrExists.
+	Created = Outcomes{http.StatusOK: nil, http.StatusCreated: nil, http.StatusConflict: keystore.ErrExists}
+	// Found: 200 is success, 404 is keystore.ErrNotFound.
+	Found = Outcomes{http.StatusOK: nil, http.StatusNotFound: keystore.ErrNotFound}
+	// Deleted: 200 and 204 are success, 404 is keystore.ErrNotFound.
+	Deleted = Outcomes{http.StatusOK: nil, http.StatusNoContent: nil, http.StatusNotFound: keystore.ErrNotFound}
+	// OK: only 200 is success.
+	OK = Outcomes{http.StatusOK: nil}
+)
+
+// Check returns err if it is not nil, and else what resp's status means
+// by outcomes; the message of a [*ResponseError] is [Message] of the body
+// and keys.
+func Check(resp *Response, err error, outcomes Outcomes, keys ...string) error {
+	if err != nil {
+		return err
+	}
+	if e, ok := outcomes[resp.Status]; ok {
+		return e
+	}
+	return NewResponseError(resp, keys...)
 }

@@ -215,30 +215,17 @@ func (s *Store) do(ctx context.Context, op string, body any) (*restclient.Respon
 func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	body := map[string]string{"box_id": s.conf.BoxID, "name": name, "secret_data": base64.StdEncoding.EncodeToString(value)}
 	resp, err := s.do(ctx, "CreateSecret", body)
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Created, "error"); err != nil {
 		return fmt.Errorf("entrust: create %q: %w", name, err)
 	}
-	switch resp.Status {
-	case http.StatusOK, http.StatusCreated:
-		return nil
-	case http.StatusConflict:
-		return fmt.Errorf("entrust: create %q: %w", name, keystore.ErrExists)
-	}
-	return fmt.Errorf("entrust: create %q: %w", name, responseError(resp))
+	return nil
 }
 
 // Get checks the secret out and decodes it.
 func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 	resp, err := s.do(ctx, "CheckoutSecret", map[string]string{"box_id": s.conf.BoxID, "secret_id": name})
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Found, "error"); err != nil {
 		return nil, fmt.Errorf("entrust: get %q: %w", name, err)
-	}
-	switch resp.Status {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return nil, fmt.Errorf("entrust: get %q: %w", name, keystore.ErrNotFound)
-	default:
-		return nil, fmt.Errorf("entrust: get %q: %w", name, responseError(resp))
 	}
 	var secret struct {
 		Data *string `json:"secret_data"`
@@ -258,16 +245,10 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 // Delete removes the secret name.
 func (s *Store) Delete(ctx context.Context, name string) error {
 	resp, err := s.do(ctx, "DeleteSecret", map[string]string{"box_id": s.conf.BoxID, "secret_id": name})
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Deleted, "error"); err != nil {
 		return fmt.Errorf("entrust: delete %q: %w", name, err)
 	}
-	switch resp.Status {
-	case http.StatusOK, http.StatusNoContent:
-		return nil
-	case http.StatusNotFound:
-		return fmt.Errorf("entrust: delete %q: %w", name, keystore.ErrNotFound)
-	}
-	return fmt.Errorf("entrust: delete %q: %w", name, responseError(resp))
+	return nil
 }
 
 // maxItems is the page size asked for; KeyControl may return fewer.
@@ -291,11 +272,8 @@ func (s *Store) List(ctx context.Context, prefix string, n int) ([]string, strin
 			body["next_token"] = token
 		}
 		resp, err := s.do(ctx, "ListSecretIds", body)
-		if err != nil {
+		if err := restclient.Check(resp, err, restclient.OK, "error"); err != nil {
 			return nil, "", fmt.Errorf("entrust: list: %w", err)
-		}
-		if resp.Status != http.StatusOK {
-			return nil, "", fmt.Errorf("entrust: list: %w", responseError(resp))
 		}
 		page, next, err := decodeList(resp.Body, time.Now())
 		if err != nil {
@@ -346,11 +324,8 @@ func decodeList(body []byte, now time.Time) (names []string, next string, err er
 func (s *Store) Status(ctx context.Context) (keystore.State, error) {
 	start := time.Now()
 	resp, err := s.do(ctx, "GetBox", map[string]string{"box_id": s.conf.BoxID})
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.OK, "error"); err != nil {
 		return keystore.State{}, fmt.Errorf("entrust: status: %w", err)
-	}
-	if resp.Status != http.StatusOK {
-		return keystore.State{}, fmt.Errorf("entrust: status: %w", responseError(resp))
 	}
 	return keystore.State{Latency: time.Since(start)}, nil
 }

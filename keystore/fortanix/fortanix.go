@@ -202,16 +202,10 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 		body["group_id"] = s.conf.GroupID
 	}
 	resp, err := s.do(ctx, http.MethodPut, "/crypto/v1/keys", body)
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Created, "message"); err != nil {
 		return fmt.Errorf("fortanix: create %q: %w", name, err)
 	}
-	switch resp.Status {
-	case http.StatusCreated, http.StatusOK:
-		return nil
-	case http.StatusConflict:
-		return fmt.Errorf("fortanix: create %q: %w", name, keystore.ErrExists)
-	}
-	return fmt.Errorf("fortanix: create %q: %w", name, responseError(resp))
+	return nil
 }
 
 // sobject is the part of a security object the store reads.
@@ -225,15 +219,8 @@ type sobject struct {
 // export returns the object named name with its value.
 func (s *Store) export(ctx context.Context, name string) (*sobject, error) {
 	resp, err := s.do(ctx, http.MethodPost, "/crypto/v1/keys/export", map[string]string{"name": name})
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Found, "message"); err != nil {
 		return nil, err
-	}
-	switch resp.Status {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return nil, keystore.ErrNotFound
-	default:
-		return nil, responseError(resp)
 	}
 	var obj sobject
 	err = json.Unmarshal(resp.Body, &obj)
@@ -273,16 +260,10 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("fortanix: delete %q: no kid in the response", name)
 	}
 	resp, err := s.do(ctx, http.MethodDelete, "/crypto/v1/keys/"+url.PathEscape(obj.KID), nil)
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Deleted, "message"); err != nil {
 		return fmt.Errorf("fortanix: delete %q: %w", name, err)
 	}
-	switch resp.Status {
-	case http.StatusNoContent, http.StatusOK:
-		return nil
-	case http.StatusNotFound:
-		return fmt.Errorf("fortanix: delete %q: %w", name, keystore.ErrNotFound)
-	}
-	return fmt.Errorf("fortanix: delete %q: %w", name, responseError(resp))
+	return nil
 }
 
 // pageLimit is the page size asked for; DSM may return fewer.
@@ -309,11 +290,8 @@ func (s *Store) List(ctx context.Context, prefix string, n int) ([]string, strin
 			q.Set("group_id", s.conf.GroupID)
 		}
 		resp, err := s.do(ctx, http.MethodGet, "/crypto/v1/keys?"+q.Encode(), nil)
-		if err != nil {
+		if err := restclient.Check(resp, err, restclient.OK, "message"); err != nil {
 			return nil, "", fmt.Errorf("fortanix: list: %w", err)
-		}
-		if resp.Status != http.StatusOK {
-			return nil, "", fmt.Errorf("fortanix: list: %w", responseError(resp))
 		}
 		var page []sobject
 		if err := json.Unmarshal(resp.Body, &page); err != nil {

@@ -194,30 +194,17 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	}
 	body := map[string]string{"dataType": "seed", "material": string(value), "name": name}
 	resp, err := s.do(ctx, http.MethodPost, "/api/v1/vault/secrets", body)
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Created, "codeDesc"); err != nil {
 		return fmt.Errorf("gemalto: create %q: %w", name, err)
 	}
-	switch resp.Status {
-	case http.StatusCreated, http.StatusOK:
-		return nil
-	case http.StatusConflict:
-		return fmt.Errorf("gemalto: create %q: %w", name, keystore.ErrExists)
-	}
-	return fmt.Errorf("gemalto: create %q: %w", name, responseError(resp))
+	return nil
 }
 
 // Get exports the secret named name.
 func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 	resp, err := s.do(ctx, http.MethodPost, "/api/v1/vault/secrets/"+url.PathEscape(name)+"/export?type=name", nil)
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Found, "codeDesc"); err != nil {
 		return nil, fmt.Errorf("gemalto: get %q: %w", name, err)
-	}
-	switch resp.Status {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return nil, fmt.Errorf("gemalto: get %q: %w", name, keystore.ErrNotFound)
-	default:
-		return nil, fmt.Errorf("gemalto: get %q: %w", name, responseError(resp))
 	}
 	var secret struct {
 		Material *string `json:"material"`
@@ -235,15 +222,14 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 // (404) is success, as for the original.
 func (s *Store) Delete(ctx context.Context, name string) error {
 	resp, err := s.do(ctx, http.MethodDelete, "/api/v1/vault/secrets/"+url.PathEscape(name)+"?type=name", nil)
-	if err != nil {
+	if err := restclient.Check(resp, err, deleted, "codeDesc"); err != nil {
 		return fmt.Errorf("gemalto: delete %q: %w", name, err)
 	}
-	switch resp.Status {
-	case http.StatusNoContent, http.StatusOK, http.StatusNotFound:
-		return nil
-	}
-	return fmt.Errorf("gemalto: delete %q: %w", name, responseError(resp))
+	return nil
 }
+
+// deleted: a missing secret is no error (see Delete).
+var deleted = restclient.Outcomes{http.StatusOK: nil, http.StatusNoContent: nil, http.StatusNotFound: nil}
 
 // pageLimit is the page size asked for; the service may return fewer.
 const pageLimit = 200
@@ -254,11 +240,8 @@ func (s *Store) List(ctx context.Context, prefix string, n int) ([]string, strin
 	var names []string
 	for skip := 0; ; {
 		resp, err := s.do(ctx, http.MethodGet, "/api/v1/vault/secrets?limit="+strconv.Itoa(pageLimit)+"&skip="+strconv.Itoa(skip), nil)
-		if err != nil {
+		if err := restclient.Check(resp, err, restclient.OK, "codeDesc"); err != nil {
 			return nil, "", fmt.Errorf("gemalto: list: %w", err)
-		}
-		if resp.Status != http.StatusOK {
-			return nil, "", fmt.Errorf("gemalto: list: %w", responseError(resp))
 		}
 		var page struct {
 			Skip      int `json:"skip"`
