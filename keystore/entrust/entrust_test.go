@@ -72,40 +72,6 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func TestValidate(t *testing.T) {
-	t.Parallel()
-	const p = "(kesconf: invalid Entrust KeyControl keystore: "
-	tests := []struct {
-		name string
-		conf *entrust.Config
-		want []string
-	}{
-		{"empty", &entrust.Config{}, []string{
-			"endpoint: required " + p + "no endpoint specified)",
-			"vault_id: required " + p + "no vault ID specified)",
-			"box_id: required " + p + "no box ID specified)",
-			"credentials.username: required " + p + "no username specified)",
-			"credentials.password: required " + p + "no password specified)",
-		}},
-		{"no box", func() *entrust.Config { c := newConfig("https://keycontrol"); c.BoxID = ""; return c }(), []string{
-			"box_id: required " + p + "no box ID specified)",
-		}},
-		{"ok", newConfig("https://keycontrol"), nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.conf.Validate()
-			var got []string
-			if err != nil {
-				got = strings.Split(err.Error(), "\n")
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("Validate() = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 // TestUpstreamLayout reads a secret as the original server stores it,
 // checks that new keys are stored the same way, and that listing skips
 // expired secrets and returns no empty names (the original returned one

@@ -41,38 +41,6 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func TestValidate(t *testing.T) {
-	t.Parallel()
-	withKey := fortanix.Config{Endpoint: "https://sdkms"}
-	withKey.Credentials.Key = keystore.NewSecret("k")
-	tests := []struct {
-		name string
-		conf fortanix.Config
-		want []string
-	}{
-		{"empty", fortanix.Config{}, []string{
-			"endpoint: required (kesconf: invalid fortanix SDKMS keystore: no endpoint specified)",
-			"credentials.key: required (kesconf: invalid fortanix SDKMS keystore: no API key specified)",
-		}},
-		{"no key", fortanix.Config{Endpoint: "https://sdkms"}, []string{
-			"credentials.key: required (kesconf: invalid fortanix SDKMS keystore: no API key specified)",
-		}},
-		{"ok", withKey, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.conf.Validate()
-			var got []string
-			if err != nil {
-				got = strings.Split(err.Error(), "\n")
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("Validate() = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 // TestUpstreamLayout reads an object as the original server stores it
 // and checks that new keys are stored the same way.
 func TestUpstreamLayout(t *testing.T) {

@@ -46,36 +46,6 @@ func TestConformance(t *testing.T) {
 	}, keystoretest.Options{DeleteMissingOK: true, TextOnly: true})
 }
 
-func TestValidate(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name string
-		conf gemalto.Config
-		want []string
-	}{
-		{"empty", gemalto.Config{}, []string{
-			"endpoint: required (kesconf: invalid gemalto keysecure keystore: no endpoint specified)",
-			"credentials.token: required (kesconf: invalid gemalto keysecure keystore: no token specified)",
-		}},
-		{"no token", gemalto.Config{Endpoint: "https://keysecure"}, []string{
-			"credentials.token: required (kesconf: invalid gemalto keysecure keystore: no token specified)",
-		}},
-		{"ok", gemalto.Config{Endpoint: "https://keysecure", Credentials: gemalto.Credentials{Token: keystore.NewSecret("t")}}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.conf.Validate()
-			var got []string
-			if err != nil {
-				got = strings.Split(err.Error(), "\n")
-			}
-			if strings.Join(got, "|") != strings.Join(tt.want, "|") {
-				t.Errorf("Validate() = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestConnectErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
