@@ -346,7 +346,7 @@ func TestScheduledDeletion(t *testing.T) {
 func TestSDKLog(t *testing.T) {
 	t.Parallel()
 	var logs keystoretest.LogBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := keystoretest.Logger(&logs)
 	sdkLogger{log}.Logf("WARN", "shared credentials file %s is malformed", "x")
 	sdkLogger{log}.Logf("DEBUG", "retrying")
 	got := logs.String()

@@ -32,7 +32,7 @@ func TestAuth(t *testing.T) {
 		Password:  keystore.NewSecret(password),
 	}
 	var logs keystoretest.LogBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := keystoretest.Logger(&logs)
 	defer func() {
 		if strings.Contains(logs.String(), password) {
 			t.Errorf("the logs contain the password:\n%s", logs.String())
@@ -173,7 +173,7 @@ func TestTLS(t *testing.T) {
 func TestZapLogger(t *testing.T) {
 	t.Parallel()
 	var buf keystoretest.LogBuffer
-	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := keystoretest.Logger(&buf)
 	lg := newZapLogger(log).Named("etcd-client").With(zap.String("target", "etcd"))
 	lg.Warn("retrying", zap.Int("attempt", 2), zap.Error(errors.New("boom")))
 	got := buf.String()

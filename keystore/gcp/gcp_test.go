@@ -76,6 +76,17 @@ func (f *fixture) open(t *testing.T, conf *Config, log *slog.Logger) *Store {
 	return s
 }
 
+// openStore starts a fixture whose tokens live for lifetime and opens a
+// store in it that is closed when t ends.
+func openStore(t *testing.T, lifetime time.Duration) (*fixture, *Store) {
+	t.Helper()
+	ts, sa := newTokens(t, lifetime)
+	f := newFixture(t, ts, sa)
+	s := f.open(t, nil, nil)
+	mustClose(t, s)
+	return f, s
+}
+
 func mustClose(t *testing.T, s *Store) {
 	t.Helper()
 	t.Cleanup(func() {
@@ -98,10 +109,7 @@ func TestConformance(t *testing.T) {
 // secrets too.
 func TestListPaging(t *testing.T) {
 	t.Parallel()
-	ts, sa := newTokens(t, time.Hour)
-	f := newFixture(t, ts, sa)
-	s := f.open(t, nil, nil)
-	mustClose(t, s)
+	f, s := openStore(t, time.Hour)
 	var want []string
 	for i := range 11 {
 		name := fmt.Sprintf("key-%02d", i)
@@ -130,10 +138,7 @@ func equal(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, 
 // them: secret ID = key name, value = version 1.
 func TestLayout(t *testing.T) {
 	t.Parallel()
-	ts, sa := newTokens(t, time.Hour)
-	f := newFixture(t, ts, sa)
-	s := f.open(t, nil, nil)
-	mustClose(t, s)
+	f, s := openStore(t, time.Hour)
 	ctx := t.Context()
 
 	value := []byte("CiA7/7m8Sx8dEq0y9m0xvdGxRxu2R2sGOmzQ6U3A3qzwkRIgAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
@@ -175,10 +180,7 @@ func TestLayout(t *testing.T) {
 // leaves no empty secret behind, so it can be retried.
 func TestCreateCleanup(t *testing.T) {
 	t.Parallel()
-	ts, sa := newTokens(t, time.Hour)
-	f := newFixture(t, ts, sa)
-	s := f.open(t, nil, nil)
-	mustClose(t, s)
+	f, s := openStore(t, time.Hour)
 	ctx := t.Context()
 
 	f.sm.Fail("AddSecretVersion", codes.PermissionDenied)
@@ -195,9 +197,7 @@ func TestCreateCleanup(t *testing.T) {
 
 func TestBadNames(t *testing.T) {
 	t.Parallel()
-	ts, sa := newTokens(t, time.Hour)
-	s := newFixture(t, ts, sa).open(t, nil, nil)
-	mustClose(t, s)
+	_, s := openStore(t, time.Hour)
 	for _, name := range []string{"", "a/b", "../x", "a.b", strings.Repeat("a", 256), "ü"} {
 		if err := s.Create(t.Context(), name, []byte("v")); err == nil || errors.Is(err, keystore.ErrExists) {
 			t.Errorf("Create(%q) = %v, want an invalid name error", name, err)
@@ -288,10 +288,8 @@ func TestErrorCodes(t *testing.T) {
 // while the tokens are renewed.
 func TestTokenRefresh(t *testing.T) {
 	t.Parallel()
-	ts, sa := newTokens(t, 2*time.Second)
-	f := newFixture(t, ts, sa)
-	s := f.open(t, nil, nil)
-	mustClose(t, s)
+	f, s := openStore(t, 2*time.Second)
+	ts := f.ts
 	ctx := t.Context()
 	if err := s.Create(ctx, "my-key", []byte("v")); err != nil {
 		t.Fatal(err)
@@ -315,10 +313,8 @@ func TestTokenRefresh(t *testing.T) {
 // the store unreachable, and that it recovers with backoff.
 func TestTokenEndpointDown(t *testing.T) {
 	t.Parallel()
-	ts, sa := newTokens(t, time.Hour)
-	f := newFixture(t, ts, sa)
-	s := f.open(t, nil, nil)
-	mustClose(t, s)
+	f, s := openStore(t, time.Hour)
+	ts := f.ts
 	ctx := t.Context()
 
 	ts.SetDown(true)
@@ -372,7 +368,7 @@ func TestNoSecretsLeak(t *testing.T) {
 	ts, sa := newTokens(t, 2*time.Second)
 	f := newFixture(t, ts, sa)
 	var logs keystoretest.LogBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := keystoretest.Logger(&logs)
 	conf := f.config()
 	s := f.open(t, conf, log)
 	mustClose(t, s)

@@ -320,98 +320,77 @@ func (s *Server) NewToken(namespace string, opts TokenOptions) string {
 
 // Seal seals the server: every request but sys/health and sys/seal-status
 // gets 503 {"errors":["Vault is sealed"]}. Tokens survive, as in Vault.
-func (s *Server) Seal() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sealed = true
-}
+func (s *Server) Seal() { s.locked(func() { s.sealed = true }) }
 
 // Unseal unseals the server.
-func (s *Server) Unseal() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sealed = false
-}
+func (s *Server) Unseal() { s.locked(func() { s.sealed = false }) }
 
 // SetInitialized sets whether the server reports itself initialised. An
 // uninitialised Vault is also sealed.
-func (s *Server) SetInitialized(initialized bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.initialized = initialized
-}
+func (s *Server) SetInitialized(initialized bool) { s.locked(func() { s.initialized = initialized }) }
 
 // SetStandby sets whether the server reports itself as a standby node in
 // sys/health (429 by default). Requests are still served.
-func (s *Server) SetStandby(standby bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.standby = standby
-}
+func (s *Server) SetStandby(standby bool) { s.locked(func() { s.standby = standby }) }
 
 // SetLatency delays every response by d (0 for none). A request whose
 // client gives up during the delay gets no response.
-func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = d
-}
+func (s *Server) SetLatency(d time.Duration) { s.locked(func() { s.latency = d }) }
 
 // FailLogins makes the next n logins fail with 500 {"errors":["internal
 // error"]}, as a Vault with a broken storage backend would.
-func (s *Server) FailLogins(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failLogins = n
-}
+func (s *Server) FailLogins(n int) { s.locked(func() { s.failLogins = n }) }
 
 // FailRenewals makes the next n renew-self requests fail with 500
 // {"errors":["internal error"]}.
-func (s *Server) FailRenewals(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failRenews = n
-}
+func (s *Server) FailRenewals(n int) { s.locked(func() { s.failRenews = n }) }
 
 // RevokeAll revokes every token issued so far.
-func (s *Server) RevokeAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, t := range s.tokens {
-		t.revoked = true
-	}
-}
+func (s *Server) RevokeAll() { s.eachToken(func(t *token) { t.revoked = true }) }
 
 // Revoke revokes one token. It reports whether the token was known.
 func (s *Server) Revoke(tok string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.tokens[tok]
-	if ok {
-		t.revoked = true
-	}
-	return ok
+	return s.withToken(tok, func(t *token) { t.revoked = true })
 }
 
 // ExpireAll makes every token issued so far expire now, even tokens
 // without a TTL: as if their TTL ran out earlier than announced.
 func (s *Server) ExpireAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := time.Now()
-	for _, t := range s.tokens {
-		t.expires = now
-	}
+	s.eachToken(func(t *token) { t.expires = now })
 }
 
 // Expire makes one token expire now. It reports whether the token was
 // known.
 func (s *Server) Expire(tok string) bool {
+	now := time.Now()
+	return s.withToken(tok, func(t *token) { t.expires = now })
+}
+
+// locked calls f with s.mu held.
+func (s *Server) locked(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f()
+}
+
+// eachToken calls f, with s.mu held, for every token issued so far.
+func (s *Server) eachToken(f func(*token)) {
+	s.locked(func() {
+		for _, t := range s.tokens {
+			f(t)
+		}
+	})
+}
+
+// withToken calls f, with s.mu held, for the token tok if it is known,
+// and reports whether it is.
+func (s *Server) withToken(tok string, f func(*token)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.tokens[tok]
 	if ok {
-		t.expires = time.Now()
+		f(t)
 	}
 	return ok
 }
