@@ -128,14 +128,10 @@ func TestTokenLifecycle(t *testing.T) {
 			},
 		},
 		{
-			name: "max-ttl",
-			tok:  vaulttest.TokenOptions{TTL: 2 * time.Second, MaxTTL: 3 * time.Second},
-			d:    4500 * time.Millisecond,
-			check: func(t *testing.T, f *vaulttest.Server) {
-				if n := f.Count(vaulttest.CountLogin); n < 2 {
-					t.Errorf("%d logins, want at least 2: a capped renewal leads to a new login", n)
-				}
-			},
+			name:  "max-ttl",
+			tok:   vaulttest.TokenOptions{TTL: 2 * time.Second, MaxTTL: 3 * time.Second},
+			d:     4500 * time.Millisecond,
+			check: minCount(vaulttest.CountLogin, 2, "logins, want at least 2: a capped renewal leads to a new login"),
 		},
 		{
 			name: "no-expiry",
@@ -151,36 +147,18 @@ func TestTokenLifecycle(t *testing.T) {
 			},
 		},
 		{
-			name: "revoked",
-			tok:  vaulttest.TokenOptions{TTL: time.Hour},
-			d:    2 * time.Second,
-			fault: func(f *vaulttest.Server) {
-				for range 8 {
-					time.Sleep(200 * time.Millisecond)
-					f.RevokeAll()
-				}
-			},
-			check: func(t *testing.T, f *vaulttest.Server) {
-				if n := f.Count(vaulttest.CountLogin); n < 5 {
-					t.Errorf("%d logins, want one after each revocation", n)
-				}
-			},
+			name:  "revoked",
+			tok:   vaulttest.TokenOptions{TTL: time.Hour},
+			d:     2 * time.Second,
+			fault: repeat(8, 200*time.Millisecond, (*vaulttest.Server).RevokeAll),
+			check: minCount(vaulttest.CountLogin, 5, "logins, want one after each revocation"),
 		},
 		{
-			name: "expired-early",
-			tok:  vaulttest.TokenOptions{TTL: time.Hour},
-			d:    2 * time.Second,
-			fault: func(f *vaulttest.Server) {
-				for range 8 {
-					time.Sleep(200 * time.Millisecond)
-					f.ExpireAll()
-				}
-			},
-			check: func(t *testing.T, f *vaulttest.Server) {
-				if n := f.Count(vaulttest.CountLogin); n < 5 {
-					t.Errorf("%d logins, want one after each expiry", n)
-				}
-			},
+			name:  "expired-early",
+			tok:   vaulttest.TokenOptions{TTL: time.Hour},
+			d:     2 * time.Second,
+			fault: repeat(8, 200*time.Millisecond, (*vaulttest.Server).ExpireAll),
+			check: minCount(vaulttest.CountLogin, 5, "logins, want one after each expiry"),
 		},
 		{
 			name: "revoked-while-replacing",
@@ -188,10 +166,7 @@ func TestTokenLifecycle(t *testing.T) {
 			d:    3500 * time.Millisecond,
 			fault: func(f *vaulttest.Server) {
 				f.FailRenewals(1 << 30)
-				for range 12 {
-					time.Sleep(250 * time.Millisecond)
-					f.RevokeAll()
-				}
+				repeat(12, 250*time.Millisecond, (*vaulttest.Server).RevokeAll)(f)
 			},
 		},
 		{
@@ -222,6 +197,26 @@ func TestTokenLifecycle(t *testing.T) {
 				tt.check(t, srv.fake)
 			}
 		})
+	}
+}
+
+// repeat returns a fault that calls f n times, each after a pause of d.
+func repeat(n int, d time.Duration, f func(*vaulttest.Server)) func(*vaulttest.Server) {
+	return func(srv *vaulttest.Server) {
+		for range n {
+			time.Sleep(d)
+			f(srv)
+		}
+	}
+}
+
+// minCount returns a check that the fake counted at least min requests
+// of kind; the error message is "<count> <what>".
+func minCount(kind string, min int, what string) func(*testing.T, *vaulttest.Server) {
+	return func(t *testing.T, f *vaulttest.Server) {
+		if n := f.Count(kind); n < min {
+			t.Errorf("%d %s", n, what)
+		}
 	}
 }
 
