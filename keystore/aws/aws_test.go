@@ -454,11 +454,7 @@ func TestCredentialRenewal(t *testing.T) {
 // checkNoSecrets fails if text contains any of secrets.
 func checkNoSecrets(t *testing.T, text string, secrets []string) {
 	t.Helper()
-	for _, s := range secrets {
-		if s != "" && strings.Contains(text, s) {
-			t.Errorf("a credential (%d bytes) appears in the logs or errors", len(s))
-		}
-	}
+	keystoretest.CheckNoSecrets(t, []string{text}, secrets...)
 }
 
 // TestNoSecretsInLogsAndErrors runs successful and failing operations

@@ -318,14 +318,7 @@ func TestUnreachable(t *testing.T) {
 // checkNoSecrets fails if text holds the client secret or a token.
 func checkNoSecrets(t *testing.T, f *azuretest.Server, text string) {
 	t.Helper()
-	if strings.Contains(text, f.Options().ClientSecret) {
-		t.Errorf("the client secret appears in:\n%s", text)
-	}
-	for _, tok := range f.Tokens() {
-		if strings.Contains(text, tok) {
-			t.Errorf("an access token appears in:\n%s", text)
-		}
-	}
+	keystoretest.CheckNoSecrets(t, []string{text}, append(f.Tokens(), f.Options().ClientSecret)...)
 }
 
 // TestTokenExpiry lets the fake issue tokens that live for 1 s and

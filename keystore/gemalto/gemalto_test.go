@@ -119,18 +119,10 @@ func TestTokenRenewal(t *testing.T) {
 	checkNoSecrets(t, fake, logs.String())
 }
 
+// checkNoSecrets fails if texts hold the refresh token or a JWT.
 func checkNoSecrets(t *testing.T, fake *gemaltotest.Server, texts ...string) {
 	t.Helper()
-	for _, s := range texts {
-		if strings.Contains(s, refreshToken) {
-			t.Errorf("the refresh token leaked into %q", s)
-		}
-		for _, jwt := range fake.JWTs() {
-			if strings.Contains(s, jwt) {
-				t.Errorf("a JWT leaked into %q", s)
-			}
-		}
-	}
+	keystoretest.CheckNoSecrets(t, texts, append(fake.JWTs(), refreshToken)...)
 }
 
 // TestOutage starts the store while the service is down, then throttles

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,5 +166,19 @@ func CheckLive(t *testing.T, st keystore.Store) {
 	}
 	if _, err := st.Get(t.Context(), name); !errors.Is(err, keystore.ErrNotFound) {
 		t.Errorf("Get after Delete = %v, want %v", err, keystore.ErrNotFound)
+	}
+}
+
+// CheckNoSecrets fails t if one of texts (log output, error messages)
+// contains one of secrets; empty secrets are ignored. The failure names
+// the secret's length only.
+func CheckNoSecrets(t testing.TB, texts []string, secrets ...string) {
+	t.Helper()
+	for i, text := range texts {
+		for _, s := range secrets {
+			if s != "" && strings.Contains(text, s) {
+				t.Errorf("a credential (%d bytes) leaked into text %d of %d (logs or errors)", len(s), i+1, len(texts))
+			}
+		}
 	}
 }
