@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -469,31 +468,9 @@ func TestCreateRaceAcrossServers(t *testing.T) {
 	for round := range 5 {
 		f := azuretest.New(t, azuretest.Options{})
 		stores := []*Store{open(t, fakeConfig(f), nil), open(t, fakeConfig(f), nil)}
-		const workers = 8
-		var (
-			wg    sync.WaitGroup
-			start = make(chan struct{})
-			errs  = make([]error, workers)
-		)
-		for i := range workers {
-			wg.Go(func() {
-				<-start
-				errs[i] = stores[i%2].Create(t.Context(), "my-key", []byte(fmt.Sprint("value-", i)))
-			})
-		}
-		close(start)
-		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch {
-			case err == nil && winner >= 0:
-				t.Fatalf("round %d: Create succeeded in workers %d and %d", round, winner, i)
-			case err == nil:
-				winner = i
-			case !errors.Is(err, keystore.ErrExists):
-				t.Fatalf("round %d: losing Create = %v, want ErrExists", round, err)
-			}
-		}
+		winner := keystoretest.RaceCreate(t, fmt.Sprint("round ", round), 8, func(i int) error {
+			return stores[i%2].Create(t.Context(), "my-key", []byte(fmt.Sprint("value-", i)))
+		})
 		got, err := stores[0].Get(t.Context(), "my-key")
 		if err != nil {
 			t.Fatalf("round %d: Get() = %v", round, err)

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"os"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
 
 // TestRealService runs against GCP Secret Manager when
@@ -68,23 +68,8 @@ func TestRealService(t *testing.T) {
 		t.Errorf("List(%q) = %q, %v; want %q", prefix, got, err, names[:2])
 	}
 
-	var wg sync.WaitGroup
-	errs := make([]error, 8)
-	for i := range errs {
-		wg.Go(func() { errs[i] = s.Create(ctx, names[2], []byte("race")) })
-	}
-	wg.Wait()
-	wins := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			wins++
-		case !errors.Is(err, keystore.ErrExists):
-			t.Errorf("losing Create = %v, want ErrExists", err)
-		}
-	}
-	if wins != 1 {
-		t.Errorf("%d concurrent Creates succeeded, want 1", wins)
+	if keystoretest.RaceCreate(t, "concurrent Creates", 8, func(int) error { return s.Create(ctx, names[2], []byte("race")) }) < 0 {
+		t.Errorf("no concurrent Create succeeded, want 1")
 	}
 
 	for _, n := range names {

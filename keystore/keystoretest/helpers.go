@@ -182,3 +182,43 @@ func CheckNoSecrets(t testing.TB, texts []string, secrets ...string) {
 		}
 	}
 }
+
+// Concurrently calls f(i) for every i in [0, n), each in its own
+// goroutine, all released at once, and returns their errors by i.
+func Concurrently(n int, f func(i int) error) []error {
+	var (
+		start = make(chan struct{})
+		errs  = make([]error, n)
+		wg    sync.WaitGroup
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// RaceCreate runs n Creates of one name at once, create(i) for every i
+// in [0, n), and fails t if more than one succeeds or a losing one fails
+// with an error that does not wrap keystore.ErrExists. It returns the
+// winner's i, or -1 if no Create succeeded. what names the race in
+// failures.
+func RaceCreate(t testing.TB, what string, n int, create func(i int) error) (winner int) {
+	t.Helper()
+	winner = -1
+	for i, err := range Concurrently(n, create) {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("%s: Create succeeded in %d and %d, want at most one success", what, winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, keystore.ErrExists):
+			t.Errorf("%s: losing Create %d = %v, want an error wrapping %v", what, i, err, keystore.ErrExists)
+		}
+	}
+	return winner
+}

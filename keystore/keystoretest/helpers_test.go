@@ -1,9 +1,12 @@
 package keystoretest
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/openkes/openkes/keystore"
 )
 
 // recorder is a testing.TB that records failures instead of failing.
@@ -56,5 +59,42 @@ func TestLogBuffer(t *testing.T) {
 	Logger(nil).Info("discarded")
 	if got := b.String(); !strings.Contains(got, "msg=hello n=1") {
 		t.Errorf("LogBuffer = %q, want the record", got)
+	}
+}
+
+func TestRaceCreate(t *testing.T) {
+	t.Parallel()
+	other := errors.New("disk full")
+	tests := []struct {
+		name   string
+		create func(i int) error
+		winner int
+		fails  int
+	}{
+		{"one winner", func(i int) error {
+			if i == 3 {
+				return nil
+			}
+			return fmt.Errorf("create: %w", keystore.ErrExists)
+		}, 3, 0},
+		{"no winner", func(int) error { return keystore.ErrExists }, -1, 0},
+		{"every Create wins", func(int) error { return nil }, 0, 4},
+		{"a loser fails otherwise", func(i int) error {
+			if i == 0 {
+				return nil
+			}
+			if i == 2 {
+				return other
+			}
+			return keystore.ErrExists
+		}, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &recorder{TB: t}
+			if got := RaceCreate(r, "race", 5, tt.create); got != tt.winner || len(r.errors) != tt.fails {
+				t.Errorf("RaceCreate = %d with failures %q, want %d with %d failures", got, r.errors, tt.winner, tt.fails)
+			}
+		})
 	}
 }

@@ -30,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -360,31 +359,9 @@ const workers = 16
 // one may win, and the stored value must be the winner's.
 func (s *suite) testCreateRace(t *testing.T) {
 	st := s.store(t)
-	var (
-		start = make(chan struct{})
-		errs  = make([]error, workers)
-		wg    sync.WaitGroup
-	)
-	for i := range workers {
-		wg.Go(func() {
-			<-start
-			errs[i] = st.Create(t.Context(), "my-key", value(i))
-		})
-	}
-	close(start)
-	wg.Wait()
-
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil && winner >= 0:
-			t.Errorf("Create(%q) succeeded in goroutines %d and %d, want exactly one success", "my-key", winner, i)
-		case err == nil:
-			winner = i
-		case !errors.Is(err, keystore.ErrExists):
-			t.Errorf("losing Create(%q) = %v, want error wrapping %v", "my-key", err, keystore.ErrExists)
-		}
-	}
+	winner := RaceCreate(t, `Create("my-key")`, workers, func(i int) error {
+		return st.Create(t.Context(), "my-key", value(i))
+	})
 	if winner < 0 {
 		t.Fatalf("no concurrent Create(%q) succeeded", "my-key")
 	}
@@ -393,21 +370,11 @@ func (s *suite) testCreateRace(t *testing.T) {
 
 func (s *suite) testCreateConcurrent(t *testing.T) {
 	st := s.store(t)
-	var (
-		start = make(chan struct{})
-		errs  = make([]error, workers)
-		want  = make([]string, workers)
-		wg    sync.WaitGroup
-	)
-	for i := range workers {
+	want := make([]string, workers)
+	for i := range want {
 		want[i] = fmt.Sprintf("key-%02d", i)
-		wg.Go(func() {
-			<-start
-			errs[i] = st.Create(t.Context(), want[i], value(i))
-		})
 	}
-	close(start)
-	wg.Wait()
+	errs := Concurrently(workers, func(i int) error { return st.Create(t.Context(), want[i], value(i)) })
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("Create(%q) = %v, want nil", want[i], err)

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -82,28 +82,11 @@ func TestCreateRaceAcrossStores(t *testing.T) {
 			}
 			for round := range 5 {
 				name := "race-" + string(rune('a'+round))
-				var wg sync.WaitGroup
-				errs := make([]error, n)
-				start := make(chan struct{})
-				for i, s := range stores {
-					wg.Go(func() {
-						<-start
-						errs[i] = s.Create(t.Context(), name, []byte("value-"+string(rune('0'+i))))
-					})
-				}
-				close(start)
-				wg.Wait()
-				wins := 0
-				for i, err := range errs {
-					switch {
-					case err == nil:
-						wins++
-					case !errors.Is(err, keystore.ErrExists):
-						t.Errorf("Create(%q) by store %d = %v, want nil or ErrExists", name, i, err)
-					}
-				}
-				if wins != 1 {
-					t.Errorf("round %d: %d Creates of %q succeeded, want exactly 1", round, wins, name)
+				winner := keystoretest.RaceCreate(t, fmt.Sprintf("round %d: Create(%q)", round, name), n, func(i int) error {
+					return stores[i].Create(t.Context(), name, []byte("value-"+string(rune('0'+i))))
+				})
+				if winner < 0 {
+					t.Errorf("round %d: no Create of %q succeeded, want exactly 1", round, name)
 				}
 			}
 		})
