@@ -1,8 +1,6 @@
 package gcp
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"slices"
@@ -40,30 +38,8 @@ func TestRealService(t *testing.T) {
 	}
 	mustClose(t, s)
 	ctx := t.Context()
-	var r [6]byte
-	rand.Read(r[:])
-	prefix := "openkes-test-" + hex.EncodeToString(r[:]) + "-"
-	names := []string{prefix + "a", prefix + "b", prefix + "race"}
-	t.Cleanup(func() {
-		for _, n := range names {
-			s.Delete(t.Context(), n)
-		}
-	})
-
-	if _, err := s.Status(ctx); err != nil {
-		t.Fatalf("Status() = %v", err)
-	}
-	for _, n := range names[:2] {
-		if err := s.Create(ctx, n, []byte("value-"+n)); err != nil {
-			t.Fatalf("Create(%q) = %v", n, err)
-		}
-		if got, err := s.Get(ctx, n); err != nil || string(got) != "value-"+n {
-			t.Fatalf("Get(%q) = %q, %v", n, got, err)
-		}
-	}
-	if err := s.Create(ctx, names[0], []byte("again")); !errors.Is(err, keystore.ErrExists) {
-		t.Errorf("second Create = %v, want ErrExists", err)
-	}
+	prefix, names := keystoretest.LiveNames(t, s, "openkes-test", "a", "b", "race")
+	keystoretest.CheckCreateGet(t, s, names[:2], func(n string) []byte { return []byte("value-" + n) })
 	if got, _, err := s.List(ctx, prefix, 0); err != nil || !slices.Equal(got, names[:2]) {
 		t.Errorf("List(%q) = %q, %v; want %q", prefix, got, err, names[:2])
 	}

@@ -3,6 +3,8 @@ package keystoretest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -221,4 +223,46 @@ func RaceCreate(t testing.TB, what string, n int, create func(i int) error) (win
 		}
 	}
 	return winner
+}
+
+// LiveNames returns a random prefix, base-<12 hex digits>-, and the names
+// prefix+suffix for each of suffixes, for a test on a live service that
+// must not touch other entries. The names are deleted from st when t
+// ends.
+func LiveNames(t testing.TB, st keystore.Store, base string, suffixes ...string) (prefix string, names []string) {
+	var r [6]byte
+	rand.Read(r[:])
+	prefix = base + "-" + hex.EncodeToString(r[:]) + "-"
+	for _, s := range suffixes {
+		names = append(names, prefix+s)
+	}
+	t.Cleanup(func() {
+		for _, name := range names {
+			st.Delete(context.Background(), name)
+		}
+	})
+	return prefix, names
+}
+
+// CheckCreateGet checks Status, and then for every name: Create with
+// value(name) (t fails at once if it fails), a second Create (ErrExists)
+// and Get (the value).
+func CheckCreateGet(t testing.TB, st keystore.Store, names []string, value func(name string) []byte) {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := st.Status(ctx); err != nil {
+		t.Fatalf("Status() = %v", err)
+	}
+	for _, name := range names {
+		v := value(name)
+		if err := st.Create(ctx, name, v); err != nil {
+			t.Fatalf("Create(%q) = %v", name, err)
+		}
+		if err := st.Create(ctx, name, []byte("other")); !errors.Is(err, keystore.ErrExists) {
+			t.Errorf("second Create(%q) = %v, want %v", name, err, keystore.ErrExists)
+		}
+		if got, err := st.Get(ctx, name); err != nil || !bytes.Equal(got, v) {
+			t.Errorf("Get(%q) = %x, %v; want %x", name, got, err, v)
+		}
+	}
 }
