@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -113,19 +112,9 @@ func TestListPages(t *testing.T) {
 func TestOriginalLayout(t *testing.T) {
 	t.Parallel()
 	fake := awstest.New(t, awstest.Options{})
-	dir := filepath.Join("..", "..", "testdata", "kes-fixtures", "keystore")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string][]byte{}
-	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[e.Name()] = data
-		fake.PutString(e.Name(), string(data))
+	files := keystoretest.Fixtures(t)
+	for name, data := range files {
+		fake.PutString(name, string(data))
 	}
 	fake.PutBinary("binary-key", []byte(`{"bytes":"AAAA"}`))
 	s := open(t, fakeConfig(fake), nil)

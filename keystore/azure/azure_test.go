@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -54,23 +52,10 @@ func TestConformance(t *testing.T) {
 // back unchanged.
 func TestFixtures(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join("..", "..", "testdata", "kes-fixtures", "keystore")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := azuretest.New(t, azuretest.Options{})
-	want := map[string][]byte{}
-	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[e.Name()] = data
-		f.AddVersion(e.Name(), string(data), time.Now().Add(-time.Hour))
-	}
-	if len(want) == 0 {
-		t.Fatal("no fixture keys")
+	want := keystoretest.Fixtures(t)
+	for name, data := range want {
+		f.AddVersion(name, string(data), time.Now().Add(-time.Hour))
 	}
 	st := open(t, fakeConfig(f), nil)
 	for name, data := range want {

@@ -106,13 +106,7 @@ func TestTokenRenewal(t *testing.T) {
 			logs := &keystoretest.LogBuffer{}
 			st := connect(t, fake, logs)
 			t.Cleanup(func() { st.Close() })
-			for i := range 40 {
-				name := fmt.Sprintf("key-%02d", i)
-				if err := st.Create(t.Context(), name, []byte("v")); err != nil {
-					t.Fatalf("Create(%q) = %v", name, err)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			keystoretest.CreateKeys(t, st, 40, 100*time.Millisecond)
 			logins, renews, expired := fake.Counts()
 			if noRenew && logins < 3 {
 				t.Errorf("%d logins in 4 s with 2 s tokens and no renewal, want at least 3", logins)

@@ -3,7 +3,6 @@ package gemalto_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -103,13 +102,7 @@ func TestTokenRenewal(t *testing.T) {
 	logs := &keystoretest.LogBuffer{}
 	st := connect(t, fake, logs)
 	t.Cleanup(func() { st.Close() })
-	for i := 0; i < 40; i++ {
-		name := fmt.Sprintf("key-%02d", i)
-		if err := st.Create(t.Context(), name, []byte("v")); err != nil {
-			t.Fatalf("Create(%q) = %v", name, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	keystoretest.CreateKeys(t, st, 40, 100*time.Millisecond)
 	if n := fake.Logins(); n < 3 {
 		t.Errorf("%d logins in 4 s with 2 s tokens, want at least 3", n)
 	}

@@ -266,3 +266,58 @@ func CheckCreateGet(t testing.TB, st keystore.Store, names []string, value func(
 		}
 	}
 }
+
+// Fixtures returns the key files the original KES server wrote, by file
+// name (which is the key name), from testdata/kes-fixtures/keystore of
+// the module. It fails t if there are none.
+func Fixtures(t testing.TB) map[string][]byte {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("keystoretest: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+	dir = filepath.Join(dir, "testdata", "kes-fixtures", "keystore")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[e.Name()] = data
+	}
+	if len(files) == 0 {
+		t.Fatalf("keystoretest: no key files in %s", dir)
+	}
+	return files
+}
+
+// CreateKeys creates the keys key-00, key-01, … up to n, with value "v",
+// pausing for pause after each, and fails t at once if a Create fails.
+// It returns the names. A pause spreads the Creates over the lifetime of
+// short-lived credentials.
+func CreateKeys(t testing.TB, st keystore.Store, n int, pause time.Duration) []string {
+	t.Helper()
+	names := make([]string, n)
+	for i := range n {
+		names[i] = fmt.Sprintf("key-%02d", i)
+		if err := st.Create(t.Context(), names[i], []byte("v")); err != nil {
+			t.Fatalf("Create(%q) = %v", names[i], err)
+		}
+		time.Sleep(pause)
+	}
+	return names
+}
