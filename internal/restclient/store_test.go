@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/openkes/openkes/keystore"
 )
@@ -62,6 +63,29 @@ func TestResponseError(t *testing.T) {
 	} {
 		if got := tt.err.Error(); got != tt.want {
 			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	const min, max = 500 * time.Millisecond, 30 * time.Second
+	tests := []struct {
+		n    int
+		full time.Duration // the wait before jitter
+	}{
+		{1, min},
+		{2, 2 * min},
+		{4, 8 * min},
+		{7, max}, // 32 * min is above max
+		{40, max},
+		{1000, max},
+	}
+	for _, tt := range tests {
+		for range 20 {
+			if d := Backoff(tt.n, min, max); d < tt.full/2 || d > tt.full {
+				t.Fatalf("Backoff(%d) = %v, want between %v and %v", tt.n, d, tt.full/2, tt.full)
+			}
 		}
 	}
 }
