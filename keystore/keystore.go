@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -143,11 +144,7 @@ func Lookup(kind string) (newConfig func() Config, ok bool) {
 func Kinds() []string {
 	registryMu.RLock()
 	defer registryMu.RUnlock()
-	kinds := make([]string, 0, len(registry))
-	for k := range registry {
-		kinds = append(kinds, k)
-	}
-	slices.Sort(kinds)
+	kinds := slices.Sorted(maps.Keys(registry))
 	return kinds
 }
 

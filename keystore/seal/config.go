@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -50,11 +51,7 @@ func RegisterKEK(kind string, newConfig func() KEKConfig) {
 func KEKKinds() []string {
 	kekMu.RLock()
 	defer kekMu.RUnlock()
-	kinds := make([]string, 0, len(kekKinds))
-	for k := range kekKinds {
-		kinds = append(kinds, k)
-	}
-	slices.Sort(kinds)
+	kinds := slices.Sorted(maps.Keys(kekKinds))
 	return kinds
 }
 

@@ -20,6 +20,7 @@ package entrusttest
 import (
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -265,9 +266,5 @@ func (s *Server) Counts() (logins, renews, expired int) {
 func (s *Server) Tokens() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []string
-	for t := range s.tokens {
-		out = append(out, t)
-	}
-	return out
+	return slices.Sorted(maps.Keys(s.tokens))
 }

@@ -17,6 +17,7 @@ package gemaltotest
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -257,9 +258,5 @@ func (s *Server) Expired() int {
 func (s *Server) JWTs() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []string
-	for j := range s.jwts {
-		out = append(out, j)
-	}
-	return out
+	return slices.Sorted(maps.Keys(s.jwts))
 }

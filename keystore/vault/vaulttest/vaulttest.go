@@ -54,6 +54,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -285,10 +286,7 @@ type AppRole struct {
 // namespace (if needed) and adds a role to it. Adding a role with an
 // existing role ID replaces it (e.g. to change its secret ID).
 func (s *Server) AddAppRole(namespace, mount string, r AppRole) {
-	m := s.addMount(namespace, "auth/"+cleanPath(mount), kindAppRole)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m.roles[r.RoleID] = &role{name: r.Name, secret: r.SecretID, token: r.Token}
+	s.addRole(namespace, mount, kindAppRole, r.RoleID, &role{name: r.Name, secret: r.SecretID, token: r.Token})
 }
 
 // KubernetesRole is a role of the Kubernetes auth method. A login
@@ -303,10 +301,14 @@ type KubernetesRole struct {
 // AddKubernetesRole enables the Kubernetes auth method at auth/<mount> in
 // namespace (if needed) and adds or replaces a role.
 func (s *Server) AddKubernetesRole(namespace, mount string, r KubernetesRole) {
-	m := s.addMount(namespace, "auth/"+cleanPath(mount), kindKubernetes)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m.roles[r.Name] = &role{name: r.Name, secret: r.JWT, token: r.Token}
+	s.addRole(namespace, mount, kindKubernetes, r.Name, &role{name: r.Name, secret: r.JWT, token: r.Token})
+}
+
+// addRole enables the auth method kind at auth/<mount> in namespace (if
+// needed) and adds or replaces the role with the login key id.
+func (s *Server) addRole(namespace, mount string, kind mountKind, id string, r *role) {
+	m := s.addMount(namespace, "auth/"+cleanPath(mount), kind)
+	s.locked(func() { m.roles[id] = r })
 }
 
 // NewToken issues a token in namespace directly, as "vault token create"
@@ -400,11 +402,7 @@ func (s *Server) withToken(tok string, f func(*token)) bool {
 func (s *Server) Tokens() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.tokens))
-	for id := range s.tokens {
-		out = append(out, id)
-	}
-	slices.Sort(out)
+	out := slices.Sorted(maps.Keys(s.tokens))
 	return out
 }
 
