@@ -141,12 +141,8 @@ func TestNoExpiry(t *testing.T) {
 func TestOutage(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t, entrusttest.Options{})
-	fake.SetDown(true)
-	logs := &keystoretest.LogBuffer{}
-	st := connect(t, fake, logs)
-	t.Cleanup(func() { st.Close() })
-	errs := keystoretest.CheckOutage(t, st, fake)
-	checkNoSecrets(t, fake, append(errs, logs.String())...)
+	texts := keystoretest.CheckOutage(t, fake, func(logs *keystoretest.LogBuffer) keystore.Store { return connect(t, fake, logs) })
+	checkNoSecrets(t, fake, texts...)
 }
 
 // TestBadCredentials: a wrong password is not an outage.

@@ -111,12 +111,8 @@ func TestListAdvances(t *testing.T) {
 func TestOutage(t *testing.T) {
 	t.Parallel()
 	fake := fortanixtest.New(t, fortanixtest.Options{APIKey: apiKey})
-	fake.SetDown(true)
-	logs := &keystoretest.LogBuffer{}
-	st := connect(t, fake, "", logs)
-	t.Cleanup(func() { st.Close() })
-	errs := keystoretest.CheckOutage(t, st, fake)
-	keystoretest.CheckNoSecrets(t, append(errs, logs.String()), apiKey)
+	texts := keystoretest.CheckOutage(t, fake, func(logs *keystoretest.LogBuffer) keystore.Store { return connect(t, fake, "", logs) })
+	keystoretest.CheckNoSecrets(t, texts, apiKey)
 }
 
 // TestBadAPIKey: a wrong API key is not an outage, and is logged once.

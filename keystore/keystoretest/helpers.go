@@ -99,14 +99,19 @@ type Faults interface {
 	SetThrottle(code int)
 }
 
-// CheckOutage checks a store that was opened while its service was down
-// (f.SetDown(true)): Status and Create fail with an UnreachableError; once
-// the service is up, Create succeeds; while the service answers 429 or
-// 503, Get and Status fail with an UnreachableError, and afterwards Get
-// returns the value again. It returns the texts of the errors seen, for
-// the caller to check that they leak no credentials.
-func CheckOutage(t *testing.T, st keystore.Store, f Faults) []string {
+// CheckOutage takes f down, opens a store with open (which logs to
+// logs) and checks it: Status and Create fail with an UnreachableError;
+// once the service is up, Create succeeds; while the service answers 429
+// or 503, Get and Status fail with an UnreachableError, and afterwards
+// Get returns the value again. The store is closed when t ends.
+// CheckOutage returns the texts of the errors seen and the log output,
+// for the caller to check that they leak no credentials.
+func CheckOutage(t *testing.T, f Faults, open func(logs *LogBuffer) keystore.Store) []string {
 	t.Helper()
+	f.SetDown(true)
+	logs := &LogBuffer{}
+	st := open(logs)
+	t.Cleanup(func() { st.Close() })
 	ctx := t.Context()
 	var errs []string
 	if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
@@ -136,7 +141,7 @@ func CheckOutage(t *testing.T, st keystore.Store, f Faults) []string {
 			t.Errorf("Get after throttling = %q, %v", v, err)
 		}
 	}
-	return errs
+	return append(errs, logs.String())
 }
 
 // CheckLive checks the contract on one name of a live service whose
