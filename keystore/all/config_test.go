@@ -13,6 +13,7 @@ import (
 	"github.com/openkes/openkes/keystore/entrust"
 	"github.com/openkes/openkes/keystore/fortanix"
 	"github.com/openkes/openkes/keystore/gemalto"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
 
 // TestRESTConfigFiles decodes sections of the REST key stores in the
@@ -138,12 +139,7 @@ func TestRESTValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := tt.conf.Validate()
-			var got []string
-			if err != nil {
-				got = strings.Split(err.Error(), "\n")
-			}
-			if !slices.Equal(got, tt.want) {
+			if got := keystoretest.ErrorLines(tt.conf.Validate()); !slices.Equal(got, tt.want) {
 				t.Errorf("Validate() = %q, want %q", got, tt.want)
 			}
 		})

@@ -514,11 +514,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var got []string
-			if err := tt.conf.Validate(); err != nil {
-				got = strings.Split(err.Error(), "\n")
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, keystoretest.ErrorLines(tt.conf.Validate())); diff != "" {
 				t.Errorf("Validate() mismatch (-want +got):\n%s", diff)
 			}
 			if _, err := New(context.Background(), &tt.conf, nil); (err != nil) != (len(tt.want) > 0) {

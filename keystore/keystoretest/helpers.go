@@ -326,3 +326,12 @@ func CreateKeys(t testing.TB, st keystore.Store, n int, pause time.Duration) []s
 	}
 	return names
 }
+
+// ErrorLines returns the lines of err's message, for comparing what
+// errors.Join joined (as Validate returns it) with a list; nil for nil.
+func ErrorLines(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return strings.Split(err.Error(), "\n")
+}
