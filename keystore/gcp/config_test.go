@@ -13,8 +13,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/openkes/openkes/keystore"
-	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/gcp/gcptest"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
 
 // TestNewConfig: keystore/all registers NewConfig as the section's
