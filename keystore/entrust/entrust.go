@@ -121,10 +121,6 @@ func (s *Store) GoString() string { return s.String() }
 // "error" of the JSON body, or the plain-text body.
 type ResponseError = restclient.ResponseError
 
-func responseError(resp *restclient.Response) *ResponseError {
-	return restclient.NewResponseError(resp, "error")
-}
-
 // defaultLifetime is assumed for a token without expires_at, as by the
 // original.
 const defaultLifetime = 5 * time.Minute
@@ -155,44 +151,35 @@ func decodeToken(body []byte, now time.Time) (restclient.Token, error) {
 // login logs in with the user name and password.
 func (s *Store) login(ctx context.Context) (restclient.Token, error) {
 	body := map[string]string{"username": s.conf.Credentials.Username, "password": s.conf.Credentials.Password.Reveal()}
-	now := time.Now()
-	resp, err := restclient.Do(ctx, s.http, &restclient.Request{
+	defer clear(body)
+	return s.token(ctx, "login", &restclient.Request{
 		Method: http.MethodPost,
 		URL:    s.base + "/vault/1.0/Login/" + url.PathEscape(s.conf.VaultID) + "/",
 		Body:   body,
 	})
-	clear(body)
-	if err != nil {
-		return restclient.Token{}, fmt.Errorf("login: %w", err)
-	}
-	if resp.Status != http.StatusOK {
-		return restclient.Token{}, fmt.Errorf("login: %w", responseError(resp))
-	}
-	tok, err := decodeToken(resp.Body, now)
-	if err != nil {
-		return restclient.Token{}, fmt.Errorf("login: %w", err)
-	}
-	return tok, nil
 }
 
 // renew exchanges old for a token with a new lifetime.
 func (s *Store) renew(ctx context.Context, old restclient.Token) (restclient.Token, error) {
-	now := time.Now()
-	resp, err := restclient.Do(ctx, s.http, &restclient.Request{
+	return s.token(ctx, "renew", &restclient.Request{
 		Method: http.MethodPost,
 		URL:    s.base + "/vault/1.0/Renew/",
 		Body:   struct{}{},
 		Header: http.Header{"X-Vault-Auth": {old.Value}},
 	})
-	if err != nil {
-		return restclient.Token{}, fmt.Errorf("renew: %w", err)
-	}
-	if resp.Status != http.StatusOK {
-		return restclient.Token{}, fmt.Errorf("renew: %w", responseError(resp))
+}
+
+// token sends req, a login or a renewal, and decodes the token of the
+// answer; errors start with what.
+func (s *Store) token(ctx context.Context, what string, req *restclient.Request) (restclient.Token, error) {
+	now := time.Now()
+	resp, err := restclient.Do(ctx, s.http, req)
+	if err := restclient.Check(resp, err, restclient.OK, "error"); err != nil {
+		return restclient.Token{}, fmt.Errorf("%s: %w", what, err)
 	}
 	tok, err := decodeToken(resp.Body, now)
 	if err != nil {
-		return restclient.Token{}, fmt.Errorf("renew: %w", err)
+		return restclient.Token{}, fmt.Errorf("%s: %w", what, err)
 	}
 	return tok, nil
 }

@@ -138,11 +138,8 @@ func (s *Store) login(ctx context.Context) (restclient.Token, error) {
 	start := time.Now()
 	resp, err := restclient.Do(ctx, s.http, &restclient.Request{Method: http.MethodPost, URL: s.base + "/api/v1/auth/tokens", Body: body})
 	clear(body)
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.OK, "codeDesc"); err != nil {
 		return restclient.Token{}, fmt.Errorf("login: %w", err)
-	}
-	if resp.Status != http.StatusOK {
-		return restclient.Token{}, fmt.Errorf("login: %w", responseError(resp))
 	}
 	var auth struct {
 		Type     string `json:"token_type"`
@@ -166,10 +163,6 @@ func (s *Store) login(ctx context.Context) (restclient.Token, error) {
 // ResponseError is an error answer of the service. Its Message is the
 // codeDesc of the JSON body, or the plain-text body.
 type ResponseError = restclient.ResponseError
-
-func responseError(resp *restclient.Response) error {
-	return restclient.NewResponseError(resp, "codeDesc")
-}
 
 // do sends an authenticated request. If the service rejects the JWT (it
 // expired early or was revoked), it logs in again and repeats the
