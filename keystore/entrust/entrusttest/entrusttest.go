@@ -241,9 +241,7 @@ func (s *Server) list(w http.ResponseWriter, req request) {
 // the stored key, kept base64-encoded. A non-zero expiresAt makes the
 // secret expire then.
 func (s *Server) Put(name string, data []byte, expiresAt time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.secrets[name] = secret{data: base64.StdEncoding.EncodeToString(data), expiresAt: expiresAt}
+	restfake.WithLock(&s.mu, func() { s.secrets[name] = secret{data: base64.StdEncoding.EncodeToString(data), expiresAt: expiresAt} })
 }
 
 // SecretData returns the secret_data (base64) of the secret name.
@@ -264,7 +262,5 @@ func (s *Server) Counts() (logins, renews, expired int) {
 
 // Tokens returns every token issued, for leak checks.
 func (s *Server) Tokens() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Sorted(maps.Keys(s.tokens))
+	return restfake.Locked(&s.mu, func() []string { return slices.Sorted(maps.Keys(s.tokens)) })
 }

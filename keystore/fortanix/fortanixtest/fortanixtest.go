@@ -250,9 +250,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 // Put stores an object as the original KES server creates one: value is
 // the stored key, which the fake keeps base64-encoded.
 func (s *Server) Put(name, groupID string, value []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.objects[name] = &Object{KID: randomID(), Name: name, GroupID: groupID, Value: base64.StdEncoding.EncodeToString(value), Enabled: true, KeyOps: []string{"EXPORT", "APPMANAGEABLE"}, ObjType: "OPAQUE"}
+	restfake.WithLock(&s.mu, func() {
+		s.objects[name] = &Object{KID: randomID(), Name: name, GroupID: groupID, Value: base64.StdEncoding.EncodeToString(value), Enabled: true, KeyOps: []string{"EXPORT", "APPMANAGEABLE"}, ObjType: "OPAQUE"}
+	})
 }
 
 // SetEnabled enables or disables the object name.
@@ -279,7 +279,5 @@ func (s *Server) Object(name string) (Object, bool) {
 
 // Lists returns the number of list requests served.
 func (s *Server) Lists() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lists
+	return restfake.Locked(&s.mu, func() int { return s.lists })
 }

@@ -242,21 +242,15 @@ func (s *Server) Material(name string) (string, bool) {
 
 // Logins returns the number of successful logins.
 func (s *Server) Logins() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logins
+	return restfake.Locked(&s.mu, func() int { return s.logins })
 }
 
 // Expired returns the number of requests rejected for an expired JWT.
 func (s *Server) Expired() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.expired
+	return restfake.Locked(&s.mu, func() int { return s.expired })
 }
 
 // JWTs returns every JWT issued, for leak checks.
 func (s *Server) JWTs() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Sorted(maps.Keys(s.jwts))
+	return restfake.Locked(&s.mu, func() []string { return slices.Sorted(maps.Keys(s.jwts)) })
 }
