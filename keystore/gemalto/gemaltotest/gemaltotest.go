@@ -69,6 +69,10 @@ func New(tb testing.TB, opts Options) *Server {
 	return s
 }
 
+// notFound answers 404 as the service does for a missing resource or
+// route.
+func notFound(w http.ResponseWriter) { writeError(w, http.StatusNotFound, 404, "Resource not found") }
+
 func writeError(w http.ResponseWriter, status, code int, desc string) {
 	restfake.WriteJSON(w, status, map[string]any{"code": code, "codeDesc": desc})
 }
@@ -96,10 +100,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case !strings.Contains(rest, "/") && r.Method == http.MethodDelete:
 			s.delete(w, r, rest)
 		default:
-			writeError(w, http.StatusNotFound, 404, "Resource not found")
+			notFound(w)
 		}
 	default:
-		writeError(w, http.StatusNotFound, 404, "Resource not found")
+		notFound(w)
 	}
 }
 
@@ -170,14 +174,14 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) export(w http.ResponseWriter, r *http.Request, name string) {
 	if r.URL.Query().Get("type") != "name" {
-		writeError(w, http.StatusNotFound, 404, "Resource not found")
+		notFound(w)
 		return
 	}
 	s.mu.Lock()
 	sec, ok := s.secrets[name]
 	s.mu.Unlock()
 	if !ok {
-		writeError(w, http.StatusNotFound, 404, "Resource not found")
+		notFound(w)
 		return
 	}
 	restfake.WriteJSON(w, http.StatusOK, map[string]any{"id": sec.id, "name": name, "material": sec.material})
@@ -185,7 +189,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, name string) {
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request, name string) {
 	if r.URL.Query().Get("type") != "name" {
-		writeError(w, http.StatusNotFound, 404, "Resource not found")
+		notFound(w)
 		return
 	}
 	s.mu.Lock()
@@ -196,7 +200,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	s.mu.Unlock()
 	if !ok {
-		writeError(w, http.StatusNotFound, 404, "Resource not found")
+		notFound(w)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
