@@ -23,6 +23,16 @@
 //
 // Stores that cannot tell whether Delete removed anything, or that can only
 // hold text values, say so with [Options] and [RunWith].
+//
+// # Helpers
+//
+// The backends' own tests share the rest of the package: [LogBuffer] and
+// [Logger] for log output, [CheckNoSecrets] for leak checks,
+// [Eventually] and [WaitUntil] for polling, [CheckOutage] for a service
+// that is down or throttling, [RaceCreate] and [Concurrently] for
+// concurrent Creates, [Fixtures] for the original server's key files,
+// and [CheckLive], [LiveNames] and [CheckCreateGet] for tests against a
+// live service.
 package keystoretest
 
 import (
