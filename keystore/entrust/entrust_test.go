@@ -2,7 +2,6 @@ package entrust_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -176,9 +175,5 @@ func TestRealService(t *testing.T) {
 	if conf.Validate() != nil {
 		t.Skip("KES_TEST_ENTRUST_{ENDPOINT,VAULT_ID,BOX_ID,USERNAME,PASSWORD} are not all set")
 	}
-	st, err := conf.Connect(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keystoretest.CheckLive(t, st)
+	keystoretest.CheckLive(t, conf)
 }

@@ -149,9 +149,14 @@ func CheckOutage(t *testing.T, f Faults, open func(logs *LogBuffer) keystore.Sto
 // needs an empty store, cannot run): Create, a second Create
 // (ErrExists), Get, a List of the name as prefix, Delete, and Get after
 // Delete (ErrNotFound). The name is kes-test-<n>; it is deleted
-// afterwards in any case. CheckLive closes st.
-func CheckLive(t *testing.T, st keystore.Store) {
+// afterwards in any case. CheckLive connects with conf and closes the
+// store at the end.
+func CheckLive(t *testing.T, conf keystore.Config) {
 	t.Helper()
+	st, err := conf.Connect(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer st.Close()
 	name := fmt.Sprintf("kes-test-%d", time.Now().UnixNano())
 	if err := st.Create(t.Context(), name, []byte("value")); err != nil {
