@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,12 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/minio/kms-go/kes"
 	"github.com/openkes/openkes/internal/testpki"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
 
 // kesBinary is the path of the kes binary built by TestMain.
@@ -44,22 +43,7 @@ func TestMain(m *testing.M) {
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type syncBuffer = keystoretest.LogBuffer
 
 // kesServer is a running kes server process.
 type kesServer struct {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/openkes/openkes/internal/testpki"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/mem"
 )
 
@@ -241,22 +242,7 @@ func (r response) decode(t testing.TB, v any) {
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = keystoretest.LogBuffer
 
 // auditRecorder is an AuditHandler that keeps every record.
 type auditRecorder struct {

@@ -72,6 +72,7 @@ import (
 	"github.com/openkes/openkes/internal/crypto/cryptotest"
 	"github.com/openkes/openkes/internal/testpki"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/mem"
 	"github.com/openkes/openkes/server"
 	"golang.org/x/crypto/chacha20"
@@ -228,23 +229,8 @@ func (s *switchStore) Status(ctx context.Context) (keystore.State, error) {
 	return s.Store.Status(ctx)
 }
 
-// lockedBuffer collects the error log.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer = keystoretest.LogBuffer
 
 // testServer is a server listening on 127.0.0.1 over real TLS.
 type testServer struct {
