@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -107,6 +108,16 @@ func (rc *rawConn) closed(d time.Duration) bool {
 	return !(errors.As(err, &ne) && ne.Timeout())
 }
 
+// version sends GET /version and reports an error, naming the moment
+// with when, unless the answer is 200: the connection is still in sync.
+func (rc *rawConn) version(when string) {
+	rc.t.Helper()
+	rc.send(h1Get("/version"))
+	if resp, _ := rc.read("GET"); resp.StatusCode != 200 {
+		rc.t.Errorf("%s: %s", when, resp.Status)
+	}
+}
+
 func h1Get(path string) string {
 	return "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n"
 }
@@ -172,10 +183,7 @@ func TestHTTP1ChunkedRequestBody(t *testing.T) {
 		t.Fatalf("chunked encrypt: %s %s", resp.Status, body)
 	}
 	// And the connection goes on.
-	rc.send(h1Get("/version"))
-	if resp, _ := rc.read("GET"); resp.StatusCode != 200 {
-		t.Errorf("after a chunked body: %s", resp.Status)
-	}
+	rc.version("after a chunked body")
 }
 
 func TestHTTP1ExpectContinue(t *testing.T) {
@@ -256,10 +264,7 @@ func TestHTTP1Head(t *testing.T) {
 		t.Errorf("HEAD /nope = %s Content-Length %d body %q", resp.Status, resp.ContentLength, body)
 	}
 	// No stray body bytes: the connection is in sync.
-	rc.send(h1Get("/version"))
-	if resp, _ := rc.read("GET"); resp.StatusCode != 200 {
-		t.Errorf("GET after HEAD: %s", resp.Status)
-	}
+	rc.version("GET after HEAD")
 }
 
 func TestHTTP1OversizedBody(t *testing.T) {
@@ -488,10 +493,7 @@ func TestHTTP1PanicKeepsServing(t *testing.T) {
 	if resp, _ := rc.read("POST"); resp.StatusCode != 500 {
 		t.Errorf("panicking handler: %s, want 500", resp.Status)
 	}
-	rc.send(h1Get("/version"))
-	if resp, _ := rc.read("GET"); resp.StatusCode != 200 {
-		t.Errorf("after a panic: %s", resp.Status)
-	}
+	rc.version("after a panic")
 }
 
 // TestHTTP1Protocols checks that HTTP/2 is still served by net/http, that
@@ -766,59 +768,97 @@ func TestHTTP1Identical(t *testing.T) {
 		}
 		// Both servers at once, the requests one after the other: the
 		// servers consume their random sources in the same order.
-		var got [2]string
-		var wg sync.WaitGroup
-		for i, e := range []*env{fast.env, std.env} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				got[i] = h1Exchange(t, e, certs[tt.as], tt.raw, methods, tt.headerOnly)
-				if tt.vary {
-					got[i] = h1VariableBody(got[i])
-				}
-			}()
+		own, stdlib := h1Both(fast.env, std.env, func(e *env) string {
+			got := h1Exchange(t, e, certs[tt.as], tt.raw, methods, tt.headerOnly)
+			if tt.vary {
+				got = h1VariableBody(got)
+			}
+			return got
+		})
+		if !strings.HasPrefix(own, "HTTP/1.") {
+			t.Errorf("%s: no response: %s", tt.name, own)
 		}
-		wg.Wait()
-		if !strings.HasPrefix(got[0], "HTTP/1.") {
-			t.Errorf("%s: no response: %s", tt.name, got[0])
+		h1Same(t, tt.name+": ", own, stdlib)
+	}
+}
+
+// h1Reply is a handler case that sets header, then calls WriteHeader
+// with status (if not 0), sets late, and writes body (if not empty) and
+// then one filler write of each size in fills.
+type h1Reply struct {
+	header, late []string // name, value, name, value, ...
+	status       int
+	body         string
+	fills        []int
+}
+
+// h1Fill returns n bytes of filler.
+func h1Fill(n int) []byte { return bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n] }
+
+// h1Replies are the cases of h1TestHandler that only set headers, a
+// status and a body, one per path.
+var h1Replies = map[string]h1Reply{
+	"/empty":            {},
+	"/small":            {body: "hello"},
+	"/big":              {fills: slices.Repeat([]int{100}, 50)},
+	"/big-single":       {fills: []int{5000}},
+	"/small-then-big":   {fills: []int{100, 3000}},
+	"/exactly-2048":     {fills: []int{2048}},
+	"/2049":             {fills: []int{2048, 1}},
+	"/big-cl":           {header: []string{"Content-Length", "200000"}, fills: slices.Repeat([]int{2000}, 100)},
+	"/sniff":            {body: "<html><body>x</body></html>"},
+	"/content-encoding": {header: []string{"Content-Encoding", "gzip"}, body: "<html>"},
+	"/te-chunked":       {header: []string{"Transfer-Encoding", "chunked"}, body: "data"},
+	"/te-identity":      {header: []string{"Transfer-Encoding", "identity"}, body: "data"},
+	"/te-and-cl":        {header: []string{"Transfer-Encoding", "chunked", "Content-Length", "4"}, body: "data"},
+	"/cl-invalid":       {header: []string{"Content-Length", "abc"}, body: "data"},
+	"/cl-short":         {header: []string{"Content-Length", "10"}, body: "data"},
+	"/cl-over":          {header: []string{"Content-Length", "3"}, body: "data"},
+	"/204":              {header: []string{"Content-Length", "5", "Content-Type", "text/plain"}, status: http.StatusNoContent, body: "x"},
+	"/304":              {header: []string{"Content-Length", "5", "Content-Type", "text/plain", "Etag", `"x"`}, status: http.StatusNotModified},
+	"/103":              {header: []string{"Link", "</style.css>; rel=preload"}, status: http.StatusEarlyHints, late: []string{"X-Final", "yes"}, body: "final"},
+	"/status-unknown":   {status: 599},
+	"/header-after":     {status: 200, late: []string{"X-Late", "1"}, body: "x"},
+	"/conn-close":       {header: []string{"Connection", "close"}, body: "bye"},
+	"/conn-keep-alive":  {header: []string{"Connection", "keep-alive", "Content-Length", "2"}, body: "hi"},
+	"/date":             {header: []string{"Date", "Thu, 01 Jan 1970 00:00:00 GMT"}, body: "x"},
+}
+
+func (c h1Reply) serve(w http.ResponseWriter) {
+	set := func(kv []string) {
+		for i := 0; i < len(kv); i += 2 {
+			w.Header().Set(kv[i], kv[i+1])
 		}
-		if diff := cmp.Diff(got[1], got[0]); diff != "" {
-			t.Errorf("%s: own loop and net/http differ (-net/http +own):\n%s", tt.name, diff)
-		} else if testing.Verbose() {
-			t.Logf("%s:\n%s", tt.name, got[0])
-		}
+	}
+	set(c.header)
+	if c.status != 0 {
+		w.WriteHeader(c.status)
+	}
+	set(c.late)
+	if c.body != "" {
+		io.WriteString(w, c.body)
+	}
+	for _, n := range c.fills {
+		w.Write(h1Fill(n))
 	}
 }
 
 // h1TestHandler exercises the ResponseWriter the way generic handlers
-// may, one case per path.
+// may, one case per path: the h1Replies and the cases below, which
+// flush, write twice, misuse the header map, panic or read the body.
 func h1TestHandler(w http.ResponseWriter, r *http.Request) {
+	if c, ok := h1Replies[r.URL.Path]; ok {
+		c.serve(w)
+		return
+	}
 	h := w.Header()
-	fill := func(n int) []byte { return bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n] }
 	switch r.URL.Path {
-	case "/empty":
-	case "/small":
-		io.WriteString(w, "hello")
-	case "/big":
-		for range 50 {
-			w.Write(fill(100))
-		}
-	case "/big-single":
-		w.Write(fill(5000))
-	case "/small-then-big":
-		w.Write(fill(100))
-		w.Write(fill(3000))
-	case "/exactly-2048":
-		w.Write(fill(2048))
-	case "/2049":
-		w.Write(fill(2048))
-		w.Write(fill(1))
 	case "/flush":
 		io.WriteString(w, "a")
 		w.(http.Flusher).Flush()
 		io.WriteString(w, "b")
 		http.NewResponseController(w).Flush()
-		w.Write(fill(3000))
+		w.Write(h1Fill(3000))
 	case "/flush-empty":
 		w.(http.Flusher).Flush()
 		io.WriteString(w, "<html><body>late</body></html>")
@@ -827,52 +867,6 @@ func h1TestHandler(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "12345")
 		w.(http.Flusher).Flush()
 		io.WriteString(w, "67890")
-	case "/big-cl":
-		h.Set("Content-Length", "200000")
-		for range 100 {
-			w.Write(fill(2000))
-		}
-	case "/sniff":
-		io.WriteString(w, "<html><body>x</body></html>")
-	case "/content-encoding":
-		h.Set("Content-Encoding", "gzip")
-		io.WriteString(w, "<html>")
-	case "/te-chunked":
-		h.Set("Transfer-Encoding", "chunked")
-		io.WriteString(w, "data")
-	case "/te-identity":
-		h.Set("Transfer-Encoding", "identity")
-		io.WriteString(w, "data")
-	case "/te-and-cl":
-		h.Set("Transfer-Encoding", "chunked")
-		h.Set("Content-Length", "4")
-		io.WriteString(w, "data")
-	case "/cl-invalid":
-		h.Set("Content-Length", "abc")
-		io.WriteString(w, "data")
-	case "/cl-short":
-		h.Set("Content-Length", "10")
-		io.WriteString(w, "data")
-	case "/cl-over":
-		h.Set("Content-Length", "3")
-		io.WriteString(w, "data")
-	case "/204":
-		h.Set("Content-Length", "5")
-		h.Set("Content-Type", "text/plain")
-		w.WriteHeader(http.StatusNoContent)
-		io.WriteString(w, "x")
-	case "/304":
-		h.Set("Content-Length", "5")
-		h.Set("Content-Type", "text/plain")
-		h.Set("Etag", `"x"`)
-		w.WriteHeader(http.StatusNotModified)
-	case "/103":
-		h.Set("Link", "</style.css>; rel=preload")
-		w.WriteHeader(http.StatusEarlyHints)
-		h.Set("X-Final", "yes")
-		io.WriteString(w, "final")
-	case "/status-unknown":
-		w.WriteHeader(599)
 	case "/header-values":
 		h["X-Spaced"] = []string{"  spaced \t"}
 		h["X-Lines"] = []string{"line1\r\nline2\nline3"}
@@ -884,20 +878,6 @@ func h1TestHandler(w http.ResponseWriter, r *http.Request) {
 	case "/superfluous":
 		w.WriteHeader(201)
 		w.WriteHeader(202)
-		io.WriteString(w, "x")
-	case "/header-after":
-		w.WriteHeader(200)
-		h.Set("X-Late", "1")
-		io.WriteString(w, "x")
-	case "/conn-close":
-		h.Set("Connection", "close")
-		io.WriteString(w, "bye")
-	case "/conn-keep-alive":
-		h.Set("Connection", "keep-alive")
-		h.Set("Content-Length", "2")
-		io.WriteString(w, "hi")
-	case "/date":
-		h.Set("Date", "Thu, 01 Jan 1970 00:00:00 GMT")
 		io.WriteString(w, "x")
 	case "/abort":
 		io.WriteString(w, "partial")
@@ -923,6 +903,29 @@ func h1TestHandler(w http.ResponseWriter, r *http.Request) {
 		_, err := w.Write([]byte("x"))
 		h.Set("X-Ignored", "1")
 		fmt.Fprint(io.Discard, err)
+	}
+}
+
+// h1Both runs exchange against the own loop and net/http at once and
+// returns both transcripts.
+func h1Both(own, stdlib *env, exchange func(e *env) string) (gotOwn, gotStd string) {
+	var got [2]string
+	var wg sync.WaitGroup
+	for i, e := range []*env{own, stdlib} {
+		wg.Go(func() { got[i] = exchange(e) })
+	}
+	wg.Wait()
+	return got[0], got[1]
+}
+
+// h1Same reports an error unless the transcripts of the own loop and of
+// net/http are the same; prefix names the case.
+func h1Same(t *testing.T, prefix, own, stdlib string) {
+	t.Helper()
+	if diff := cmp.Diff(stdlib, own); diff != "" {
+		t.Errorf("%sown loop and net/http differ (-net/http +own):\n%s", prefix, diff)
+	} else if testing.Verbose() {
+		t.Logf("%s\n%s", strings.TrimSuffix(prefix, ": "), own)
 	}
 }
 
@@ -964,21 +967,10 @@ func TestHTTP1WriterIdentical(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var got [2]string
-			var wg sync.WaitGroup
-			for i, e := range []*env{fast.env, std.env} {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					got[i] = h1Exchange(t, e, e.admin, tt.raw, tt.methods, false)
-				}()
-			}
-			wg.Wait()
-			if diff := cmp.Diff(got[1], got[0]); diff != "" {
-				t.Errorf("own loop and net/http differ (-net/http +own):\n%s", diff)
-			} else if testing.Verbose() {
-				t.Logf("%s", got[0])
-			}
+			own, stdlib := h1Both(fast.env, std.env, func(e *env) string {
+				return h1Exchange(t, e, e.admin, tt.raw, tt.methods, false)
+			})
+			h1Same(t, "", own, stdlib)
 		})
 	}
 }
