@@ -785,12 +785,7 @@ func TestNewClientWithConfig(t *testing.T) {
 
 func TestBaseURL(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name     string
-		endpoint string
-		want     string
-		wantErr  bool
-	}{
+	testParse(t, "baseURL", baseURL, []parseCase[string]{
 		{"host:port", "127.0.0.1:7373", "https://127.0.0.1:7373", false},
 		{"hostname", "kes.example.com:7373", "https://kes.example.com:7373", false},
 		{"https", "https://kes.example.com:7373", "https://kes.example.com:7373", false},
@@ -803,19 +798,7 @@ func TestBaseURL(t *testing.T) {
 		{"other scheme", "ftp://h:1", "", true},
 		{"no host", "https://", "", true},
 		{"invalid", "https://h:1/%zz", "", true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got, err := baseURL(tt.endpoint)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("baseURL(%q) error = %v, want error %v", tt.endpoint, err, tt.wantErr)
-			}
-			if got != tt.want {
-				t.Errorf("baseURL(%q) = %q, want %q", tt.endpoint, got, tt.want)
-			}
-		})
-	}
+	})
 }
 
 // fakeClock is a settable clock for the endpoint timeouts.

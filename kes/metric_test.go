@@ -91,63 +91,44 @@ func TestMetricsProtobuf(t *testing.T) {
 
 func TestParseMetrics(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name    string
-		text    string
-		want    Metric
-		wantErr bool
-	}{
-		{name: "empty", text: "", want: Metric{}},
-		{name: "fresh server without request counters", text: "kes_http_request_active 0\nkes_system_num_cpu 2\n", want: Metric{CPUs: 2}},
+	parse := func(s string) (Metric, error) { return parseMetrics([]byte(s)) }
+	testParse(t, "parseMetrics", parse, []parseCase[Metric]{
+		{name: "empty", in: "", want: Metric{}},
+		{name: "fresh server without request counters", in: "kes_http_request_active 0\nkes_system_num_cpu 2\n", want: Metric{CPUs: 2}},
 		{
 			name: "unknown families and comments are ignored",
-			text: "# a comment\ngo_goroutines 7\nsomething{weird 1 2 3\nkes_http_request_successes 4\nkes_system_num_threads 3\n",
+			in:   "# a comment\ngo_goroutines 7\nsomething{weird 1 2 3\nkes_http_request_successes 4\nkes_system_num_threads 3\n",
 			want: Metric{Threads: 3},
 		},
 		{
 			name: "timestamps, spaces and CRLF",
-			text: "kes_system_num_cpu 4 1700000000000\r\nkes_http_request_success{code=\"200\" , method=\"GET\"} 2\r\n  kes_log_error_events\t5\r\n",
+			in:   "kes_system_num_cpu 4 1700000000000\r\nkes_http_request_success{code=\"200\" , method=\"GET\"} 2\r\n  kes_log_error_events\t5\r\n",
 			want: Metric{CPUs: 4, RequestOK: 2, ErrorEvents: 5},
 		},
 		{
 			name: "escaped label values",
-			text: `kes_http_request_error{code="4\"0\\0\n",x="}"} 3` + "\n",
+			in:   `kes_http_request_error{code="4\"0\\0\n",x="}"} 3` + "\n",
 			want: Metric{RequestErr: 3},
 		},
-		{name: "up time truncation to ms", text: "kes_system_up_time 0.01\n", want: Metric{UpTime: 10 * time.Millisecond}},
-		{name: "scientific notation", text: "kes_system_mem_stack_used 1e+06\n", want: Metric{StackAlloc: 1000000}},
-		{name: "duplicate gauge", text: "kes_system_num_cpu 1\nkes_system_num_cpu 2\n", wantErr: true},
-		{name: "duplicate bucket", text: "kes_http_response_time_bucket{le=\"1\"} 1\nkes_http_response_time_bucket{le=\"1.0\"} 1\n", wantErr: true},
-		{name: "bucket without le", text: "kes_http_response_time_bucket 1\n", wantErr: true},
-		{name: "bucket with bad le", text: "kes_http_response_time_bucket{le=\"soon\"} 1\n", wantErr: true},
-		{name: "negative bucket", text: "kes_http_response_time_bucket{le=\"-1\"} 1\n", wantErr: true},
-		{name: "negative counter", text: "kes_http_request_success{code=\"200\"} -1\n", wantErr: true},
-		{name: "NaN", text: "kes_system_num_threads NaN\n", wantErr: true},
-		{name: "infinite", text: "kes_system_mem_heap_used +Inf\n", wantErr: true},
-		{name: "huge int", text: "kes_system_num_cpu 1e12\n", wantErr: true},
-		{name: "huge up time", text: "kes_system_up_time 1e300\n", wantErr: true},
-		{name: "missing value", text: "kes_system_num_cpu\n", wantErr: true},
-		{name: "bad value", text: "kes_system_num_cpu two\n", wantErr: true},
-		{name: "extra fields", text: "kes_system_num_cpu 1 2 3\n", wantErr: true},
-		{name: "unterminated labels", text: "kes_http_request_success{code=\"200\" 1\n", wantErr: true},
-		{name: "unquoted label", text: "kes_http_request_success{code=200} 1\n", wantErr: true},
-		{name: "label without value", text: "kes_http_request_success{code} 1\n", wantErr: true},
-		{name: "empty label name", text: "kes_http_request_success{=\"x\"} 1\n", wantErr: true},
-		{name: "garbage after label", text: "kes_http_request_success{code=\"200\"x} 1\n", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got, err := parseMetrics([]byte(tt.text))
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("parseMetrics(%q) error = %v, want error %v", tt.text, err, tt.wantErr)
-			}
-			if tt.wantErr {
-				return
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("parseMetrics(%q) mismatch (-want +got):\n%s", tt.text, diff)
-			}
-		})
-	}
+		{name: "up time truncation to ms", in: "kes_system_up_time 0.01\n", want: Metric{UpTime: 10 * time.Millisecond}},
+		{name: "scientific notation", in: "kes_system_mem_stack_used 1e+06\n", want: Metric{StackAlloc: 1000000}},
+		{name: "duplicate gauge", in: "kes_system_num_cpu 1\nkes_system_num_cpu 2\n", wantErr: true},
+		{name: "duplicate bucket", in: "kes_http_response_time_bucket{le=\"1\"} 1\nkes_http_response_time_bucket{le=\"1.0\"} 1\n", wantErr: true},
+		{name: "bucket without le", in: "kes_http_response_time_bucket 1\n", wantErr: true},
+		{name: "bucket with bad le", in: "kes_http_response_time_bucket{le=\"soon\"} 1\n", wantErr: true},
+		{name: "negative bucket", in: "kes_http_response_time_bucket{le=\"-1\"} 1\n", wantErr: true},
+		{name: "negative counter", in: "kes_http_request_success{code=\"200\"} -1\n", wantErr: true},
+		{name: "NaN", in: "kes_system_num_threads NaN\n", wantErr: true},
+		{name: "infinite", in: "kes_system_mem_heap_used +Inf\n", wantErr: true},
+		{name: "huge int", in: "kes_system_num_cpu 1e12\n", wantErr: true},
+		{name: "huge up time", in: "kes_system_up_time 1e300\n", wantErr: true},
+		{name: "missing value", in: "kes_system_num_cpu\n", wantErr: true},
+		{name: "bad value", in: "kes_system_num_cpu two\n", wantErr: true},
+		{name: "extra fields", in: "kes_system_num_cpu 1 2 3\n", wantErr: true},
+		{name: "unterminated labels", in: "kes_http_request_success{code=\"200\" 1\n", wantErr: true},
+		{name: "unquoted label", in: "kes_http_request_success{code=200} 1\n", wantErr: true},
+		{name: "label without value", in: "kes_http_request_success{code} 1\n", wantErr: true},
+		{name: "empty label name", in: "kes_http_request_success{=\"x\"} 1\n", wantErr: true},
+		{name: "garbage after label", in: "kes_http_request_success{code=\"200\"x} 1\n", wantErr: true},
+	})
 }
