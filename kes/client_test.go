@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -141,13 +143,6 @@ func TestClientRoutes(t *testing.T) {
 			want: true,
 		},
 		{
-			name:   "IsReady/not reachable",
-			call:   func(ctx context.Context, c *Client) (any, error) { return c.IsReady(ctx) },
-			method: "GET", uri: "/v1/ready",
-			status: 504, contentType: jsonType, respBody: kesError("key store is not reachable"),
-			want: false, wantErr: NewError(504, "key store is not reachable"),
-		},
-		{
 			name:   "APIs",
 			call:   func(ctx context.Context, c *Client) (any, error) { return c.APIs(ctx) },
 			method: "GET", uri: "/v1/api",
@@ -165,32 +160,11 @@ func TestClientRoutes(t *testing.T) {
 			method: "POST", uri: "/v1/key/create/my-key",
 		},
 		{
-			name:   "CreateKey/exists",
-			call:   func(ctx context.Context, c *Client) (any, error) { return nil, c.CreateKey(ctx, "my-key") },
-			method: "POST", uri: "/v1/key/create/my-key",
-			status: 400, contentType: jsonType, respBody: kesError("key already exists"),
-			wantErr: ErrKeyExists,
-		},
-		{
-			name:   "CreateKey/legacy exists",
-			call:   func(ctx context.Context, c *Client) (any, error) { return nil, c.CreateKey(ctx, "my-key") },
-			method: "POST", uri: "/v1/key/create/my-key",
-			status: 400, contentType: jsonType, respBody: kesError("key does already exist"),
-			wantErr: ErrKeyExists,
-		},
-		{
 			name:   "CreateKey/empty name keeps the slash",
 			call:   func(ctx context.Context, c *Client) (any, error) { return nil, c.CreateKey(ctx, "") },
 			method: "POST", uri: "/v1/key/create/",
 			status: 400, contentType: jsonType, respBody: kesError("key name '' is empty, too long or contains invalid characters"),
 			wantErr: NewError(400, "key name '' is empty, too long or contains invalid characters"),
-		},
-		{
-			name:   "CreateKey/forbidden",
-			call:   func(ctx context.Context, c *Client) (any, error) { return nil, c.CreateKey(ctx, "my-key") },
-			method: "POST", uri: "/v1/key/create/my-key",
-			status: 403, contentType: jsonType, respBody: kesError("not authorized: insufficient permissions"),
-			wantErr: ErrNotAllowed,
 		},
 		{
 			name: "ImportKey",
@@ -235,13 +209,6 @@ func TestClientRoutes(t *testing.T) {
 			want:        &KeyInfo{Name: "old", Algorithm: AES256},
 		},
 		{
-			name:   "DescribeKey/not found",
-			call:   func(ctx context.Context, c *Client) (any, error) { return c.DescribeKey(ctx, "my-key") },
-			method: "GET", uri: "/v1/key/describe/my-key",
-			status: 404, contentType: jsonType, respBody: kesError("key does not exist"),
-			want: (*KeyInfo)(nil), wantErr: ErrKeyNotFound,
-		},
-		{
 			name:   "DescribeKey/escaped name",
 			call:   func(ctx context.Context, c *Client) (any, error) { return c.DescribeKey(ctx, "a/b c") },
 			method: "GET", uri: "/v1/key/describe/a%2Fb%20c",
@@ -252,13 +219,6 @@ func TestClientRoutes(t *testing.T) {
 			name:   "DeleteKey",
 			call:   func(ctx context.Context, c *Client) (any, error) { return nil, c.DeleteKey(ctx, "my-key") },
 			method: "DELETE", uri: "/v1/key/delete/my-key",
-		},
-		{
-			name:   "DeleteKey/not found",
-			call:   func(ctx context.Context, c *Client) (any, error) { return nil, c.DeleteKey(ctx, "my-key") },
-			method: "DELETE", uri: "/v1/key/delete/my-key",
-			status: 404, contentType: jsonType, respBody: kesError("key does not exist"),
-			wantErr: ErrKeyNotFound,
 		},
 		{
 			name:   "GenerateKey",
@@ -275,14 +235,6 @@ func TestClientRoutes(t *testing.T) {
 			reqBody:     `{"context":"e30="}`,
 			contentType: jsonType, respBody: `{"plaintext":"cA==","ciphertext":"Yw=="}`,
 			want: DEK{Plaintext: []byte("p"), Ciphertext: []byte("c")},
-		},
-		{
-			name:   "GenerateKey/not found",
-			call:   func(ctx context.Context, c *Client) (any, error) { return c.GenerateKey(ctx, "my-key", nil) },
-			method: "POST", uri: "/v1/key/generate/my-key",
-			reqBody: `{}`,
-			status:  404, contentType: jsonType, respBody: kesError("key does not exist"),
-			want: DEK{}, wantErr: ErrKeyNotFound,
 		},
 		{
 			name: "Encrypt",
@@ -327,14 +279,6 @@ func TestClientRoutes(t *testing.T) {
 			reqBody:     `{"message":"bXNn"}`,
 			contentType: jsonType, respBody: `{"hmac":"aA=="}`,
 			want: []byte("h"),
-		},
-		{
-			name:   "HMAC/not supported",
-			call:   func(ctx context.Context, c *Client) (any, error) { return c.HMAC(ctx, "my-key", []byte("msg")) },
-			method: "PUT", uri: "/v1/key/hmac/my-key",
-			reqBody: `{"message":"bXNn"}`,
-			status:  409, contentType: jsonType, respBody: kesError("key does not support HMAC"),
-			want: []byte(nil), wantErr: NewError(409, "key does not support HMAC"),
 		},
 		{
 			name: "ListKeys/empty prefix keeps the slash",
@@ -395,13 +339,6 @@ func TestClientRoutes(t *testing.T) {
 			want:        &PolicyInfo{Name: "minio", CreatedAt: started, CreatedBy: admin},
 		},
 		{
-			name:   "DescribePolicy/not found",
-			call:   func(ctx context.Context, c *Client) (any, error) { return c.DescribePolicy(ctx, "minio") },
-			method: "GET", uri: "/v1/policy/describe/minio",
-			status: 404, contentType: jsonType, respBody: kesError("policy does not exist"),
-			want: (*PolicyInfo)(nil), wantErr: ErrPolicyNotFound,
-		},
-		{
 			name:   "GetPolicy",
 			call:   func(ctx context.Context, c *Client) (any, error) { return c.GetPolicy(ctx, "minio") },
 			method: "GET", uri: "/v1/policy/read/minio",
@@ -455,13 +392,6 @@ func TestClientRoutes(t *testing.T) {
 			contentType: jsonType,
 			respBody:    `{"policy":"minio","created_at":"` + serverTime + `","created_by":"` + string(admin) + `"}`,
 			want:        &IdentityInfo{Identity: other, Policy: "minio", CreatedAt: started, CreatedBy: admin},
-		},
-		{
-			name:   "DescribeIdentity/not found",
-			call:   func(ctx context.Context, c *Client) (any, error) { return c.DescribeIdentity(ctx, other) },
-			method: "GET", uri: "/v1/identity/describe/" + string(other),
-			status: 404, contentType: jsonType, respBody: kesError("identity does not exist"),
-			want: (*IdentityInfo)(nil), wantErr: ErrIdentityNotFound,
 		},
 		{
 			name: "ListIdentities",
@@ -522,16 +452,6 @@ func TestClientRoutes(t *testing.T) {
 			},
 		},
 		{
-			name: "DescribeSelf/not found",
-			call: func(ctx context.Context, c *Client) (any, error) {
-				info, policy, err := c.DescribeSelf(ctx)
-				return selfResult{info, policy}, err
-			},
-			method: "GET", uri: "/v1/identity/self/describe",
-			status: 404, contentType: jsonType, respBody: kesError("identity does not exist"),
-			want: selfResult{}, wantErr: ErrIdentityNotFound,
-		},
-		{
 			name:   "method not allowed",
 			call:   func(ctx context.Context, c *Client) (any, error) { return c.HMAC(ctx, "k", nil) },
 			method: "PUT", uri: "/v1/key/hmac/k",
@@ -562,6 +482,42 @@ func TestClientRoutes(t *testing.T) {
 			contentType: jsonType, respBody: `{"name":"k","algorithm":"AES128"}`,
 			want: (*KeyInfo)(nil), wantErr: errMalformed,
 		},
+	}
+	// Error answers to the request of the case named of: the client
+	// returns wantErr (NewError(status, msg) if nil) and the zero result.
+	fails := []struct {
+		name, of string
+		status   int
+		msg      string
+		wantErr  error
+	}{
+		{"IsReady/not reachable", "IsReady", 504, "key store is not reachable", nil},
+		{"CreateKey/exists", "CreateKey", 400, "key already exists", ErrKeyExists},
+		{"CreateKey/legacy exists", "CreateKey", 400, "key does already exist", ErrKeyExists},
+		{"CreateKey/forbidden", "CreateKey", 403, "not authorized: insufficient permissions", ErrNotAllowed},
+		{"DescribeKey/not found", "DescribeKey", 404, "key does not exist", ErrKeyNotFound},
+		{"DeleteKey/not found", "DeleteKey", 404, "key does not exist", ErrKeyNotFound},
+		{"GenerateKey/not found", "GenerateKey", 404, "key does not exist", ErrKeyNotFound},
+		{"HMAC/not supported", "HMAC", 409, "key does not support HMAC", nil},
+		{"DescribePolicy/not found", "DescribePolicy", 404, "policy does not exist", ErrPolicyNotFound},
+		{"DescribeIdentity/not found", "DescribeIdentity/policy", 404, "identity does not exist", ErrIdentityNotFound},
+		{"DescribeSelf/not found", "DescribeSelf/admin", 404, "identity does not exist", ErrIdentityNotFound},
+	}
+	for _, f := range fails {
+		i := slices.IndexFunc(tests, func(tt routeTest) bool { return tt.name == f.of })
+		if i < 0 {
+			t.Fatalf("%s: no case %q", f.name, f.of)
+		}
+		tt := tests[i]
+		tt.name, tt.status, tt.contentType, tt.respBody = f.name, f.status, jsonType, kesError(f.msg)
+		tt.wantErr = f.wantErr
+		if tt.wantErr == nil {
+			tt.wantErr = NewError(f.status, f.msg)
+		}
+		if tt.want != nil {
+			tt.want = reflect.Zero(reflect.TypeOf(tt.want)).Interface()
+		}
+		tests = append(tests, tt)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
