@@ -200,29 +200,25 @@ func TestDecryptEnvelopeAlgorithmIgnored(t *testing.T) {
 // msgpackEnvelope builds the legacy envelope with the given length-header
 // widths (0 = fixstr, 1, 2 or 4 bytes), to exercise every accepted type.
 func msgpackEnvelope(alg, id string, iv, nonce, sealed []byte, strWidth, binWidth int) []byte {
+	// head appends the header of a string or binary of length n: the
+	// type byte tags[width], then n in width bytes, big-endian.
+	head := func(b []byte, tags [5]byte, width, n int) []byte {
+		b = append(b, tags[width])
+		for i := width - 1; i >= 0; i-- {
+			b = append(b, byte(n>>(8*i)))
+		}
+		return b
+	}
 	str := func(b []byte, s string) []byte {
-		switch strWidth {
-		case 0:
+		if strWidth == 0 {
 			b = append(b, 0xa0|byte(len(s)))
-		case 1:
-			b = append(b, 0xd9, byte(len(s)))
-		case 2:
-			b = append(b, 0xda, byte(len(s)>>8), byte(len(s)))
-		case 4:
-			b = append(b, 0xdb, byte(len(s)>>24), byte(len(s)>>16), byte(len(s)>>8), byte(len(s)))
+		} else {
+			b = head(b, [5]byte{1: 0xd9, 2: 0xda, 4: 0xdb}, strWidth, len(s))
 		}
 		return append(b, s...)
 	}
 	bin := func(b, v []byte) []byte {
-		switch binWidth {
-		case 1:
-			b = append(b, 0xc4, byte(len(v)))
-		case 2:
-			b = append(b, 0xc5, byte(len(v)>>8), byte(len(v)))
-		case 4:
-			b = append(b, 0xc6, byte(len(v)>>24), byte(len(v)>>16), byte(len(v)>>8), byte(len(v)))
-		}
-		return append(b, v...)
+		return append(head(b, [5]byte{1: 0xc4, 2: 0xc5, 4: 0xc6}, binWidth, len(v)), v...)
 	}
 	b := []byte{0x95}
 	b = str(b, alg)
