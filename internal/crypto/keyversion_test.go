@@ -41,14 +41,19 @@ func seq(start byte) []byte {
 	return b
 }
 
+// TestMarshalTextExact checks the exact encoding of each version, or
+// that MarshalText fails (want nil).
 func TestMarshalTextExact(t *testing.T) {
 	t.Parallel()
 	hmacKey, _ := NewHMACKey(seq(0x20))
 	tests := []struct {
 		name string
 		v    KeyVersion
-		want []byte // protobuf
+		want []byte // protobuf; nil: MarshalText fails
 	}{
+		{name: "no-hmac", v: KeyVersion{Key: newKey(t, AES256, seq(0))}},
+		{name: "zero-key", v: KeyVersion{HMACKey: hmacKey, HasHMAC: true}},
+		{name: "invalid-utf8-creator", v: KeyVersion{Key: newKey(t, AES256, seq(0)), HMACKey: hmacKey, HasHMAC: true, CreatedBy: "\xff"}},
 		{
 			name: "aes/time/creator",
 			v:    KeyVersion{Key: newKey(t, AES256, seq(0)), HMACKey: hmacKey, HasHMAC: true, CreatedAt: testTime, CreatedBy: "abc"},
@@ -100,6 +105,12 @@ func TestMarshalTextExact(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			got, err := tt.v.MarshalText()
+			if tt.want == nil {
+				if err == nil {
+					t.Errorf("MarshalText() = %s, nil; want error", got)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatalf("MarshalText() = %v", err)
 			}
@@ -114,27 +125,6 @@ func TestMarshalTextExact(t *testing.T) {
 			want.CreatedAt = want.CreatedAt.UTC()
 			if diff := cmp.Diff(want, v); diff != "" {
 				t.Errorf("round trip mismatch (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-func TestMarshalTextErrors(t *testing.T) {
-	t.Parallel()
-	hmacKey, _ := NewHMACKey(seq(0x20))
-	tests := []struct {
-		name string
-		v    KeyVersion
-	}{
-		{"no-hmac", KeyVersion{Key: newKey(t, AES256, seq(0))}},
-		{"zero-key", KeyVersion{HMACKey: hmacKey, HasHMAC: true}},
-		{"invalid-utf8-creator", KeyVersion{Key: newKey(t, AES256, seq(0)), HMACKey: hmacKey, HasHMAC: true, CreatedBy: "\xff"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if got, err := tt.v.MarshalText(); err == nil {
-				t.Errorf("MarshalText() = %s, nil; want error", got)
 			}
 		})
 	}
