@@ -221,18 +221,7 @@ func TestEncryptDecryptRoundTrip(t *testing.T) {
 					if bytes.Equal(c1, c2) {
 						t.Errorf("Encrypt() is deterministic")
 					}
-					for i, c := range [][]byte{c1, c2} {
-						got, err := key.Decrypt(c, ad)
-						if err != nil {
-							t.Fatalf("Decrypt(#%d) = %v", i, err)
-						}
-						if !bytes.Equal(got, pt) {
-							t.Errorf("Decrypt(#%d) = %x, want %x", i, got, pt)
-						}
-					}
-					if _, err := key.Decrypt(c1, append(bytes.Clone(ad), 0)); err != ErrDecrypt {
-						t.Errorf("Decrypt(wrong AD) = %v, want ErrDecrypt", err)
-					}
+					checkDecrypt(t, key, pt, ad, map[string][]byte{"#0": c1, "#1": c2})
 					other := newKey(t, alg, make([]byte, 32))
 					if _, err := other.Decrypt(c1, ad); err != ErrDecrypt {
 						t.Errorf("Decrypt(wrong key) = %v, want ErrDecrypt", err)
@@ -349,5 +338,24 @@ func TestKeyVersionHMAC(t *testing.T) {
 	legacy := KeyVersion{Key: key}
 	if got, err := legacy.HMAC(msg); err != ErrNoHMAC || got != nil {
 		t.Errorf("HMAC() without HMAC key = %x, %v; want ErrNoHMAC", got, err)
+	}
+}
+
+// checkDecrypt checks that key decrypts every ciphertext in cts with ad
+// to pt, and none of them with ad and one more byte.
+func checkDecrypt(t *testing.T, key SecretKey, pt, ad []byte, cts map[string][]byte) {
+	t.Helper()
+	wrongAD := append(bytes.Clone(ad), 0)
+	for name, c := range cts {
+		got, err := key.Decrypt(c, ad)
+		if err != nil {
+			t.Fatalf("Decrypt(%s) = %v", name, err)
+		}
+		if !bytes.Equal(got, pt) {
+			t.Fatalf("Decrypt(%s) = %x, want %x", name, got, pt)
+		}
+		if _, err := key.Decrypt(c, wrongAD); err != ErrDecrypt {
+			t.Fatalf("Decrypt(%s, wrong AD) = %v, want ErrDecrypt", name, err)
+		}
 	}
 }
