@@ -1,6 +1,7 @@
 package kes
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -35,20 +36,30 @@ func streamServer(t *testing.T, path string, lines []string, hold bool) *Client 
 	return newTestClient(t, srv)
 }
 
-// collect returns the events of stream up to its end; it fails t if the
-// stream ends with an error.
-func collect[E any, S interface {
+// streamEvents serves lines on path, opens the stream with open and
+// returns its events up to its end; it fails t if the stream ends with an
+// error or goes on after its end.
+func streamEvents[E any, S interface {
 	Next() bool
 	Event() E
 	Err() error
-}](t *testing.T, stream S) []E {
+	Close() error
+}](t *testing.T, path string, lines []string, open func(*Client, context.Context) (S, error)) []E {
 	t.Helper()
+	stream, err := open(streamServer(t, path, lines, false), t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
 	var events []E
 	for stream.Next() {
 		events = append(events, stream.Event())
 	}
 	if err := stream.Err(); err != nil {
 		t.Fatalf("Err() = %v", err)
+	}
+	if stream.Next() {
+		t.Error("Next() after the end = true")
 	}
 	return events
 }
@@ -63,13 +74,7 @@ func TestAuditLog(t *testing.T) {
 		// An upstream server sends whole milliseconds only.
 		`{"time":"2026-11-27T12:26:25Z","request":{"path":"/v1/key/create/x"},"response":{"code":200,"time":3}}`,
 	}
-	c := streamServer(t, "/v1/log/audit", lines, false)
-	stream, err := c.AuditLog(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stream.Close()
-	got := collect[AuditEvent](t, stream)
+	got := streamEvents[AuditEvent](t, "/v1/log/audit", lines, (*Client).AuditLog)
 	want := []AuditEvent{
 		{
 			Time:     time.Date(2026, 11, 27, 12, 26, 23, 47e6, time.UTC),
@@ -90,9 +95,6 @@ func TestAuditLog(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("events mismatch (-want +got):\n%s", diff)
 	}
-	if stream.Next() {
-		t.Error("Next() after the end = true")
-	}
 
 	// Events encode back to the server's format.
 	b, err := json.Marshal(got[0])
@@ -110,13 +112,7 @@ func TestErrorLog(t *testing.T) {
 		`{"message":"time=2026-11-27T12:26:23.047Z level=ERROR msg=\"unexpected EOF\" req.method=POST"}`,
 		`{"message":"second"}`,
 	}
-	c := streamServer(t, "/v1/log/error", lines, false)
-	stream, err := c.ErrorLog(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stream.Close()
-	got := collect[ErrorEvent](t, stream)
+	got := streamEvents[ErrorEvent](t, "/v1/log/error", lines, (*Client).ErrorLog)
 	want := []ErrorEvent{
 		{Message: `time=2026-11-27T12:26:23.047Z level=ERROR msg="unexpected EOF" req.method=POST`},
 		{Message: "second"},
