@@ -93,6 +93,21 @@ type listResult[T any] struct {
 	Next  string
 }
 
+// listCall is the call of a route test of a list method with pattern
+// and n.
+func listCall[T any](list func(*Client, context.Context, string, int) ([]T, string, error), pattern string, n int) func(context.Context, *Client) (any, error) {
+	return func(ctx context.Context, c *Client) (any, error) {
+		names, next, err := list(c, ctx, pattern, n)
+		return listResult[T]{names, next}, err
+	}
+}
+
+// describeSelf is the call of a route test of DescribeSelf.
+func describeSelf(ctx context.Context, c *Client) (any, error) {
+	info, policy, err := c.DescribeSelf(ctx)
+	return selfResult{info, policy}, err
+}
+
 func TestClientRoutes(t *testing.T) {
 	t.Parallel()
 	const (
@@ -281,41 +296,29 @@ func TestClientRoutes(t *testing.T) {
 			want: []byte("h"),
 		},
 		{
-			name: "ListKeys/empty prefix keeps the slash",
-			call: func(ctx context.Context, c *Client) (any, error) {
-				names, next, err := c.ListKeys(ctx, "", 0)
-				return listResult[string]{names, next}, err
-			},
+			name:   "ListKeys/empty prefix keeps the slash",
+			call:   listCall((*Client).ListKeys, "", 0),
 			method: "GET", uri: "/v1/key/list/",
 			contentType: jsonType, respBody: `{"names":["a","b","c"]}`,
 			want: listResult[string]{Names: []string{"a", "b", "c"}},
 		},
 		{
-			name: "ListKeys/star",
-			call: func(ctx context.Context, c *Client) (any, error) {
-				names, next, err := c.ListKeys(ctx, "*", -1)
-				return listResult[string]{names, next}, err
-			},
+			name:   "ListKeys/star",
+			call:   listCall((*Client).ListKeys, "*", -1),
 			method: "GET", uri: "/v1/key/list/%2A",
 			contentType: jsonType, respBody: `{"names":["a","b"],"continue_at":"c"}`,
 			want: listResult[string]{Names: []string{"a", "b"}, Next: "c"},
 		},
 		{
-			name: "ListKeys/limit",
-			call: func(ctx context.Context, c *Client) (any, error) {
-				names, next, err := c.ListKeys(ctx, "my", 2)
-				return listResult[string]{names, next}, err
-			},
+			name:   "ListKeys/limit",
+			call:   listCall((*Client).ListKeys, "my", 2),
 			method: "GET", uri: "/v1/key/list/my",
 			contentType: jsonType, respBody: `{"names":["my-a","my-b","my-c"]}`,
 			want: listResult[string]{Names: []string{"my-a", "my-b"}, Next: "my-c"},
 		},
 		{
-			name: "ListKeys/none",
-			call: func(ctx context.Context, c *Client) (any, error) {
-				names, next, err := c.ListKeys(ctx, "x", 0)
-				return listResult[string]{names, next}, err
-			},
+			name:   "ListKeys/none",
+			call:   listCall((*Client).ListKeys, "x", 0),
 			method: "GET", uri: "/v1/key/list/x",
 			contentType: jsonType, respBody: `{"names":[]}`,
 			want: listResult[string]{Names: []string{}},
@@ -359,21 +362,15 @@ func TestClientRoutes(t *testing.T) {
 			want:        &Policy{CreatedAt: started, CreatedBy: admin},
 		},
 		{
-			name: "ListPolicies",
-			call: func(ctx context.Context, c *Client) (any, error) {
-				names, next, err := c.ListPolicies(ctx, "", 0)
-				return listResult[string]{names, next}, err
-			},
+			name:   "ListPolicies",
+			call:   listCall((*Client).ListPolicies, "", 0),
 			method: "GET", uri: "/v1/policy/list/",
 			contentType: jsonType, respBody: `{"names":["minio","my-app"],"continue_at":""}`,
 			want: listResult[string]{Names: []string{"minio", "my-app"}},
 		},
 		{
-			name: "ListPolicies/prefix",
-			call: func(ctx context.Context, c *Client) (any, error) {
-				names, next, err := c.ListPolicies(ctx, "my*", 0)
-				return listResult[string]{names, next}, err
-			},
+			name:   "ListPolicies/prefix",
+			call:   listCall((*Client).ListPolicies, "my*", 0),
 			method: "GET", uri: "/v1/policy/list/my%2A",
 			contentType: jsonType, respBody: `{"names":["my-app"],"continue_at":""}`,
 			want: listResult[string]{Names: []string{"my-app"}},
@@ -394,21 +391,15 @@ func TestClientRoutes(t *testing.T) {
 			want:        &IdentityInfo{Identity: other, Policy: "minio", CreatedAt: started, CreatedBy: admin},
 		},
 		{
-			name: "ListIdentities",
-			call: func(ctx context.Context, c *Client) (any, error) {
-				ids, next, err := c.ListIdentities(ctx, "", 1)
-				return listResult[Identity]{ids, next}, err
-			},
+			name:   "ListIdentities",
+			call:   listCall((*Client).ListIdentities, "", 1),
 			method: "GET", uri: "/v1/identity/list/",
 			contentType: jsonType, respBody: `{"identities":["` + string(admin) + `","` + string(other) + `"],"continue_at":""}`,
 			want: listResult[Identity]{Names: []Identity{admin}, Next: string(other)},
 		},
 		{
-			name: "DescribeSelf/admin",
-			call: func(ctx context.Context, c *Client) (any, error) {
-				info, policy, err := c.DescribeSelf(ctx)
-				return selfResult{info, policy}, err
-			},
+			name:   "DescribeSelf/admin",
+			call:   describeSelf,
 			method: "GET", uri: "/v1/identity/self/describe",
 			contentType: jsonType, respBody: `{"identity":"` + string(admin) + `","admin":true,"created_at":"` + serverTime + `"}`,
 			want: selfResult{
@@ -417,11 +408,8 @@ func TestClientRoutes(t *testing.T) {
 			},
 		},
 		{
-			name: "DescribeSelf/policy",
-			call: func(ctx context.Context, c *Client) (any, error) {
-				info, policy, err := c.DescribeSelf(ctx)
-				return selfResult{info, policy}, err
-			},
+			name:   "DescribeSelf/policy",
+			call:   describeSelf,
 			method: "GET", uri: "/v1/identity/self/describe",
 			contentType: jsonType,
 			respBody:    `{"identity":"` + string(other) + `","policy":"minio","allow":{"/v1/key/*":{}},"deny":{"/v1/key/delete/*":{}},"created_at":"` + serverTime + `","created_by":"` + string(admin) + `"}`,
@@ -435,11 +423,8 @@ func TestClientRoutes(t *testing.T) {
 			},
 		},
 		{
-			name: "DescribeSelf/nested policy",
-			call: func(ctx context.Context, c *Client) (any, error) {
-				info, policy, err := c.DescribeSelf(ctx)
-				return selfResult{info, policy}, err
-			},
+			name:   "DescribeSelf/nested policy",
+			call:   describeSelf,
 			method: "GET", uri: "/v1/identity/self/describe",
 			contentType: jsonType,
 			respBody:    `{"identity":"` + string(other) + `","created_at":"` + serverTime + `","created_by":"` + string(admin) + `","policy":{"name":"minio","allow":{"/v1/key/*":{}},"created_at":"` + testTime + `","created_by":"` + string(admin) + `"}}`,
