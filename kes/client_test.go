@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -488,12 +487,15 @@ func TestClientRoutes(t *testing.T) {
 		{"DescribeIdentity/not found", "DescribeIdentity/policy", 404, "identity does not exist", ErrIdentityNotFound},
 		{"DescribeSelf/not found", "DescribeSelf/admin", 404, "identity does not exist", ErrIdentityNotFound},
 	}
+	byName := make(map[string]routeTest)
+	for _, tt := range tests {
+		byName[tt.name] = tt
+	}
 	for _, f := range fails {
-		i := slices.IndexFunc(tests, func(tt routeTest) bool { return tt.name == f.of })
-		if i < 0 {
+		tt, ok := byName[f.of]
+		if !ok {
 			t.Fatalf("%s: no case %q", f.name, f.of)
 		}
-		tt := tests[i]
 		tt.name, tt.status, tt.contentType, tt.respBody = f.name, f.status, jsonType, kesError(f.msg)
 		tt.wantErr = f.wantErr
 		if tt.wantErr == nil {

@@ -10,71 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// parseCase is a case of testParse: in parses to want, or fails if
-// wantErr (and then still gives want, the value of a failed parse).
-type parseCase[T any] struct {
-	name    string
-	in      string
-	want    T
-	wantErr bool
-}
-
-// testParse runs each case as a parallel subtest of t; fname names parse
-// in the messages.
-func testParse[T any](t *testing.T, fname string, parse func(string) (T, error), tests []parseCase[T]) {
-	t.Helper()
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got, err := parse(tt.in)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("%s(%q) error = %v, want error %v", fname, tt.in, err, tt.wantErr)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("%s(%q) mismatch (-want +got):\n%s", fname, tt.in, diff)
-			}
-		})
-	}
-}
-
-func TestKeyAlgorithm(t *testing.T) {
-	t.Parallel()
-	// A failed UnmarshalText leaves the value as it was (99).
-	unmarshal := func(s string) (KeyAlgorithm, error) {
-		got := KeyAlgorithm(99)
-		err := got.UnmarshalText([]byte(s))
-		return got, err
-	}
-	testParse(t, "UnmarshalText", unmarshal, []parseCase[KeyAlgorithm]{
-		{"AES256", "AES256", AES256, false},
-		{"AES256 legacy", "AES256-GCM_SHA256", AES256, false},
-		{"ChaCha20", "ChaCha20", ChaCha20, false},
-		{"ChaCha20 legacy", "XCHACHA20-POLY1305", ChaCha20, false},
-		{"case sensitive", "aes256", 99, true},
-		{"empty", "", 99, true},
-		{"unknown", "AES128", 99, true},
-	})
-
-	marshal := []struct {
-		alg     KeyAlgorithm
-		want    string
-		wantErr bool
-	}{
-		{AES256, "AES256", false},
-		{ChaCha20, "ChaCha20", false},
-		{2, "%!KeyAlgorithm(2)", true},
-	}
-	for _, tt := range marshal {
-		if got := tt.alg.String(); got != tt.want {
-			t.Errorf("KeyAlgorithm(%d).String() = %q, want %q", uint(tt.alg), got, tt.want)
-		}
-		b, err := tt.alg.MarshalText()
-		if (err != nil) != tt.wantErr || (err == nil && string(b) != tt.want) {
-			t.Errorf("KeyAlgorithm(%d).MarshalText() = %q, %v; want %q, error %v", uint(tt.alg), b, err, tt.want, tt.wantErr)
-		}
-	}
-}
-
 func TestStateJSON(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -132,6 +67,44 @@ func TestStateJSON(t *testing.T) {
 				t.Errorf("Marshal = %s, want %s", b, want)
 			}
 		})
+	}
+}
+
+func TestKeyAlgorithm(t *testing.T) {
+	t.Parallel()
+	// A failed UnmarshalText leaves the value as it was (99).
+	unmarshal := func(s string) (KeyAlgorithm, error) {
+		got := KeyAlgorithm(99)
+		err := got.UnmarshalText([]byte(s))
+		return got, err
+	}
+	testParse(t, "UnmarshalText", unmarshal, []parseCase[KeyAlgorithm]{
+		{"AES256", "AES256", AES256, false},
+		{"AES256 legacy", "AES256-GCM_SHA256", AES256, false},
+		{"ChaCha20", "ChaCha20", ChaCha20, false},
+		{"ChaCha20 legacy", "XCHACHA20-POLY1305", ChaCha20, false},
+		{"case sensitive", "aes256", 99, true},
+		{"empty", "", 99, true},
+		{"unknown", "AES128", 99, true},
+	})
+
+	marshal := []struct {
+		alg     KeyAlgorithm
+		want    string
+		wantErr bool
+	}{
+		{AES256, "AES256", false},
+		{ChaCha20, "ChaCha20", false},
+		{2, "%!KeyAlgorithm(2)", true},
+	}
+	for _, tt := range marshal {
+		if got := tt.alg.String(); got != tt.want {
+			t.Errorf("KeyAlgorithm(%d).String() = %q, want %q", uint(tt.alg), got, tt.want)
+		}
+		b, err := tt.alg.MarshalText()
+		if (err != nil) != tt.wantErr || (err == nil && string(b) != tt.want) {
+			t.Errorf("KeyAlgorithm(%d).MarshalText() = %q, %v; want %q, error %v", uint(tt.alg), b, err, tt.want, tt.wantErr)
+		}
 	}
 }
 
