@@ -456,15 +456,21 @@ func TestLifecycleRestart(t *testing.T) {
 	}
 }
 
+// twoServers starts two servers on one store with the same admin.
+func twoServers(t *testing.T) (a, b *env) {
+	a = newEnv(t)
+	b = newEnv(t, func(c *Config) {
+		c.Store = a.store
+		c.Admin = a.conf.Admin
+	})
+	return a, b
+}
+
 // TestLifecycleTwoServers: a server that cached a key before another
 // rotated it decrypts the other's new ciphertexts at once.
 func TestLifecycleTwoServers(t *testing.T) {
 	t.Parallel()
-	a := newEnv(t)
-	b := newEnv(t, func(c *Config) {
-		c.Store = a.store
-		c.Admin = a.conf.Admin
-	})
+	a, b := twoServers(t)
 	c := a.client(t, a.admin)
 	cb := b.client(t, a.admin)
 	do(t, c, "POST", a.url("/v1/key/create/k"), "").wantEmpty(t)
@@ -509,11 +515,7 @@ func TestLifecyclePolicy(t *testing.T) {
 // version, and every failure is the conflict error.
 func TestLifecycleConcurrentRotations(t *testing.T) {
 	t.Parallel()
-	a := newEnv(t)
-	b := newEnv(t, func(c *Config) {
-		c.Store = a.store
-		c.Admin = a.conf.Admin
-	})
+	a, b := twoServers(t)
 	ca, cb := a.client(t, a.admin), b.client(t, a.admin)
 	do(t, ca, "POST", a.url("/v1/key/create/k"), "").wantEmpty(t)
 	type result struct {
