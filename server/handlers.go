@@ -230,6 +230,13 @@ func (s *Server) handleDeleteKey(rq *request) {
 		rq.scheduleDeletion(name, window)
 		return
 	}
+	// A key scheduled while a window was configured is not deleted
+	// behind the schedule's back: restore it first. Any failure to read
+	// it is left to the delete, which answers as upstream.
+	if k, err := rq.st.cache.Get(rq.ctx, name); err == nil && k.Deletion != nil {
+		rq.reject(kes.ErrKeyScheduled)
+		return
+	}
 	if err := rq.st.cache.Delete(rq.ctx, name); err != nil {
 		rq.fail(err)
 		return

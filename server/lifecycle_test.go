@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/openkes/openkes/internal/api"
 	"github.com/openkes/openkes/internal/crypto"
+	"github.com/openkes/openkes/internal/keyring"
 	"github.com/openkes/openkes/keystore/fs"
 	"github.com/openkes/openkes/keystore/mem"
 )
@@ -288,7 +289,16 @@ func TestLifecycleUnrotated(t *testing.T) {
 		})
 	}
 	// Without a window delete deletes at once, and restore has nothing
-	// to restore.
+	// to restore; a key scheduled while a window was configured is not
+	// deleted behind its schedule.
+	now := time.Now().UTC()
+	do(t, c, "POST", e.url("/v1/key/create/scheduled"), "").wantEmpty(t)
+	if err := keyring.New(e.store).ScheduleDeletion(t.Context(), "scheduled", keyring.Deletion{ScheduledAt: now, DeleteAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	do(t, c, "DELETE", e.url("/v1/key/delete/scheduled"), "").wantError(t, 409, "key is scheduled for deletion")
+	do(t, c, "PUT", e.url("/v1/key/restore/scheduled"), "").wantEmpty(t)
+	do(t, c, "DELETE", e.url("/v1/key/delete/scheduled"), "").wantEmpty(t)
 	do(t, c, "DELETE", e.url("/v1/key/delete/k"), "").wantEmpty(t)
 	do(t, c, "PUT", e.url("/v1/key/restore/k"), "").wantError(t, 404, "key does not exist")
 	if names, _, err := e.store.List(t.Context(), "", 0); err != nil || len(names) != 0 {
