@@ -237,7 +237,7 @@ func TestLifecycleEtcdRestart(t *testing.T) {
 	cluster := etcdtest.Start(t, 1)
 	admin := newAPIKey(t)
 	opts := serverOptions{
-		Config: "admin:\n  identity: " + admin.Identity().String() + "\n" + "deletion:\n  window: 2s\n",
+		Config: "admin:\n  identity: " + admin.Identity().String() + "\n" + "deletion:\n  window: 10s\n",
 		KeyStore: fmt.Sprintf("  etcd:\n    endpoints: [%s]\n    prefix: kes/\n    timeout: 2s\n",
 			strings.Join(cluster.Endpoints(), ", ")),
 	}
@@ -254,6 +254,13 @@ func TestLifecycleEtcdRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Another server that has the key cached learns of the schedule
+	// through the etcd watch.
+	other := startServer(t, opts)
+	co := other.apiKeyClient(t, admin)
+	if err := roundTrip(ctx, co, co, "kept"); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"gone", "kept"} {
 		if err := ca.DeleteKey(ctx, name); err != nil {
 			t.Fatalf("DeleteKey(%s) with a window: %v", name, err)
@@ -261,6 +268,18 @@ func TestLifecycleEtcdRestart(t *testing.T) {
 	}
 	if _, err := ca.GenerateKey(ctx, "kept", nil); status(err) != http.StatusConflict {
 		t.Errorf("GenerateKey of a scheduled key = %v, want 409", err)
+	}
+	if took, err := within(2*time.Second, func() error {
+		if _, err := co.GenerateKey(ctx, "kept", nil); status(err) != http.StatusConflict {
+			return fmt.Errorf("GenerateKey through the other server = %v, want 409", err)
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("after %v: %v", took, err)
+	}
+	other.signal(t, syscall.SIGTERM)
+	if exited, err := other.wait(10 * time.Second); !exited || err != nil {
+		t.Fatalf("kes did not exit after SIGTERM: exited %v, err %v", exited, err)
 	}
 	a.signal(t, syscall.SIGTERM)
 	if exited, err := a.wait(10 * time.Second); !exited || err != nil {
@@ -281,14 +300,14 @@ func TestLifecycleEtcdRestart(t *testing.T) {
 	if pt, err := cb.Decrypt(ctx, "kept", dek.Ciphertext, nil); err != nil || !bytes.Equal(pt, dek.Plaintext) {
 		t.Errorf("Decrypt after the restart = %x, %v", pt, err)
 	}
-	if _, err := within(20*time.Second, func() error {
+	if _, err := within(30*time.Second, func() error {
 		_, err := cb.DescribeKey(ctx, "gone")
 		if errors.Is(err, kes.ErrKeyNotFound) {
 			return nil
 		}
 		return fmt.Errorf("DescribeKey(gone) = %v", err)
 	}); err != nil {
-		t.Fatalf("scheduled key not removed 20s after its 2s window: %v", err)
+		t.Fatalf("scheduled key not removed 30s after its 10s window: %v", err)
 	}
 	if err := roundTrip(ctx, cb, cb, "kept"); err != nil {
 		t.Errorf("restored key: %v", err)
