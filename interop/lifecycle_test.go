@@ -5,13 +5,17 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/minio/kms-go/kes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/openkes/openkes/keystore/etcd/etcdtest"
 )
@@ -221,5 +225,95 @@ func TestLifecycleEtcd(t *testing.T) {
 	// Both servers generate with, and decrypt, the newest version.
 	if err := roundTrip(ctx, c[1], c[0], "k"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestLifecycleEtcdRestart: deletion protection on a real etcd with a
+// restart in between. A server schedules the deletion of two rotated
+// keys and stops; a new server on the same etcd sees both versions and
+// both schedules, restores one, decrypts its old DEK and removes the
+// other when its window ends.
+func TestLifecycleEtcdRestart(t *testing.T) {
+	cluster := etcdtest.Start(t, 1)
+	admin := newAPIKey(t)
+	opts := serverOptions{
+		Config: "admin:\n  identity: " + admin.Identity().String() + "\n" + "deletion:\n  window: 10s\n",
+		KeyStore: fmt.Sprintf("  etcd:\n    endpoints: [%s]\n    prefix: kes/\n    timeout: 2s\n",
+			strings.Join(cluster.Endpoints(), ", ")),
+	}
+	ctx := t.Context()
+	a := startServer(t, opts)
+	ca := a.apiKeyClient(t, admin)
+	for _, name := range []string{"gone", "kept"} {
+		if err := ca.CreateKey(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		rotateHTTP(t, a, ca, name)
+	}
+	dek, err := ca.GenerateKey(ctx, "kept", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another server that has the key cached learns of the schedule
+	// through the etcd watch.
+	other := startServer(t, opts)
+	co := other.apiKeyClient(t, admin)
+	if err := roundTrip(ctx, co, co, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"gone", "kept"} {
+		if err := ca.DeleteKey(ctx, name); err != nil {
+			t.Fatalf("DeleteKey(%s) with a window: %v", name, err)
+		}
+	}
+	if _, err := ca.GenerateKey(ctx, "kept", nil); status(err) != http.StatusConflict {
+		t.Errorf("GenerateKey of a scheduled key = %v, want 409", err)
+	}
+	if took, err := within(2*time.Second, func() error {
+		if _, err := co.GenerateKey(ctx, "kept", nil); status(err) != http.StatusConflict {
+			return fmt.Errorf("GenerateKey through the other server = %v, want 409", err)
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("after %v: %v", took, err)
+	}
+	other.signal(t, syscall.SIGTERM)
+	if exited, err := other.wait(10 * time.Second); !exited || err != nil {
+		t.Fatalf("kes did not exit after SIGTERM: exited %v, err %v", exited, err)
+	}
+	a.signal(t, syscall.SIGTERM)
+	if exited, err := a.wait(10 * time.Second); !exited || err != nil {
+		t.Fatalf("kes did not exit after SIGTERM: exited %v, err %v", exited, err)
+	}
+
+	b := startServer(t, opts)
+	cb := b.apiKeyClient(t, admin)
+	for _, name := range []string{"gone", "kept"} {
+		code, body := lifecycleHTTP(t, cb, http.MethodGet, b.URL+"/v1/key/describe/"+name, "")
+		if code != http.StatusOK || !bytes.Contains(body, []byte(`"deletion":{`)) || !bytes.Contains(body, []byte(`"version":2,`)) {
+			t.Errorf("describe %s after the restart: %d %s", name, code, body)
+		}
+	}
+	if code, body := lifecycleHTTP(t, cb, http.MethodPut, b.URL+"/v1/key/restore/kept", ""); code != http.StatusOK {
+		t.Fatalf("restore: %d %s", code, body)
+	}
+	if pt, err := cb.Decrypt(ctx, "kept", dek.Ciphertext, nil); err != nil || !bytes.Equal(pt, dek.Plaintext) {
+		t.Errorf("Decrypt after the restart = %x, %v", pt, err)
+	}
+	if _, err := within(30*time.Second, func() error {
+		_, err := cb.DescribeKey(ctx, "gone")
+		if errors.Is(err, kes.ErrKeyNotFound) {
+			return nil
+		}
+		return fmt.Errorf("DescribeKey(gone) = %v", err)
+	}); err != nil {
+		t.Fatalf("scheduled key not removed 30s after its 10s window: %v", err)
+	}
+	if err := roundTrip(ctx, cb, cb, "kept"); err != nil {
+		t.Errorf("restored key: %v", err)
+	}
+	keys, err := cluster.Client(t).Get(ctx, "kes/gone", clientv3.WithPrefix())
+	if err != nil || len(keys.Kvs) != 0 {
+		t.Errorf("etcd entries left of the removed key: %v (err %v)", keys, err)
 	}
 }

@@ -15,7 +15,8 @@ import (
 	"github.com/openkes/openkes/internal/testpki"
 )
 
-// routes are the 22 routes of the KES v1 API with their methods.
+// routes are the 22 routes of the KES v1 API and the 3 key lifecycle
+// routes of OpenKES with their methods.
 var routes = map[string]string{
 	"/version": "GET", "/v1/status": "GET", "/v1/ready": "GET", "/v1/metrics": "GET", "/v1/api": "GET",
 	"/v1/key/create/": "PUT", "/v1/key/import/": "PUT", "/v1/key/describe/": "GET",
@@ -24,6 +25,7 @@ var routes = map[string]string{
 	"/v1/policy/describe/": "GET", "/v1/policy/read/": "GET", "/v1/policy/list/": "GET",
 	"/v1/identity/describe/": "GET", "/v1/identity/list/": "GET", "/v1/identity/self/describe": "GET",
 	"/v1/log/error": "GET", "/v1/log/audit": "GET",
+	"/v1/key/rotate/": "PUT", "/v1/key/rewrap/": "PUT", "/v1/key/restore/": "PUT",
 }
 
 // appPolicy grants everything an application needs on keys that start
@@ -136,7 +138,7 @@ func exerciseSDK(t *testing.T, p principal, admin kes.Identity) {
 	for _, api := range apis {
 		got[api.Path] = api.Method
 		wantBody := int64(0)
-		if strings.Contains("/v1/key/import/ /v1/key/generate/ /v1/key/encrypt/ /v1/key/decrypt/ /v1/key/hmac/", api.Path) {
+		if strings.Contains("/v1/key/import/ /v1/key/generate/ /v1/key/encrypt/ /v1/key/decrypt/ /v1/key/hmac/ /v1/key/rewrap/", api.Path) {
 			wantBody = 1_000_000
 		}
 		if api.MaxBody != wantBody {

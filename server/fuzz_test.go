@@ -112,6 +112,24 @@ func newFuzzServer(tb testing.TB) *fuzzServer {
 	}
 }
 
+// fuzzRequest is an in-process HTTP/1.1 request without TLS.
+func fuzzRequest(method, path string, body []byte) *http.Request {
+	r := &http.Request{
+		Method:        method,
+		URL:           &url.URL{Path: path},
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{},
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Host:          "localhost",
+		RemoteAddr:    "192.0.2.1:1234",
+	}
+	r.RequestURI = r.URL.RequestURI()
+	return r
+}
+
 // fuzzCaller selects the client: admin, policy identity, stranger, a
 // connection without TLS, a TLS connection without certificate.
 type fuzzCaller byte
@@ -187,19 +205,7 @@ func (fs *fuzzServer) check(t *testing.T, method byte, caller fuzzCaller, prefix
 	caller %= numCallers
 	p := fuzzPrefixes[int(prefix)%len(fuzzPrefixes)] + path
 
-	r := &http.Request{
-		Method:     m,
-		URL:        &url.URL{Path: p},
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     http.Header{},
-		Body:       io.NopCloser(bytes.NewReader(body)),
-		Host:       "localhost",
-		RemoteAddr: "192.0.2.1:1234",
-	}
-	r.RequestURI = r.URL.RequestURI()
-	r.ContentLength = int64(len(body))
+	r := fuzzRequest(m, p, body)
 	if chunked {
 		r.ContentLength = -1
 	}

@@ -115,6 +115,17 @@ func (rq *request) key(name string) (*keyring.Key, bool) {
 	return k, true
 }
 
+// namedKey validates the key name and reads the key; a failure is
+// answered.
+func (rq *request) namedKey() (string, *keyring.Key, bool) {
+	name, ok := rq.keyName()
+	if !ok {
+		return "", nil, false
+	}
+	k, ok := rq.key(name)
+	return name, k, ok
+}
+
 // storeKey ends create and import: it creates the new key version v
 // under name in the key store (not in the cache) and answers. err is the
 // failure of making v, answered with its translation or the route's
@@ -171,15 +182,9 @@ func (s *Server) handleImportKey(rq *request) {
 
 // GET /v1/key/describe/<name> (docs/api.md#key-describe)
 func (s *Server) handleDescribeKey(rq *request) {
-	name, ok := rq.keyName()
-	if !ok {
-		return
+	if name, k, ok := rq.namedKey(); ok {
+		rq.json(describeKey(name, k))
 	}
-	k, ok := rq.key(name)
-	if !ok {
-		return
-	}
-	rq.json(describeKey(name, k))
 }
 
 // listPrefix validates a listing pattern and returns the name prefix it
@@ -225,6 +230,13 @@ func (s *Server) handleDeleteKey(rq *request) {
 		rq.scheduleDeletion(name, window)
 		return
 	}
+	// A key scheduled while a window was configured is not deleted
+	// behind the schedule's back: restore it first. Any failure to read
+	// it is left to the delete, which answers as upstream.
+	if k, err := rq.st.cache.Get(rq.ctx, name); err == nil && k.Deletion != nil {
+		rq.reject(kes.ErrKeyScheduled)
+		return
+	}
 	if err := rq.st.cache.Delete(rq.ctx, name); err != nil {
 		rq.fail(err)
 		return
@@ -238,15 +250,13 @@ func (s *Server) handleDeleteKey(rq *request) {
 // key. With bodyOptional, a request with a known length of 0 has no body.
 // A failure is answered.
 func (rq *request) cryptoKey(req any, bodyOptional bool) (string, *keyring.Key, bool) {
-	name, ok := rq.keyName()
-	if !ok {
+	if _, ok := rq.keyName(); !ok {
 		return "", nil, false
 	}
 	if (!bodyOptional || rq.r.ContentLength != 0) && !rq.decode(req, api.ErrInvalidBody) {
 		return "", nil, false
 	}
-	k, ok := rq.key(name)
-	return name, k, ok
+	return rq.namedKey()
 }
 
 // sealingKey is cryptoKey for the routes that encrypt (generate, encrypt,

@@ -79,11 +79,7 @@ func (rq *request) open(name string, k *keyring.Key, ciphertext, context []byte,
 // PUT|POST /v1/key/rotate/<name> (docs/keys.md): a new version of the
 // key's algorithm; answers {"version":<n>}.
 func (s *Server) handleRotateKey(rq *request) {
-	name, ok := rq.keyName()
-	if !ok {
-		return
-	}
-	k, ok := rq.key(name)
+	name, k, ok := rq.namedKey()
 	if !ok {
 		return
 	}
@@ -178,12 +174,7 @@ func (s *Server) startSweeper(st *state) {
 	if window <= 0 {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	old := st.cancel
-	st.cancel = func() { cancel(); old() }
-	s.retiring.Add(1)
-	go func() {
-		defer s.retiring.Done()
+	s.background(st, func(ctx context.Context) {
 		t := time.NewTicker(sweepInterval(window))
 		defer t.Stop()
 		for {
@@ -196,7 +187,7 @@ func (s *Server) startSweeper(st *state) {
 				s.sweep(ctx, st)
 			}
 		}
-	}()
+	})
 }
 
 // sweep removes the keys whose deletion window has ended, with an audit

@@ -5,10 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"testing"
 
 	"github.com/openkes/openkes/internal/api"
@@ -16,20 +13,8 @@ import (
 
 // serve sends one request as the admin to the in-process server.
 func (fs *fuzzServer) serve(method, path string, body []byte) *httptest.ResponseRecorder {
-	r := &http.Request{
-		Method:        method,
-		URL:           &url.URL{Path: path},
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        http.Header{},
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Host:          "localhost",
-		RemoteAddr:    "192.0.2.1:1234",
-		TLS:           &tls.ConnectionState{HandshakeComplete: true, PeerCertificates: []*x509.Certificate{fs.admin}},
-	}
-	r.RequestURI = r.URL.RequestURI()
+	r := fuzzRequest(method, path, body)
+	r.TLS = &tls.ConnectionState{HandshakeComplete: true, PeerCertificates: []*x509.Certificate{fs.admin}}
 	rec := httptest.NewRecorder()
 	fs.srv.Handler().ServeHTTP(rec, r)
 	return rec

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/openkes/openkes/internal/api"
 	"github.com/openkes/openkes/internal/crypto"
+	"github.com/openkes/openkes/internal/keyring"
 	"github.com/openkes/openkes/keystore/fs"
 	"github.com/openkes/openkes/keystore/mem"
 )
@@ -288,7 +289,16 @@ func TestLifecycleUnrotated(t *testing.T) {
 		})
 	}
 	// Without a window delete deletes at once, and restore has nothing
-	// to restore.
+	// to restore; a key scheduled while a window was configured is not
+	// deleted behind its schedule.
+	now := time.Now().UTC()
+	do(t, c, "POST", e.url("/v1/key/create/scheduled"), "").wantEmpty(t)
+	if err := keyring.New(e.store).ScheduleDeletion(t.Context(), "scheduled", keyring.Deletion{ScheduledAt: now, DeleteAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	do(t, c, "DELETE", e.url("/v1/key/delete/scheduled"), "").wantError(t, 409, "key is scheduled for deletion")
+	do(t, c, "PUT", e.url("/v1/key/restore/scheduled"), "").wantEmpty(t)
+	do(t, c, "DELETE", e.url("/v1/key/delete/scheduled"), "").wantEmpty(t)
 	do(t, c, "DELETE", e.url("/v1/key/delete/k"), "").wantEmpty(t)
 	do(t, c, "PUT", e.url("/v1/key/restore/k"), "").wantError(t, 404, "key does not exist")
 	if names, _, err := e.store.List(t.Context(), "", 0); err != nil || len(names) != 0 {
@@ -399,7 +409,7 @@ func startOnDir(t *testing.T, dir string, window time.Duration) *env {
 func TestLifecycleRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	const window = 2 * time.Second
+	const window = 5 * time.Second
 	a := startOnDir(t, dir, window)
 	ca := a.client(t, a.admin)
 	for _, name := range []string{"gone", "kept"} {
@@ -429,10 +439,10 @@ func TestLifecycleRestart(t *testing.T) {
 		t.Errorf("decrypt after restart = %x, want %x", got.Plaintext, dk.Plaintext)
 	}
 
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for do(t, cb, "GET", b.url("/v1/key/describe/gone"), "").status != http.StatusNotFound {
 		if time.Now().After(deadline) {
-			t.Fatal("scheduled key not removed 20s after its window of 2s")
+			t.Fatal("scheduled key not removed 30s after its window of 5s")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -456,15 +466,21 @@ func TestLifecycleRestart(t *testing.T) {
 	}
 }
 
+// twoServers starts two servers on one store with the same admin.
+func twoServers(t *testing.T) (a, b *env) {
+	a = newEnv(t)
+	b = newEnv(t, func(c *Config) {
+		c.Store = a.store
+		c.Admin = a.conf.Admin
+	})
+	return a, b
+}
+
 // TestLifecycleTwoServers: a server that cached a key before another
 // rotated it decrypts the other's new ciphertexts at once.
 func TestLifecycleTwoServers(t *testing.T) {
 	t.Parallel()
-	a := newEnv(t)
-	b := newEnv(t, func(c *Config) {
-		c.Store = a.store
-		c.Admin = a.conf.Admin
-	})
+	a, b := twoServers(t)
 	c := a.client(t, a.admin)
 	cb := b.client(t, a.admin)
 	do(t, c, "POST", a.url("/v1/key/create/k"), "").wantEmpty(t)
@@ -509,11 +525,7 @@ func TestLifecyclePolicy(t *testing.T) {
 // version, and every failure is the conflict error.
 func TestLifecycleConcurrentRotations(t *testing.T) {
 	t.Parallel()
-	a := newEnv(t)
-	b := newEnv(t, func(c *Config) {
-		c.Store = a.store
-		c.Admin = a.conf.Admin
-	})
+	a, b := twoServers(t)
 	ca, cb := a.client(t, a.admin), b.client(t, a.admin)
 	do(t, ca, "POST", a.url("/v1/key/create/k"), "").wantEmpty(t)
 	type result struct {

@@ -323,15 +323,21 @@ func (s *Server) createKeys(ctx context.Context, st *state) error {
 		return err
 	}
 	st.log.ErrorContext(ctx, "cannot create configured keys, retrying in the background", "err", err)
-	bg, cancel := context.WithCancel(context.Background())
+	s.background(st, func(ctx context.Context) { s.retryCreateKeys(ctx, st, pending) })
+	return nil
+}
+
+// background runs f in a goroutine of st: its context ends with st
+// (st.cancel), and Close waits for it.
+func (s *Server) background(st *state, f func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
 	old := st.cancel
 	st.cancel = func() { cancel(); old() }
 	s.retiring.Add(1)
 	go func() {
 		defer s.retiring.Done()
-		s.retryCreateKeys(bg, st, pending)
+		f(ctx)
 	}()
-	return nil
 }
 
 // createKeys creates the named keys that do not exist yet. On error it

@@ -477,8 +477,10 @@ func (r *Ring) Scheduled(ctx context.Context) (map[string]Deletion, error) {
 }
 
 // Sweep deletes every key whose deletion window has ended at now and
-// returns their names. It goes on after a failed key and returns the
-// errors joined.
+// returns their names. A key that turns out to be gone already (another
+// server sharing the store swept it first) is not returned, so that one
+// server reports each removal. It goes on after a failed key and
+// returns the errors joined.
 func (r *Ring) Sweep(ctx context.Context, now time.Time) ([]string, error) {
 	scheduled, err := r.Scheduled(ctx)
 	if err != nil {
@@ -490,7 +492,11 @@ func (r *Ring) Sweep(ctx context.Context, now time.Time) ([]string, error) {
 		if !d.Expired(now) {
 			continue
 		}
-		if err := r.Delete(ctx, name); err != nil && !errors.Is(err, keystore.ErrNotFound) {
+		err := r.Delete(ctx, name)
+		if errors.Is(err, keystore.ErrNotFound) {
+			continue
+		}
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}

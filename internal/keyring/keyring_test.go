@@ -3,9 +3,12 @@ package keyring_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openkes/openkes/internal/api"
+	"github.com/openkes/openkes/internal/crypto"
 	"github.com/openkes/openkes/internal/keyring"
+	"github.com/openkes/openkes/keystore/mem"
 )
 
 func TestParseEntryName(t *testing.T) {
@@ -84,4 +87,35 @@ func FuzzParseEntryName(f *testing.F) {
 			t.Fatalf("keyring.ParseEntryName(%q) = %q, %d, %v, which names entry %q", entry, name, n, deletion, want)
 		}
 	})
+}
+
+// TestSweepGoneAlready: a scheduled key another server removed first is
+// cleaned up but not reported as removed by this one.
+func TestSweepGoneAlready(t *testing.T) {
+	store := mem.New()
+	r := keyring.New(store)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	for _, name := range []string{"gone", "due"} {
+		v, err := crypto.GenerateKeyVersion(crypto.AES256, now, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Create(ctx, name, &v); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.ScheduleDeletion(ctx, name, keyring.Deletion{ScheduledAt: now, DeleteAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.Delete(ctx, "gone"); err != nil { // the other server's sweep, half done
+		t.Fatal(err)
+	}
+	removed, err := r.Sweep(ctx, now)
+	if err != nil || len(removed) != 1 || removed[0] != "due" {
+		t.Errorf("Sweep = %q, %v; want [due]", removed, err)
+	}
+	if all, _, err := store.List(ctx, "", 0); err != nil || len(all) != 0 {
+		t.Errorf("store after Sweep = %q, %v; want empty", all, err)
+	}
 }
