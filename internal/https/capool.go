@@ -2,12 +2,8 @@ package https
 
 import (
 	"crypto/x509"
-	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -27,23 +23,18 @@ type CAPoolLoader struct {
 	// reload triggered by Pool.
 	OnError func(error)
 
-	path      string
-	pool      atomic.Pointer[x509.CertPool]
-	lastCheck atomic.Int64
-	mu        sync.Mutex // serialises loads and protects stamp
-	stamp     []namedStamp
-	now       func() time.Time
-}
-
-type namedStamp struct {
-	name string
-	fileStamp
+	reloader[x509.CertPool]
 }
 
 // NewCAPoolLoader loads the pool and returns a loader serving it. It
 // fails as LoadCertPool does.
 func NewCAPoolLoader(path string) (*CAPoolLoader, error) {
-	l := &CAPoolLoader{path: path, now: time.Now}
+	l := &CAPoolLoader{reloader: reloader[x509.CertPool]{
+		what:   "CAs of tls.ca",
+		stamps: func() []namedStamp { return stampsOf(path) },
+		load:   func() (*x509.CertPool, error) { return LoadCertPool(path) },
+		now:    time.Now,
+	}}
 	if err := l.Reload(); err != nil {
 		return nil, err
 	}
@@ -52,52 +43,11 @@ func NewCAPoolLoader(path string) (*CAPoolLoader, error) {
 
 // Pool returns the pool being served. It never returns nil.
 func (l *CAPoolLoader) Pool() *x509.CertPool {
-	l.maybeReload()
-	return l.pool.Load()
+	return l.current(l.CheckInterval, l.OnError)
 }
 
 // Reload loads the CAs now. On error the pool being served stays in place.
-func (l *CAPoolLoader) Reload() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.reloadLocked()
-}
-
-func (l *CAPoolLoader) reloadLocked() error {
-	l.stamp = stampsOf(l.path)
-	l.lastCheck.Store(l.now().UnixNano())
-	pool, err := LoadCertPool(l.path)
-	if err != nil {
-		return err
-	}
-	l.pool.Store(pool)
-	return nil
-}
-
-func (l *CAPoolLoader) maybeReload() {
-	interval := l.CheckInterval
-	switch {
-	case interval < 0:
-		return
-	case interval == 0:
-		interval = DefaultCheckInterval
-	}
-	last := l.lastCheck.Load()
-	now := l.now().UnixNano()
-	if now-last < int64(interval) || !l.lastCheck.CompareAndSwap(last, now) {
-		return
-	}
-	if !l.mu.TryLock() {
-		return
-	}
-	defer l.mu.Unlock()
-	if slices.Equal(l.stamp, stampsOf(l.path)) {
-		return
-	}
-	if err := l.reloadLocked(); err != nil && l.OnError != nil {
-		l.OnError(fmt.Errorf("https: keeping the previous CAs of tls.ca: %w", err))
-	}
-}
+func (l *CAPoolLoader) Reload() error { return l.reload() }
 
 // stampsOf returns the stamps of path and, for a directory, of the
 // files in it (following links, as LoadCAs does).

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,31 +39,7 @@ type CertificateLoader struct {
 	// to its caller instead.
 	OnError func(error)
 
-	certFile, keyFile, password string
-	load                        func(certFile, keyFile, password string) (*tls.Certificate, error)
-
-	cert      atomic.Pointer[tls.Certificate]
-	lastCheck atomic.Int64 // time.Now().UnixNano() of the last check
-
-	mu    sync.Mutex // serialises loads and protects stamp
-	stamp [2]fileStamp
-
-	now func() time.Time // time.Now; replaced in tests
-}
-
-// fileStamp is what is compared to notice that a file changed.
-type fileStamp struct {
-	size    int64
-	modTime int64 // UnixNano
-	ok      bool  // the file could be stat'ed
-}
-
-func stampOf(name string) fileStamp {
-	fi, err := os.Stat(name)
-	if err != nil {
-		return fileStamp{}
-	}
-	return fileStamp{size: fi.Size(), modTime: fi.ModTime().UnixNano(), ok: true}
+	reloader[tls.Certificate]
 }
 
 // NewCertificateLoader loads the certificate as [LoadCertificate] does and
@@ -80,7 +57,14 @@ func NewClientCertificateLoader(certFile, keyFile, password string) (*Certificat
 }
 
 func newLoader(certFile, keyFile, password string, load func(string, string, string) (*tls.Certificate, error)) (*CertificateLoader, error) {
-	l := &CertificateLoader{certFile: certFile, keyFile: keyFile, password: password, load: load, now: time.Now}
+	l := &CertificateLoader{reloader: reloader[tls.Certificate]{
+		what: "certificate",
+		stamps: func() []namedStamp {
+			return []namedStamp{{certFile, stampOf(certFile)}, {keyFile, stampOf(keyFile)}}
+		},
+		load: func() (*tls.Certificate, error) { return load(certFile, keyFile, password) },
+		now:  time.Now,
+	}}
 	if err := l.Reload(); err != nil {
 		return nil, err
 	}
@@ -88,14 +72,13 @@ func newLoader(certFile, keyFile, password string, load func(string, string, str
 }
 
 // Certificate returns the certificate being served.
-func (l *CertificateLoader) Certificate() *tls.Certificate { return l.cert.Load() }
+func (l *CertificateLoader) Certificate() *tls.Certificate { return l.val.Load() }
 
 // GetCertificate returns the certificate being served. It matches the
 // signature of [tls.Config.GetCertificate] and never fails: after a failed
 // reload it keeps returning the previous certificate.
 func (l *CertificateLoader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	l.maybeReload()
-	return l.cert.Load(), nil
+	return l.current(l.CheckInterval, l.OnError), nil
 }
 
 // GetClientCertificate is GetCertificate with the signature of
@@ -107,54 +90,101 @@ func (l *CertificateLoader) GetClientCertificate(*tls.CertificateRequestInfo) (*
 // Reload loads the certificate files now, whether they changed or not.
 // On error the certificate being served stays in place and the error is
 // returned.
-func (l *CertificateLoader) Reload() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.reloadLocked()
+func (l *CertificateLoader) Reload() error { return l.reload() }
+
+// reloader is what CertificateLoader and CAPoolLoader share: it serves
+// the value load returned last and, at most once per check interval,
+// loads it again if the stamps of its files changed.
+type reloader[T any] struct {
+	what   string              // what a failed reload keeps, for OnError
+	stamps func() []namedStamp // the stamps of the files, in a fixed order
+	load   func() (*T, error)
+
+	val       atomic.Pointer[T]
+	lastCheck atomic.Int64 // time.Now().UnixNano() of the last check
+
+	mu    sync.Mutex // serialises loads and protects stamp
+	stamp []namedStamp
+
+	now func() time.Time // time.Now; replaced in tests
 }
 
-func (l *CertificateLoader) reloadLocked() error {
+// namedStamp is the stamp of one file.
+type namedStamp struct {
+	name string
+	fileStamp
+}
+
+// fileStamp is what is compared to notice that a file changed.
+type fileStamp struct {
+	size    int64
+	modTime int64 // UnixNano
+	ok      bool  // the file could be stat'ed
+}
+
+func stampOf(name string) fileStamp {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{size: fi.Size(), modTime: fi.ModTime().UnixNano(), ok: true}
+}
+
+// reload loads the files now. On error the value being served stays in
+// place.
+func (r *reloader[T]) reload() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reloadLocked()
+}
+
+func (r *reloader[T]) reloadLocked() error {
 	// Stat before reading: if a file changes while being read, the next
 	// check sees a newer stamp and reads it again.
-	stamp := [2]fileStamp{stampOf(l.certFile), stampOf(l.keyFile)}
-	l.stamp = stamp
-	l.lastCheck.Store(l.now().UnixNano())
-	cert, err := l.load(l.certFile, l.keyFile, l.password)
+	r.stamp = r.stamps()
+	r.lastCheck.Store(r.now().UnixNano())
+	v, err := r.load()
 	if err != nil {
 		return err
 	}
-	l.cert.Store(cert)
+	r.val.Store(v)
 	return nil
 }
 
-// maybeReload checks the files if the check interval has passed and
-// reloads them if they changed.
-func (l *CertificateLoader) maybeReload() {
-	interval := l.CheckInterval
+// current returns the value being served, after checking the files if
+// the check interval (zero: DefaultCheckInterval; negative: never) has
+// passed and reloading them if they changed. The error of a failed
+// reload goes to onError, if not nil.
+func (r *reloader[T]) current(interval time.Duration, onError func(error)) *T {
+	r.maybeReload(interval, onError)
+	return r.val.Load()
+}
+
+func (r *reloader[T]) maybeReload(interval time.Duration, onError func(error)) {
 	switch {
 	case interval < 0:
 		return
 	case interval == 0:
 		interval = DefaultCheckInterval
 	}
-	last := l.lastCheck.Load()
-	now := l.now().UnixNano()
+	last := r.lastCheck.Load()
+	now := r.now().UnixNano()
 	if now-last < int64(interval) {
 		return
 	}
-	// Only the handshake that wins the swap checks; the others keep
-	// serving the cached certificate without waiting.
-	if !l.lastCheck.CompareAndSwap(last, now) {
+	// Only the caller that wins the swap checks; the others keep
+	// serving the cached value without waiting.
+	if !r.lastCheck.CompareAndSwap(last, now) {
 		return
 	}
-	if !l.mu.TryLock() {
+	if !r.mu.TryLock() {
 		return // a Reload is in progress
 	}
-	defer l.mu.Unlock()
-	if l.stamp == [2]fileStamp{stampOf(l.certFile), stampOf(l.keyFile)} {
+	defer r.mu.Unlock()
+	if slices.Equal(r.stamp, r.stamps()) {
 		return
 	}
-	if err := l.reloadLocked(); err != nil && l.OnError != nil {
-		l.OnError(fmt.Errorf("https: keeping the previous certificate: %w", err))
+	if err := r.reloadLocked(); err != nil && onError != nil {
+		onError(fmt.Errorf("https: keeping the previous %s: %w", r.what, err))
 	}
 }
