@@ -133,27 +133,14 @@ func (cs *connServer) logf(format string, args ...any) {
 // (e.g. too many open files) are retried with a growing delay, as
 // net/http does.
 func (cs *connServer) accept(ln net.Listener) error {
-	var delay time.Duration
-	for {
-		raw, err := ln.Accept()
-		if err != nil {
-			var te interface{ Temporary() bool }
-			if errors.As(err, &te) && te.Temporary() && !cs.shutting.Load() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				cs.logf("http: Accept error: %v; retrying in %v", err, delay)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
+	return h1.AcceptLoop(ln, cs.shutting.Load, cs.logf, func(raw net.Conn) {
 		c := cs.admit(raw)
 		if c == nil {
 			raw.Close()
-			continue
+			return
 		}
 		go cs.serve(c)
-	}
+	})
 }
 
 // admit registers a new connection within the limits; it returns nil if
@@ -280,19 +267,7 @@ func (cs *connServer) closeAll() {
 
 // wait waits for the connection goroutines, at most d: a handler that
 // ignores its context must not block Serve forever.
-func (cs *connServer) wait(d time.Duration) {
-	done := make(chan struct{})
-	go func() {
-		cs.wg.Wait()
-		close(done)
-	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-	}
-}
+func (cs *connServer) wait(d time.Duration) { h1.WaitAtMost(&cs.wg, d) }
 
 // serve runs the TLS handshake and then serves the connection or hands it
 // to net/http.

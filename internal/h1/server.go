@@ -200,9 +200,14 @@ func (s *Server) Close() {
 // ignores its context must not block a caller forever.
 func (s *Server) Wait(d time.Duration) {
 	s.init()
+	WaitAtMost(&s.wg, d)
+}
+
+// WaitAtMost waits until the counter of wg is zero, or d has passed.
+func WaitAtMost(wg *sync.WaitGroup, d time.Duration) {
 	done := make(chan struct{})
 	go func() {
-		s.wg.Wait()
+		wg.Wait()
 		close(done)
 	}()
 	t := time.NewTimer(d)
@@ -210,6 +215,32 @@ func (s *Server) Wait(d time.Duration) {
 	select {
 	case <-done:
 	case <-t.C:
+	}
+}
+
+// AcceptLoop accepts connections on ln and passes each to handle, which
+// must not block, until Accept fails; then it returns the error.
+// Temporary errors (e.g. too many open files) are retried with a growing
+// delay, as net/http does, while stop (if not nil) reports false; logf,
+// if not nil, is told of each retry.
+func AcceptLoop(ln net.Listener, stop func() bool, logf func(format string, args ...any), handle func(net.Conn)) error {
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() && (stop == nil || !stop()) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				if logf != nil {
+					logf("http: Accept error: %v; retrying in %v", err, delay)
+				}
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		handle(nc)
 	}
 }
 
@@ -227,19 +258,7 @@ func Serve(ln net.Listener, h http.Handler, t Timeouts) error {
 		s.Close()
 		s.Wait(time.Second)
 	}()
-	var delay time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			var te interface{ Temporary() bool }
-			if errors.As(err, &te) && te.Temporary() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
+	return AcceptLoop(ln, nil, nil, func(nc net.Conn) {
 		go func() {
 			if tc, ok := nc.(*tls.Conn); ok {
 				tc.SetDeadline(time.Now().Add(s.t.ReadHeader))
@@ -250,5 +269,5 @@ func Serve(ln net.Listener, h http.Handler, t Timeouts) error {
 			}
 			s.ServeConn(nc)
 		}()
-	}
+	})
 }
