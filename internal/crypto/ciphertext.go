@@ -109,44 +109,25 @@ func (r *msgpackReader) take(n uint64) ([]byte, bool) {
 }
 
 // str reads a fixstr, str8, str16 or str32.
-func (r *msgpackReader) str() ([]byte, bool) {
+func (r *msgpackReader) str() ([]byte, bool) { return r.sized(0xd9, true) }
+
+// bin reads a bin8, bin16 or bin32.
+func (r *msgpackReader) bin() ([]byte, bool) { return r.sized(0xc4, false) }
+
+// sized reads a value whose header byte is base, base+1 or base+2,
+// followed by a 1-, 2- or 4-byte length, or, if fix, a fixstr (header
+// 101xxxxx, xxxxx the length).
+func (r *msgpackReader) sized(base byte, fix bool) ([]byte, bool) {
 	h, ok := r.byte()
 	if !ok {
 		return nil, false
 	}
 	var n uint64
 	switch {
-	case h&0xe0 == 0xa0:
+	case fix && h&0xe0 == 0xa0:
 		n = uint64(h & 0x1f)
-	case h == 0xd9:
-		n, ok = r.uint(1)
-	case h == 0xda:
-		n, ok = r.uint(2)
-	case h == 0xdb:
-		n, ok = r.uint(4)
-	default:
-		return nil, false
-	}
-	if !ok {
-		return nil, false
-	}
-	return r.take(n)
-}
-
-// bin reads a bin8, bin16 or bin32.
-func (r *msgpackReader) bin() ([]byte, bool) {
-	h, ok := r.byte()
-	if !ok {
-		return nil, false
-	}
-	var n uint64
-	switch h {
-	case 0xc4:
-		n, ok = r.uint(1)
-	case 0xc5:
-		n, ok = r.uint(2)
-	case 0xc6:
-		n, ok = r.uint(4)
+	case h >= base && h <= base+2:
+		n, ok = r.uint(1 << (h - base))
 	default:
 		return nil, false
 	}
