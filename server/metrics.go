@@ -42,38 +42,34 @@ type metrics struct {
 
 type boundCounter struct{ prometheus.Counter }
 
+// upstreamOpts are the options of the upstream family
+// kes_<subsystem>_<name>.
+func upstreamOpts(subsystem, name, help string) prometheus.Opts {
+	return prometheus.Opts{Namespace: "kes", Subsystem: subsystem, Name: name, Help: help}
+}
+
 func newMetrics(started time.Time, auditHub, errorHub *hub) *metrics {
+	byCode := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts(upstreamOpts("http", name, help)), []string{"code"})
+	}
+	logEvents := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts(upstreamOpts("log", name, help)))
+	}
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
-		active: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "kes", Subsystem: "http", Name: "request_active",
-			Help: "Number of active requests that are not finished, yet.",
-		}),
-		success: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "kes", Subsystem: "http", Name: "request_success",
-			Help: "Number of requests that have been served successfully.",
-		}, []string{"code"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "kes", Subsystem: "http", Name: "request_error",
-			Help: "Number of request that failed due to some error. (HTTP 4xx status code)",
-		}, []string{"code"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "kes", Subsystem: "http", Name: "request_failure",
-			Help: "Number of request that failed due to some internal failure. (HTTP 5xx status code)",
-		}, []string{"code"}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts(upstreamOpts("http", "request_active",
+			"Number of active requests that are not finished, yet."))),
+		success: byCode("request_success", "Number of requests that have been served successfully."),
+		errors:  byCode("request_error", "Number of request that failed due to some error. (HTTP 4xx status code)"),
+		failures: byCode("request_failure",
+			"Number of request that failed due to some internal failure. (HTTP 5xx status code)"),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "kes", Subsystem: "http", Name: "response_time",
 			Help:    "Histogram of request response times spawning from 10ms to 10s.",
 			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 3, 5, 10},
 		}),
-		auditEvents: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "kes", Subsystem: "log", Name: "audit_events",
-			Help: "Number of audit log events written to the audit log targets.",
-		}),
-		errorEvents: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "kes", Subsystem: "log", Name: "error_events",
-			Help: "Number of error log events written to the error log targets.",
-		}),
+		auditEvents: logEvents("audit_events", "Number of audit log events written to the audit log targets."),
+		errorEvents: logEvents("error_events", "Number of error log events written to the error log targets."),
 	}
 	m.reg.MustRegister(m.active, m.success, m.errors, m.failures, m.latency,
 		m.auditEvents, m.errorEvents, newSystemCollector(started))
