@@ -344,28 +344,19 @@ func TestMigrateExisting(t *testing.T) {
 		"same":           []byte("same value"),
 		"only-in-target": []byte("kept"),
 	}
+	// What --force and -f give.
+	const forcedStdout = "Migrated 2 keys successfully!\n" +
+		"Replaced 1 keys whose value in the target differed.\n" +
+		"Skipped 1 keys already in the target with the same value.\n"
+	forced := map[string][]byte{"differs": []byte("new value"), "same": []byte("same value"), "fresh": []byte("fresh value"), "only-in-target": []byte("kept")}
 	tests := []struct {
 		name       string
 		flags      []string
 		wantStdout string
 		want       map[string][]byte // the target afterwards
 	}{
-		{
-			name:  "force",
-			flags: []string{"--force"},
-			wantStdout: "Migrated 2 keys successfully!\n" +
-				"Replaced 1 keys whose value in the target differed.\n" +
-				"Skipped 1 keys already in the target with the same value.\n",
-			want: map[string][]byte{"differs": []byte("new value"), "same": []byte("same value"), "fresh": []byte("fresh value"), "only-in-target": []byte("kept")},
-		},
-		{
-			name:  "force short",
-			flags: []string{"-f"},
-			wantStdout: "Migrated 2 keys successfully!\n" +
-				"Replaced 1 keys whose value in the target differed.\n" +
-				"Skipped 1 keys already in the target with the same value.\n",
-			want: map[string][]byte{"differs": []byte("new value"), "same": []byte("same value"), "fresh": []byte("fresh value"), "only-in-target": []byte("kept")},
-		},
+		{"force", []string{"--force"}, forcedStdout, forced},
+		{"force short", []string{"-f"}, forcedStdout, forced},
 		{
 			name:  "merge",
 			flags: []string{"--merge"},
@@ -568,73 +559,63 @@ func TestMigrateConfigErrors(t *testing.T) {
 	})
 }
 
-func TestMigrateProgressLines(t *testing.T) {
-	srcDir, dstDir := t.TempDir(), t.TempDir()
-	writeFSKeys(t, srcDir, map[string][]byte{"a": []byte("1"), "b": []byte("2"), "c": []byte("3"), "d": []byte("4"), "e": []byte("5")})
-	setMigrateHooks(t, func() {
-		migrateHooks.isTerminal = func(*env) bool { return false }
-		migrateHooks.now = steppingClock(600 * time.Millisecond)
-	})
-	code, stdout, stderr := migrateCmd(t.Context(), "--from", fsStoreConfig(t, srcDir), "--to", fsStoreConfig(t, dstDir))
-	if code != 0 {
-		t.Fatalf("kes migrate = %d, stderr:\n%s", code, stderr)
+// TestMigrateProgress checks the progress reports on stdout, with a fake
+// clock: lines when stdout is no terminal, a bar when it is one.
+func TestMigrateProgress(t *testing.T) {
+	five := map[string][]byte{"a": []byte("1"), "b": []byte("2"), "c": []byte("3"), "d": []byte("4"), "e": []byte("5")}
+	three := map[string][]byte{"a": []byte("1"), "b": []byte("2"), "c": []byte("3")}
+	tests := []struct {
+		name     string
+		src, dst map[string][]byte // keys in the source and already in the target
+		flags    []string
+		tty      bool
+		step     time.Duration // the clock advances by step at every reading
+		want     string
+	}{
+		// The clock is read when copying starts and after every key: at
+		// 0.6 s per reading, a second has passed after keys 2 and 4.
+		{"lines", five, nil, nil, false, 600 * time.Millisecond,
+			"Migrated      2 keys ...\n" +
+				"Migrated      4 keys ...\n" +
+				"Migrated 5 keys successfully!\n"},
+		{"lines skipped", three, three, []string{"--merge"}, false, time.Second,
+			"Migrated      0 keys ... (1 skipped)\n" +
+				"Migrated      0 keys ... (2 skipped)\n" +
+				"Migrated      0 keys ... (3 skipped)\n" +
+				"Migration succeeded! No keys migrated.\n" +
+				"Skipped 3 keys already in the target with the same value.\n"},
+		// The clock advances 0.1 s per reading; the bar is due every 0.2
+		// s, i.e. after every key (one reading to decide, one to draw).
+		{"bar", five, nil, nil, true, 100 * time.Millisecond,
+			"\r0/5 [>                             ]   0%      - keys/s  ETA --" +
+				"\r1/5 [======>                       ]  20%      3 keys/s  ETA 1s" +
+				"\r2/5 [============>                 ]  40%      4 keys/s  ETA 1s" +
+				"\r3/5 [==================>           ]  60%      4 keys/s  ETA 0s" +
+				"\r4/5 [========================>     ]  80%      4 keys/s  ETA 0s" +
+				"\r5/5 [==============================] 100%      5 keys/s  ETA 0s" +
+				"\r5/5 [==============================] 100%      4 keys/s  ETA 0s\n" +
+				"Migrated 5 keys successfully!\n"},
 	}
-	// The clock is read when copying starts and after every key: at
-	// 0.6 s per reading, a second has passed after keys 2 and 4.
-	want := "Migrated      2 keys ...\n" +
-		"Migrated      4 keys ...\n" +
-		"Migrated 5 keys successfully!\n"
-	if diff := cmp.Diff(want, stdout); diff != "" {
-		t.Errorf("stdout mismatch (-want +got):\n%s", diff)
-	}
-}
-
-func TestMigrateProgressLinesSkipped(t *testing.T) {
-	srcDir, dstDir := t.TempDir(), t.TempDir()
-	keys := map[string][]byte{"a": []byte("1"), "b": []byte("2"), "c": []byte("3")}
-	writeFSKeys(t, srcDir, keys)
-	writeFSKeys(t, dstDir, keys)
-	setMigrateHooks(t, func() {
-		migrateHooks.isTerminal = func(*env) bool { return false }
-		migrateHooks.now = steppingClock(time.Second)
-	})
-	code, stdout, stderr := migrateCmd(t.Context(), "--merge", "--from", fsStoreConfig(t, srcDir), "--to", fsStoreConfig(t, dstDir))
-	if code != 0 {
-		t.Fatalf("kes migrate = %d, stderr:\n%s", code, stderr)
-	}
-	want := "Migrated      0 keys ... (1 skipped)\n" +
-		"Migrated      0 keys ... (2 skipped)\n" +
-		"Migrated      0 keys ... (3 skipped)\n" +
-		"Migration succeeded! No keys migrated.\n" +
-		"Skipped 3 keys already in the target with the same value.\n"
-	if diff := cmp.Diff(want, stdout); diff != "" {
-		t.Errorf("stdout mismatch (-want +got):\n%s", diff)
-	}
-}
-
-func TestMigrateProgressBar(t *testing.T) {
-	srcDir, dstDir := t.TempDir(), t.TempDir()
-	writeFSKeys(t, srcDir, map[string][]byte{"a": []byte("1"), "b": []byte("2"), "c": []byte("3"), "d": []byte("4"), "e": []byte("5")})
-	setMigrateHooks(t, func() {
-		migrateHooks.isTerminal = func(*env) bool { return true }
-		migrateHooks.now = steppingClock(100 * time.Millisecond)
-	})
-	code, stdout, stderr := migrateCmd(t.Context(), "--from", fsStoreConfig(t, srcDir), "--to", fsStoreConfig(t, dstDir))
-	if code != 0 {
-		t.Fatalf("kes migrate = %d, stderr:\n%s", code, stderr)
-	}
-	// The clock advances 0.1 s per reading; the bar is due every 0.2 s,
-	// i.e. after every key (one reading to decide, one to draw).
-	want := "\r0/5 [>                             ]   0%      - keys/s  ETA --" +
-		"\r1/5 [======>                       ]  20%      3 keys/s  ETA 1s" +
-		"\r2/5 [============>                 ]  40%      4 keys/s  ETA 1s" +
-		"\r3/5 [==================>           ]  60%      4 keys/s  ETA 0s" +
-		"\r4/5 [========================>     ]  80%      4 keys/s  ETA 0s" +
-		"\r5/5 [==============================] 100%      5 keys/s  ETA 0s" +
-		"\r5/5 [==============================] 100%      4 keys/s  ETA 0s\n" +
-		"Migrated 5 keys successfully!\n"
-	if diff := cmp.Diff(want, stdout); diff != "" {
-		t.Errorf("stdout mismatch (-want +got):\n%s", diff)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { // not parallel: setMigrateHooks
+			srcDir, dstDir := t.TempDir(), t.TempDir()
+			writeFSKeys(t, srcDir, tt.src)
+			if tt.dst != nil {
+				writeFSKeys(t, dstDir, tt.dst)
+			}
+			setMigrateHooks(t, func() {
+				migrateHooks.isTerminal = func(*env) bool { return tt.tty }
+				migrateHooks.now = steppingClock(tt.step)
+			})
+			args := slices.Concat(tt.flags, []string{"--from", fsStoreConfig(t, srcDir), "--to", fsStoreConfig(t, dstDir)})
+			code, stdout, stderr := migrateCmd(t.Context(), args...)
+			if code != 0 {
+				t.Fatalf("kes migrate = %d, stderr:\n%s", code, stderr)
+			}
+			if diff := cmp.Diff(tt.want, stdout); diff != "" {
+				t.Errorf("stdout mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
