@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,10 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/openkes/openkes/internal/testpki"
 	"github.com/openkes/openkes/kes"
 	"github.com/openkes/openkes/keystore/mem"
-	"github.com/openkes/openkes/server"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -234,16 +231,7 @@ func TestExplain(t *testing.T) {
 // TestInterrupt checks that kes log and kes metric, which run until
 // interrupted, end with exit code 0 when their context ends (Ctrl-C).
 func TestInterrupt(t *testing.T) {
-	cert := testpki.Server(t)
-	admin := newKey(t)
-	addr := startServer(t, &server.Config{Admin: admin.Identity().String(), Store: mem.New(), TLS: tlsConfig(cert)})
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, cert.CertPEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KES_SERVER", addr)
-	t.Setenv("KES_API_KEY", admin.String())
-	t.Setenv("KES_CA", ca)
+	startAdminServer(t, mem.New())
 
 	for _, args := range [][]string{{"log"}, {"log", "--error", "--json"}, {"metric", "--rate", "50ms"}} {
 		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)

@@ -68,16 +68,7 @@ func (listFailingStore) List(context.Context, string, int) ([]string, string, er
 // keys"), with a hint where to look. Not parallel: it sets the
 // environment.
 func TestStoreFailureOnce(t *testing.T) {
-	srvCert := testpki.Server(t)
-	admin := newKey(t)
-	addr := startServer(t, &server.Config{Admin: admin.Identity().String(), Store: listFailingStore{mem.New()}, TLS: tlsConfig(srvCert)})
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, srvCert.CertPEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KES_SERVER", addr)
-	t.Setenv("KES_API_KEY", admin.String())
-	t.Setenv("KES_CA", ca)
+	startAdminServer(t, listFailingStore{mem.New()})
 	var stdout, stderr bytes.Buffer
 	code := Run(context.Background(), []string{"key", "ls"}, strings.NewReader(""), &stdout, &stderr)
 	want := "kes: error: failed to list keys\nkes: hint: the server could not use its key store; its error log says why (kes log --error)\n"

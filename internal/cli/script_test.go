@@ -346,6 +346,24 @@ func startServer(t *testing.T, conf *server.Config) string {
 	return addr
 }
 
+// startAdminServer starts a server for the whole test with a fresh admin
+// API key and store, and points the client environment (KES_SERVER,
+// KES_API_KEY, KES_CA) at it as the admin. Tests that call it must not be
+// parallel.
+func startAdminServer(t *testing.T, store keystore.Store) {
+	t.Helper()
+	cert := testpki.Server(t)
+	admin := newKey(t)
+	addr := startServer(t, &server.Config{Admin: admin.Identity().String(), Store: store, TLS: tlsConfig(cert)})
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, cert.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KES_SERVER", addr)
+	t.Setenv("KES_API_KEY", admin.String())
+	t.Setenv("KES_CA", ca)
+}
+
 // deadAddr returns a loopback address where nothing listens.
 func deadAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
