@@ -485,7 +485,7 @@ func TestHTTP1GracefulShutdown(t *testing.T) {
 
 func TestHTTP1PanicKeepsServing(t *testing.T) {
 	t.Parallel()
-	store := &flakyStore{Store: mem.New()}
+	store := newFlakyStore(mem.New())
 	e := startH1Env(t, nil, nil, func(c *Config) { c.Store = store })
 	store.panicky.Store(true)
 	rc := dialH1(t, e.env, e.admin, false)

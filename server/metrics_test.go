@@ -22,7 +22,7 @@ func histogramCount(t *testing.T, h prometheus.Histogram) uint64 {
 func TestMeteredStore(t *testing.T) {
 	t.Parallel()
 	x := newExtMetrics(prometheus.NewRegistry())
-	fs := &flakyStore{Store: newMemStore()}
+	fs := newFlakyStore(newMemStore())
 	s := meteredStore{fs, x}
 	ctx := t.Context()
 	if err := s.Create(ctx, "k", []byte("v")); err != nil {
@@ -102,7 +102,7 @@ func TestHubDropped(t *testing.T) {
 // is counted.
 func TestOfflineHitsMetric(t *testing.T) {
 	t.Parallel()
-	fs := &flakyStore{Store: newMemStore()}
+	fs := newFlakyStore(newMemStore())
 	e := newEnv(t, func(c *Config) { c.Store = fs })
 	admin := e.client(t, e.admin)
 	x := e.srv.metrics.x

@@ -426,7 +426,7 @@ func TestStatusReadyAPI(t *testing.T) {
 
 func TestStoreFailures(t *testing.T) {
 	t.Parallel()
-	store := &flakyStore{Store: newMemStore()}
+	store := newFlakyStore(newMemStore())
 	e := newEnv(t, func(c *Config) { c.Store = store })
 	c := e.client(t, e.admin)
 	do(t, c, "POST", e.url("/v1/key/create/k"), "").wantEmpty(t)
@@ -727,7 +727,7 @@ func TestPredefinedKeys(t *testing.T) {
 
 func TestPredefinedKeysUnreachable(t *testing.T) {
 	t.Parallel()
-	store := &flakyStore{Store: newMemStore()}
+	store := newFlakyStore(newMemStore())
 	store.down.Store(true)
 	e := newEnv(t, func(c *Config) {
 		c.Store = store
@@ -749,7 +749,7 @@ func TestPredefinedKeysUnreachable(t *testing.T) {
 	}
 
 	// A non-transient error fails New and leaves the store open.
-	store2 := &flakyStore{Store: newMemStore()}
+	store2 := newFlakyStore(newMemStore())
 	store2.broken.Store(true)
 	conf := *e.conf
 	conf.Store = store2

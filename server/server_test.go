@@ -264,15 +264,24 @@ func (a *auditRecorder) all() []AuditRecord {
 
 // flakyStore wraps a store and can be made unreachable or broken.
 type flakyStore struct {
-	keystore.Store
+	keystoretest.FaultyStore
 	down    atomic.Bool // every call fails with *keystore.UnreachableError
 	broken  atomic.Bool // every call fails with a plain error
 	panicky atomic.Bool // Create panics
 }
 
+func newFlakyStore(st keystore.Store) *flakyStore {
+	s := &flakyStore{}
+	s.FaultyStore = keystoretest.FaultyStore{Store: st, Fault: s.fault}
+	return s
+}
+
 var errBroken = errors.New("store is broken")
 
-func (s *flakyStore) err() error {
+func (s *flakyStore) fault(method string) error {
+	if method == "Create" && s.panicky.Load() {
+		panic("flakyStore: create panics")
+	}
 	switch {
 	case s.down.Load():
 		return &keystore.UnreachableError{Err: errors.New("connection refused")}
@@ -280,44 +289,6 @@ func (s *flakyStore) err() error {
 		return errBroken
 	}
 	return nil
-}
-
-func (s *flakyStore) Create(ctx context.Context, name string, value []byte) error {
-	if s.panicky.Load() {
-		panic("flakyStore: create panics")
-	}
-	if err := s.err(); err != nil {
-		return err
-	}
-	return s.Store.Create(ctx, name, value)
-}
-
-func (s *flakyStore) Get(ctx context.Context, name string) ([]byte, error) {
-	if err := s.err(); err != nil {
-		return nil, err
-	}
-	return s.Store.Get(ctx, name)
-}
-
-func (s *flakyStore) Delete(ctx context.Context, name string) error {
-	if err := s.err(); err != nil {
-		return err
-	}
-	return s.Store.Delete(ctx, name)
-}
-
-func (s *flakyStore) List(ctx context.Context, prefix string, n int) ([]string, string, error) {
-	if err := s.err(); err != nil {
-		return nil, "", err
-	}
-	return s.Store.List(ctx, prefix, n)
-}
-
-func (s *flakyStore) Status(ctx context.Context) (keystore.State, error) {
-	if err := s.err(); err != nil {
-		return keystore.State{}, err
-	}
-	return s.Store.Status(ctx)
 }
 
 // closeCounter wraps a store and counts Close calls.

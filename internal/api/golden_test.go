@@ -173,10 +173,16 @@ func (d *detRand) setFail(v bool) {
 // switchStore wraps a store; its operations and its Status can be made to
 // fail on demand.
 type switchStore struct {
-	keystore.Store
+	keystoretest.FaultyStore
 	mu        sync.Mutex
 	opErr     error // Create, Get, Delete and List fail with it
 	statusErr error // Status fails with it
+}
+
+func newSwitchStore(st keystore.Store) *switchStore {
+	s := &switchStore{}
+	s.FaultyStore = keystoretest.FaultyStore{Store: st, Fault: s.fault}
+	return s
 }
 
 func (s *switchStore) set(op, status error) {
@@ -185,48 +191,13 @@ func (s *switchStore) set(op, status error) {
 	s.mu.Unlock()
 }
 
-func (s *switchStore) op() error {
+func (s *switchStore) fault(method string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if method == "Status" {
+		return s.statusErr
+	}
 	return s.opErr
-}
-
-func (s *switchStore) Create(ctx context.Context, name string, value []byte) error {
-	if err := s.op(); err != nil {
-		return err
-	}
-	return s.Store.Create(ctx, name, value)
-}
-
-func (s *switchStore) Get(ctx context.Context, name string) ([]byte, error) {
-	if err := s.op(); err != nil {
-		return nil, err
-	}
-	return s.Store.Get(ctx, name)
-}
-
-func (s *switchStore) Delete(ctx context.Context, name string) error {
-	if err := s.op(); err != nil {
-		return err
-	}
-	return s.Store.Delete(ctx, name)
-}
-
-func (s *switchStore) List(ctx context.Context, prefix string, n int) ([]string, string, error) {
-	if err := s.op(); err != nil {
-		return nil, "", err
-	}
-	return s.Store.List(ctx, prefix, n)
-}
-
-func (s *switchStore) Status(ctx context.Context) (keystore.State, error) {
-	s.mu.Lock()
-	err := s.statusErr
-	s.mu.Unlock()
-	if err != nil {
-		return keystore.State{}, err
-	}
-	return s.Store.Status(ctx)
 }
 
 // lockedBuffer is a bytes.Buffer safe for concurrent use.
@@ -399,7 +370,7 @@ func newGoldenEnv(t *testing.T, modify func(*server.Config)) *goldenEnv {
 	t.Helper()
 	g := &goldenEnv{
 		t:       t,
-		store:   &switchStore{Store: mem.New()},
+		store:   newSwitchStore(mem.New()),
 		rand:    newDetRand(),
 		clients: map[string]*rawClient{},
 	}

@@ -37,7 +37,7 @@ var upstreamFamilies = map[string]bool{
 // OPENKES_UPDATE_GOLDEN=1 to rewrite the file.
 func TestMetricsGolden(t *testing.T) {
 	t.Parallel()
-	store := &switchStore{Store: mem.New()}
+	store := newSwitchStore(mem.New())
 	ts := startServer(t, &server.Config{Admin: identityOf("admin"), Store: store})
 	c := ts.client(t, &apiKeyCert(t, callers[0].apiKey).TLS)
 
