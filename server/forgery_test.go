@@ -69,9 +69,7 @@ func forgeryClient(t *testing.T, e *env, cert tls.Certificate, proto string, ver
 		conf.NextProtos = []string{"http/1.1"}
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return testpki.Client(t, tr, 10*time.Second)
 }
 
 // tryAs sends a request that only the victim may make and reports the

@@ -151,13 +151,7 @@ func (e *env) clientTLS(cert *testpki.Cert) *tls.Config {
 // It does not follow redirects.
 func (e *env) client(t testing.TB, cert *testpki.Cert) *http.Client {
 	t.Helper()
-	tr := &http.Transport{TLSClientConfig: e.clientTLS(cert), ForceAttemptHTTP2: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{
-		Transport:     tr,
-		Timeout:       20 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	return testpki.Client(t, &http.Transport{TLSClientConfig: e.clientTLS(cert), ForceAttemptHTTP2: true}, 20*time.Second)
 }
 
 // response is a fully read HTTP response.

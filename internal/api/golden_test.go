@@ -256,13 +256,7 @@ func (ts *testServer) client(t *testing.T, cert *tls.Certificate) *http.Client {
 		// advertises (as MinIO does), so that the server decides.
 		conf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
-	tr := &http.Transport{TLSClientConfig: conf, DisableCompression: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{
-		Transport:     tr,
-		Timeout:       30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	return testpki.Client(t, &http.Transport{TLSClientConfig: conf, DisableCompression: true}, 30*time.Second)
 }
 
 // rawClient is an HTTP/1.1 client over one keep-alive TLS connection that
