@@ -13,12 +13,7 @@ func ValidName(s string) bool {
 	if s[0] == '-' || s[len(s)-1] == '-' {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		if !isNameChar(s[i]) {
-			return false
-		}
-	}
-	return true
+	return nameChars(s)
 }
 
 // ValidPattern reports whether s is a valid listing pattern: the empty
@@ -38,14 +33,15 @@ func ValidPattern(s string) bool {
 	if body == "" || body[0] == '-' || s[len(s)-1] == '-' {
 		return false
 	}
-	for i := 0; i < len(body); i++ {
-		if !isNameChar(body[i]) {
+	return nameChars(body)
+}
+
+// nameChars reports whether every byte of s is one of [0-9A-Za-z_-].
+func nameChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_' || c == '-') {
 			return false
 		}
 	}
 	return true
-}
-
-func isNameChar(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_' || c == '-'
 }
