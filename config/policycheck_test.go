@@ -10,8 +10,8 @@ import (
 func TestCheckPattern(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		pattern string
-		want    string // substring of the warning; "" for none
+		in   string
+		want string // substring of the warning; "" for none
 	}{
 		{"*", ""},
 		{"/*", ""},
@@ -48,22 +48,14 @@ func TestCheckPattern(t *testing.T) {
 		{"v1/key/create/x", "must start with '/'"},
 		{"", "empty pattern"},
 	}
-	for _, tt := range tests {
-		err := checkPattern(tt.pattern)
-		switch {
-		case tt.want == "" && err != nil:
-			t.Errorf("checkPattern(%q) = %v, want nil", tt.pattern, err)
-		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-			t.Errorf("checkPattern(%q) = %v, want an error containing %q", tt.pattern, err, tt.want)
-		}
-	}
+	testCheck(t, "checkPattern", checkPattern, tests)
 }
 
 func TestCheckIdentity(t *testing.T) {
 	t.Parallel()
 	hex := strings.Repeat("0a", 32)
 	tests := []struct {
-		id   string
+		in   string
 		want string
 	}{
 		{hex, ""},
@@ -74,13 +66,21 @@ func TestCheckIdentity(t *testing.T) {
 		{"my-app", "not a 64-character hex"},
 		{hex[:62] + "zz", "not a 64-character hex"},
 	}
+	testCheck(t, "checkIdentity", checkIdentity, tests)
+}
+
+// testCheck runs check on every case: check(in) must return nil if want
+// is "", else an error containing want. fname names check in the
+// messages.
+func testCheck(t *testing.T, fname string, check func(string) error, tests []struct{ in, want string }) {
+	t.Helper()
 	for _, tt := range tests {
-		err := checkIdentity(tt.id)
+		err := check(tt.in)
 		switch {
 		case tt.want == "" && err != nil:
-			t.Errorf("checkIdentity(%q) = %v, want nil", tt.id, err)
+			t.Errorf("%s(%q) = %v, want nil", fname, tt.in, err)
 		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-			t.Errorf("checkIdentity(%q) = %v, want an error containing %q", tt.id, err, tt.want)
+			t.Errorf("%s(%q) = %v, want an error containing %q", fname, tt.in, err, tt.want)
 		}
 	}
 }
