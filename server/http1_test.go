@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/openkes/openkes/internal/testpki"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/mem"
 )
 
@@ -381,7 +382,7 @@ func TestHTTP1LogStream(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" || len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
 		t.Fatalf("stream: %s %v %v", resp.Status, resp.Header, resp.TransferEncoding)
 	}
-	h1WaitFor(t, func() bool { return e.srv.auditHub.n.Load() == 1 })
+	keystoretest.WaitUntil(t, "the audit stream to subscribe", func() bool { return e.srv.auditHub.n.Load() == 1 })
 
 	// Each event arrives on its own, flushed.
 	c := e.client(t, e.admin)
@@ -399,7 +400,7 @@ func TestHTTP1LogStream(t *testing.T) {
 
 	// The client goes away: the handler ends.
 	rc.c.Close()
-	h1WaitFor(t, func() bool { return e.srv.auditHub.n.Load() == 0 })
+	keystoretest.WaitUntil(t, "the audit stream to end", func() bool { return e.srv.auditHub.n.Load() == 0 })
 
 	// A shutdown ends a stream at once, with the end of the chunked body.
 	rc = dialH1(t, e.env, e.admin, false)
@@ -415,18 +416,6 @@ func TestHTTP1LogStream(t *testing.T) {
 	}
 	if d := time.Since(start); d > shutdownGrace {
 		t.Errorf("shutdown with an open stream took %v", d)
-	}
-}
-
-// h1WaitFor waits up to 5 s for cond.
-func h1WaitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timeout")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

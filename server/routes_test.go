@@ -19,6 +19,7 @@ import (
 	"github.com/openkes/openkes/internal/api"
 	"github.com/openkes/openkes/internal/testpki"
 	"github.com/openkes/openkes/kes"
+	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -737,16 +738,10 @@ func TestPredefinedKeysUnreachable(t *testing.T) {
 		t.Errorf("error log = %s", e.errLog)
 	}
 	store.down.Store(false)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := store.Store.Get(t.Context(), "k1"); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("k1 not created in the background")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	keystoretest.WaitUntil(t, "k1 to be created in the background", func() bool {
+		_, err := store.Store.Get(t.Context(), "k1")
+		return err == nil
+	})
 
 	// A non-transient error fails New and leaves the store open.
 	store2 := newFlakyStore(newMemStore())

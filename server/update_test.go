@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/openkes/openkes/internal/testpki"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
 
 func TestUpdatePoliciesAndAdmin(t *testing.T) {
@@ -71,13 +72,7 @@ func TestUpdateClosesOldStore(t *testing.T) {
 	}
 	do(t, c, "GET", e.url("/v1/key/describe/k"), "").wantError(t, 404, "key does not exist")
 	do(t, c, "GET", e.url("/v1/key/describe/predefined"), "").want(t, 200)
-	deadline := time.Now().Add(5 * time.Second)
-	for first.closed.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("old store not closed after Update")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	keystoretest.WaitUntil(t, "the old store to be closed after Update", func() bool { return first.closed.Load() != 0 })
 	if second.closed.Load() != 0 {
 		t.Error("new store closed")
 	}
