@@ -58,6 +58,8 @@ import (
 	"runtime"
 
 	"golang.org/x/sys/cpu"
+
+	"github.com/openkes/openkes/kes"
 )
 
 // ErrDecrypt is returned when a ciphertext is not authentic, too short or
@@ -80,8 +82,8 @@ var errInvalidKey = errors.New("crypto: invalid secret key")
 type Algorithm uint8
 
 // The supported algorithms. The numbers are the type numbers of the stored
-// protobuf form; the SDK's enum (AES256 = 0, ChaCha20 = 1) differs, but only
-// the names cross the wire.
+// protobuf form, one more than those of the SDK's enum (kes.AES256 = 0,
+// kes.ChaCha20 = 1); only the names, which are the SDK's, cross the wire.
 const (
 	AES256   Algorithm = 1
 	ChaCha20 Algorithm = 2
@@ -89,29 +91,23 @@ const (
 
 // String returns "AES256" or "ChaCha20" (the wire names), "invalid" otherwise.
 func (a Algorithm) String() string {
-	switch a {
-	case AES256:
-		return "AES256"
-	case ChaCha20:
-		return "ChaCha20"
-	default:
+	if !a.valid() {
 		return "invalid"
 	}
+	return kes.KeyAlgorithm(a - 1).String()
 }
 
 func (a Algorithm) valid() bool { return a == AES256 || a == ChaCha20 }
 
-// ParseAlgorithm accepts "AES256", "AES256-GCM_SHA256", "ChaCha20" and
-// "XCHACHA20-POLY1305" (exact, case-sensitive). Other input returns an error.
+// ParseAlgorithm accepts the names the SDK's kes.KeyAlgorithm accepts:
+// "AES256", "AES256-GCM_SHA256", "ChaCha20" and "XCHACHA20-POLY1305"
+// (exact, case-sensitive). Other input returns an error.
 func ParseAlgorithm(s string) (Algorithm, error) {
-	switch s {
-	case "AES256", "AES256-GCM_SHA256":
-		return AES256, nil
-	case "ChaCha20", "XCHACHA20-POLY1305":
-		return ChaCha20, nil
-	default:
+	var k kes.KeyAlgorithm
+	if err := k.UnmarshalText([]byte(s)); err != nil {
 		return 0, fmt.Errorf("crypto: algorithm %q is not supported", s)
 	}
+	return Algorithm(k + 1), nil
 }
 
 // DefaultAlgorithm is AES256 when the CPU has hardware AES-GCM, ChaCha20 otherwise.
