@@ -143,6 +143,18 @@ func (rq *request) storeKey(name string, v crypto.KeyVersion, err error) {
 	rq.message = "secret key '" + name + "' created"
 }
 
+// done ends the routes that change a key and answer nothing: it answers
+// the failure err with its translation or the route's generic error, or
+// 200 with message for the audit record.
+func (rq *request) done(err error, message string) {
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	rq.ok()
+	rq.message = message
+}
+
 // PUT|POST /v1/key/create/<name> (docs/api.md#key-create)
 func (s *Server) handleCreateKey(rq *request) {
 	name, ok := rq.keyName()
@@ -237,12 +249,7 @@ func (s *Server) handleDeleteKey(rq *request) {
 		rq.reject(kes.ErrKeyScheduled)
 		return
 	}
-	if err := rq.st.cache.Delete(rq.ctx, name); err != nil {
-		rq.fail(err)
-		return
-	}
-	rq.ok()
-	rq.message = "secret key '" + name + "' deleted"
+	rq.done(rq.st.cache.Delete(rq.ctx, name), "secret key '"+name+"' deleted")
 }
 
 // cryptoKey starts every crypto route: it validates the key name, decodes

@@ -358,14 +358,7 @@ func (st *state) createKeys(ctx context.Context, names []string) ([]string, erro
 
 func (s *Server) retryCreateKeys(ctx context.Context, st *state, pending []string) {
 	delay := time.Second
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.closing:
-			return
-		case <-time.After(delay):
-		}
+	for s.wait(ctx, time.After(delay)) {
 		var err error
 		pending, err = st.createKeys(ctx, pending)
 		if err == nil {

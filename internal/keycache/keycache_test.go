@@ -177,6 +177,30 @@ func newKey(t testing.TB) (crypto.KeyVersion, []byte) {
 	return v, b
 }
 
+// storeWith returns a fake store holding one fresh key under each of
+// names, and that key.
+func storeWith(t testing.TB, names ...string) (*fakeStore, crypto.KeyVersion) {
+	t.Helper()
+	want, b := newKey(t)
+	store := newFakeStore()
+	for _, name := range names {
+		store.put(name, b)
+	}
+	return store, want
+}
+
+// gatedCache returns a quiet cache over storeWith(names): the store Gets
+// of names[0] block until release is called (at the end of the test at
+// the latest), and store.started receives the name of every store Get.
+func gatedCache(t *testing.T, names ...string) (c *Cache, store *fakeStore, want crypto.KeyVersion, release func()) {
+	t.Helper()
+	store, want = storeWith(t, names...)
+	release = store.gate(names[0])
+	t.Cleanup(release)
+	store.started = make(chan string, 10)
+	return newCache(t, store, quiet), store, want, release
+}
+
 // quiet disables all expiries and probes for the lifetime of a test.
 var quiet = Config{ProbeInterval: time.Hour}
 
@@ -220,9 +244,7 @@ func mustGet(t *testing.T, c *Cache, name string) crypto.KeyVersion {
 
 func TestGetHit(t *testing.T) {
 	t.Parallel()
-	want, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
+	store, want := storeWith(t, "k")
 	c := newCache(t, store, quiet)
 
 	first := mustGet(t, c, "k")
@@ -303,9 +325,7 @@ func TestGetNotFoundThenCreated(t *testing.T) {
 
 func TestGetSingleFlight(t *testing.T) {
 	t.Parallel()
-	want, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
+	store, want := storeWith(t, "k")
 	release := store.gate("k")
 	c := newCache(t, store, quiet)
 
@@ -339,14 +359,7 @@ func TestGetSingleFlight(t *testing.T) {
 
 func TestGetDifferentNamesDoNotBlock(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("slow", b)
-	store.put("fast", b)
-	release := store.gate("slow")
-	t.Cleanup(release)
-	store.started = make(chan string, 10)
-	c := newCache(t, store, quiet)
+	c, store, _, release := gatedCache(t, "slow", "fast")
 
 	slow := make(chan error, 1)
 	go func() {
@@ -369,13 +382,7 @@ func TestGetDifferentNamesDoNotBlock(t *testing.T) {
 
 func TestGetLeaderCanceled(t *testing.T) {
 	t.Parallel()
-	want, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
-	release := store.gate("k")
-	t.Cleanup(release)
-	store.started = make(chan string, 10)
-	c := newCache(t, store, quiet)
+	c, store, want, release := gatedCache(t, "k")
 
 	leaderCtx, cancelLeader := context.WithCancel(t.Context())
 	leader := make(chan error, 1)
@@ -406,13 +413,7 @@ func TestGetLeaderCanceled(t *testing.T) {
 
 func TestGetWaiterCanceled(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
-	release := store.gate("k")
-	t.Cleanup(release)
-	store.started = make(chan string, 10)
-	c := newCache(t, store, quiet)
+	c, store, _, _ := gatedCache(t, "k")
 
 	go c.Get(t.Context(), "k")
 	<-store.started
@@ -425,9 +426,7 @@ func TestGetWaiterCanceled(t *testing.T) {
 
 func TestGetStorePanics(t *testing.T) {
 	t.Parallel()
-	want, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
+	store, want := storeWith(t, "k")
 	store.panicOnce.Store(true)
 	c := newCache(t, store, quiet)
 
@@ -445,19 +444,29 @@ func TestGetStorePanics(t *testing.T) {
 }
 
 func TestGetDoesNotAllocateOnHit(t *testing.T) {
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
-	c := newCache(t, store, quiet)
-	mustGet(t, c, "k")
-	ctx := t.Context()
-	allocs := testing.AllocsPerRun(1000, func() {
-		if _, err := c.Get(ctx, "k"); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Errorf("Get on a hit allocates %v times, want 0", allocs)
+	for _, tt := range []struct {
+		name     string
+		observer Observer
+	}{
+		{"without Observer", nil},
+		{"with Observer", new(countingObserver)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			store, _ := storeWith(t, "k")
+			conf := quiet
+			conf.Observer = tt.observer
+			c := newCache(t, store, conf)
+			mustGet(t, c, "k")
+			ctx := t.Context()
+			allocs := testing.AllocsPerRun(1000, func() {
+				if _, err := c.Get(ctx, "k"); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("Get on a hit %s allocates %v times, want 0", tt.name, allocs)
+			}
+		})
 	}
 }
 
@@ -489,7 +498,6 @@ func TestCreate(t *testing.T) {
 
 func TestDelete(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
 	tests := []struct {
 		name      string
 		inStore   bool // still in the store when Delete is called
@@ -504,8 +512,7 @@ func TestDelete(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			store := newFakeStore()
-			store.put("k", b)
+			store, _ := storeWith(t, "k")
 			c := newCache(t, store, quiet)
 			mustGet(t, c, "k")
 			if !tt.inStore {
@@ -550,13 +557,7 @@ func TestChangeDuringGet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, b := newKey(t)
-			store := newFakeStore()
-			store.put("k", b)
-			release := store.gate("k")
-			t.Cleanup(release)
-			store.started = make(chan string, 10)
-			c := newCache(t, store, quiet)
+			c, store, _, release := gatedCache(t, "k")
 
 			got := make(chan error, 1)
 			go func() {
@@ -598,9 +599,7 @@ func TestList(t *testing.T) {
 
 func TestExpireAny(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
+	store, _ := storeWith(t, "k")
 	c := newCache(t, store, Config{Any: 20 * time.Millisecond, ProbeInterval: time.Hour})
 	mustGet(t, c, "k")
 	// Reading the key does not keep it cached.
@@ -614,10 +613,7 @@ func TestExpireAny(t *testing.T) {
 // directly, without timing.
 func TestExpireUnusedRounds(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("used", b)
-	store.put("unused", b)
+	store, _ := storeWith(t, "used", "unused")
 	c := newCache(t, store, quiet)
 	mustGet(t, c, "used")
 	mustGet(t, c, "unused")
@@ -642,10 +638,7 @@ func TestExpireUnusedRounds(t *testing.T) {
 
 func TestExpireUnused(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("used", b)
-	store.put("unused", b)
+	store, _ := storeWith(t, "used", "unused")
 	c := newCache(t, store, Config{Unused: 60 * time.Millisecond, ProbeInterval: time.Hour})
 	mustGet(t, c, "used")
 	mustGet(t, c, "unused")
@@ -662,9 +655,7 @@ func TestExpireUnused(t *testing.T) {
 func TestOffline(t *testing.T) {
 	t.Parallel()
 	const offline = 500 * time.Millisecond
-	want, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
+	store, want := storeWith(t, "k")
 	c := newCache(t, store, Config{
 		Any:           10 * time.Millisecond,
 		Unused:        10 * time.Millisecond,
@@ -753,9 +744,7 @@ func TestOfflineDetectedByGet(t *testing.T) {
 // expiry goes on during an outage, as upstream does.
 func TestOfflineWithoutOfflineExpiry(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
+	store, _ := storeWith(t, "k")
 	c := newCache(t, store, Config{Any: 10 * time.Millisecond, ProbeInterval: time.Hour})
 	mustGet(t, c, "k")
 	store.getsDown.Store(true)
@@ -843,13 +832,14 @@ func TestClose(t *testing.T) {
 }
 
 func BenchmarkGetHit(b *testing.B) {
-	_, v := newKey(b)
-	store := newFakeStore()
-	names := []string{"minio-default-key", "app-1", "app-2", "app-3"}
-	for _, name := range names {
-		store.put(name, v)
-	}
-	c := newCache(b, store, quiet)
+	benchmarkGetHit(b, quiet, "minio-default-key", "app-1", "app-2", "app-3")
+}
+
+// benchmarkGetHit reads names in turn from parallel goroutines, from a
+// cache with conf that holds them all.
+func benchmarkGetHit(b *testing.B, conf Config, names ...string) {
+	store, _ := storeWith(b, names...)
+	c := newCache(b, store, conf)
 	ctx := b.Context()
 	for _, name := range names {
 		if _, err := c.Get(ctx, name); err != nil {
@@ -870,9 +860,7 @@ func BenchmarkGetHit(b *testing.B) {
 }
 
 func BenchmarkGetMiss(b *testing.B) {
-	_, v := newKey(b)
-	store := newFakeStore()
-	store.put("k", v)
+	store, _ := storeWith(b, "k")
 	c := newCache(b, store, quiet)
 	ctx := b.Context()
 	b.ReportAllocs()
@@ -901,9 +889,7 @@ func TestOfflineRecovery(t *testing.T) {
 // end of an outage is reported without waiting for the probe interval.
 func TestOfflineEndsWithFirstSuccess(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
+	store, _ := storeWith(t, "k")
 	store.down(true)
 	c := newCache(t, store, quiet) // probes once an hour
 	if _, err := c.Get(t.Context(), "k"); !keystore.IsUnreachable(err) {
