@@ -228,6 +228,20 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// getAsync starts c.Get(ctx, name) in a goroutine and returns where its
+// error arrives: a "wrong key" error if it returns a key other than want.
+func getAsync(ctx context.Context, c *Cache, name string, want crypto.KeyVersion) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		k, err := c.Get(ctx, name)
+		if err == nil && !equalKey(k.Versions[0].Key, want) {
+			err = errors.New("wrong key")
+		}
+		errc <- err
+	}()
+	return errc
+}
+
 func equalKey(a, b crypto.KeyVersion) bool {
 	return a.Key.Equal(b.Key) && a.HasHMAC == b.HasHMAC && a.HMACKey.Equal(b.HMACKey) &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.CreatedBy == b.CreatedBy
@@ -359,13 +373,9 @@ func TestGetSingleFlight(t *testing.T) {
 
 func TestGetDifferentNamesDoNotBlock(t *testing.T) {
 	t.Parallel()
-	c, store, _, release := gatedCache(t, "slow", "fast")
+	c, store, want, release := gatedCache(t, "slow", "fast")
 
-	slow := make(chan error, 1)
-	go func() {
-		_, err := c.Get(t.Context(), "slow")
-		slow <- err
-	}()
+	slow := getAsync(t.Context(), c, "slow", want)
 	if name := <-store.started; name != "slow" {
 		t.Fatalf("first store Get for %q, want %q", name, "slow")
 	}
@@ -385,20 +395,9 @@ func TestGetLeaderCanceled(t *testing.T) {
 	c, store, want, release := gatedCache(t, "k")
 
 	leaderCtx, cancelLeader := context.WithCancel(t.Context())
-	leader := make(chan error, 1)
-	go func() {
-		_, err := c.Get(leaderCtx, "k")
-		leader <- err
-	}()
+	leader := getAsync(leaderCtx, c, "k", want)
 	<-store.started
-	waiter := make(chan error, 1)
-	go func() {
-		v, err := c.Get(t.Context(), "k")
-		if err == nil && !equalKey(v.Versions[0].Key, want) {
-			err = errors.New("wrong key")
-		}
-		waiter <- err
-	}()
+	waiter := getAsync(t.Context(), c, "k", want)
 	time.Sleep(20 * time.Millisecond) // let the waiter wait
 	cancelLeader()
 	if err := <-leader; !errors.Is(err, context.Canceled) {
@@ -557,13 +556,9 @@ func TestChangeDuringGet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c, store, _, release := gatedCache(t, "k")
+			c, store, want, release := gatedCache(t, "k")
 
-			got := make(chan error, 1)
-			go func() {
-				_, err := c.Get(t.Context(), "k")
-				got <- err
-			}()
+			got := getAsync(t.Context(), c, "k", want)
 			<-store.started // the read has happened; it now blocks
 			tt.change(t, c)
 			release()
