@@ -189,6 +189,18 @@ func storeWith(t testing.TB, names ...string) (*fakeStore, crypto.KeyVersion) {
 	return store, want
 }
 
+// warmCache returns a cache with conf over storeWith(names) that has read
+// every one of names, and its store.
+func warmCache(t testing.TB, conf Config, names ...string) (*Cache, *fakeStore) {
+	t.Helper()
+	store, _ := storeWith(t, names...)
+	c := newCache(t, store, conf)
+	for _, name := range names {
+		mustGet(t, c, name)
+	}
+	return c, store
+}
+
 // gatedCache returns a quiet cache over storeWith(names): the store Gets
 // of names[0] block until release is called (at the end of the test at
 // the latest), and store.started receives the name of every store Get.
@@ -242,12 +254,22 @@ func getAsync(ctx context.Context, c *Cache, name string, want crypto.KeyVersion
 	return errc
 }
 
+// releaseGet calls release and fails t unless the Get started by
+// getAsync that delivers to errc then succeeds; what names that Get.
+func releaseGet(t *testing.T, release func(), errc <-chan error, what string) {
+	t.Helper()
+	release()
+	if err := <-errc; err != nil {
+		t.Fatalf("%s = %v, want the key", what, err)
+	}
+}
+
 func equalKey(a, b crypto.KeyVersion) bool {
 	return a.Key.Equal(b.Key) && a.HasHMAC == b.HasHMAC && a.HMACKey.Equal(b.HMACKey) &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.CreatedBy == b.CreatedBy
 }
 
-func mustGet(t *testing.T, c *Cache, name string) crypto.KeyVersion {
+func mustGet(t testing.TB, c *Cache, name string) crypto.KeyVersion {
 	t.Helper()
 	k, err := c.Get(t.Context(), name)
 	if err != nil {
@@ -384,10 +406,7 @@ func TestGetDifferentNamesDoNotBlock(t *testing.T) {
 	if _, err := c.Get(ctx, "fast"); err != nil {
 		t.Fatalf("Get(%q) while %q is in flight: %v", "fast", "slow", err)
 	}
-	release()
-	if err := <-slow; err != nil {
-		t.Fatalf("Get(%q) error: %v", "slow", err)
-	}
+	releaseGet(t, release, slow, `Get("slow")`)
 }
 
 func TestGetLeaderCanceled(t *testing.T) {
@@ -404,10 +423,7 @@ func TestGetLeaderCanceled(t *testing.T) {
 		t.Fatalf("canceled Get(%q) = %v, want context.Canceled", "k", err)
 	}
 	<-store.started // the waiter reads the key itself
-	release()
-	if err := <-waiter; err != nil {
-		t.Fatalf("waiting Get(%q) = %v, want the key despite the first Get being canceled", "k", err)
-	}
+	releaseGet(t, release, waiter, `waiting Get("k") after the first Get was canceled`)
 }
 
 func TestGetWaiterCanceled(t *testing.T) {
@@ -451,11 +467,9 @@ func TestGetDoesNotAllocateOnHit(t *testing.T) {
 		{"with Observer", new(countingObserver)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			store, _ := storeWith(t, "k")
 			conf := quiet
 			conf.Observer = tt.observer
-			c := newCache(t, store, conf)
-			mustGet(t, c, "k")
+			c, _ := warmCache(t, conf, "k")
 			ctx := t.Context()
 			allocs := testing.AllocsPerRun(1000, func() {
 				if _, err := c.Get(ctx, "k"); err != nil {
@@ -511,9 +525,7 @@ func TestDelete(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			store, _ := storeWith(t, "k")
-			c := newCache(t, store, quiet)
-			mustGet(t, c, "k")
+			c, store := warmCache(t, quiet, "k")
 			if !tt.inStore {
 				store.mu.Lock()
 				delete(store.values, "k")
@@ -561,10 +573,7 @@ func TestChangeDuringGet(t *testing.T) {
 			got := getAsync(t.Context(), c, "k", want)
 			<-store.started // the read has happened; it now blocks
 			tt.change(t, c)
-			release()
-			if err := <-got; err != nil {
-				t.Fatalf("Get(%q) that read before the change: %v", "k", err)
-			}
+			releaseGet(t, release, got, `Get("k") that read before the change`)
 			if c.cached("k") {
 				t.Errorf("key %q was cached by a read that started before it changed", "k")
 			}
@@ -594,9 +603,7 @@ func TestList(t *testing.T) {
 
 func TestExpireAny(t *testing.T) {
 	t.Parallel()
-	store, _ := storeWith(t, "k")
-	c := newCache(t, store, Config{Any: 20 * time.Millisecond, ProbeInterval: time.Hour})
-	mustGet(t, c, "k")
+	c, store := warmCache(t, Config{Any: 20 * time.Millisecond, ProbeInterval: time.Hour}, "k")
 	// Reading the key does not keep it cached.
 	eventually(t, "the entry expires", func() bool {
 		mustGet(t, c, "k")
@@ -608,10 +615,7 @@ func TestExpireAny(t *testing.T) {
 // directly, without timing.
 func TestExpireUnusedRounds(t *testing.T) {
 	t.Parallel()
-	store, _ := storeWith(t, "used", "unused")
-	c := newCache(t, store, quiet)
-	mustGet(t, c, "used")
-	mustGet(t, c, "unused")
+	c, _ := warmCache(t, quiet, "used", "unused")
 
 	c.expireUnused() // both were used since insertion: both survive
 	if !c.cached("used") || !c.cached("unused") {
@@ -633,10 +637,7 @@ func TestExpireUnusedRounds(t *testing.T) {
 
 func TestExpireUnused(t *testing.T) {
 	t.Parallel()
-	store, _ := storeWith(t, "used", "unused")
-	c := newCache(t, store, Config{Unused: 60 * time.Millisecond, ProbeInterval: time.Hour})
-	mustGet(t, c, "used")
-	mustGet(t, c, "unused")
+	c, store := warmCache(t, Config{Unused: 60 * time.Millisecond, ProbeInterval: time.Hour}, "used", "unused")
 	eventually(t, "the unused entry expires", func() bool {
 		mustGet(t, c, "used")
 		return !c.cached("unused")
@@ -739,9 +740,7 @@ func TestOfflineDetectedByGet(t *testing.T) {
 // expiry goes on during an outage, as upstream does.
 func TestOfflineWithoutOfflineExpiry(t *testing.T) {
 	t.Parallel()
-	store, _ := storeWith(t, "k")
-	c := newCache(t, store, Config{Any: 10 * time.Millisecond, ProbeInterval: time.Hour})
-	mustGet(t, c, "k")
+	c, store := warmCache(t, Config{Any: 10 * time.Millisecond, ProbeInterval: time.Hour}, "k")
 	store.getsDown.Store(true)
 	eventually(t, "the entry expires despite the outage", func() bool { return !c.cached("k") })
 }
@@ -833,14 +832,8 @@ func BenchmarkGetHit(b *testing.B) {
 // benchmarkGetHit reads names in turn from parallel goroutines, from a
 // cache with conf that holds them all.
 func benchmarkGetHit(b *testing.B, conf Config, names ...string) {
-	store, _ := storeWith(b, names...)
-	c := newCache(b, store, conf)
+	c, _ := warmCache(b, conf, names...)
 	ctx := b.Context()
-	for _, name := range names {
-		if _, err := c.Get(ctx, name); err != nil {
-			b.Fatal(err)
-		}
-	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
