@@ -329,6 +329,12 @@ func startServerProcess(b *testing.B, mode string, lockMemory bool, serverCert, 
 	if prof := os.Getenv(benchServerEnv + "_MEMPROFILE"); prof != "" {
 		args = append(args, "-test.memprofile="+prof)
 	}
+	if prof := os.Getenv(benchServerEnv + "_MUTEXPROFILE"); prof != "" {
+		args = append(args, "-test.mutexprofile="+prof)
+	}
+	if prof := os.Getenv(benchServerEnv + "_BLOCKPROFILE"); prof != "" {
+		args = append(args, "-test.blockprofile="+prof)
+	}
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(),
 		benchServerEnv+"="+mode,
