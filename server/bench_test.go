@@ -16,12 +16,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/openkes/openkes/internal/loadgen"
 	"github.com/openkes/openkes/internal/memlock"
 	"github.com/openkes/openkes/internal/testpki"
 )
@@ -455,86 +455,24 @@ func newE2EClient(b *testing.B, p e2ePattern, addr string, serverCert, admin *te
 	return ec
 }
 
-// e2eResult is what one run of an end-to-end load measured.
-type e2eResult struct {
-	requests  int
-	resumed   int // requests on a resumed TLS session
-	latencies []time.Duration
-}
-
-// run sends POST path with payload from clients goroutines until n
-// requests were sent (n > 0) or until stop is closed, and records each
-// request's latency.
-func (ec *e2eClient) run(b *testing.B, clients int, n int, stop <-chan struct{}, path string, payload []byte) e2eResult {
-	url := ec.base + path
-	var (
-		next sync.WaitGroup
-		mu   sync.Mutex
-		res  e2eResult
-		sent atomic.Int64
-	)
-	for range clients {
-		next.Go(func() {
-			buf := make([]byte, 4096)
-			var lat []time.Duration
-			resumed := 0
-			defer func() {
-				mu.Lock()
-				res.latencies = append(res.latencies, lat...)
-				res.resumed += resumed
-				mu.Unlock()
-			}()
-			for {
-				if n > 0 && sent.Add(1) > int64(n) {
-					return
-				}
-				if n == 0 {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-				}
-				start := time.Now()
-				req, _ := http.NewRequest("POST", url, bytes.NewReader(payload))
-				resp, err := ec.c.Do(req)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				k, _ := io.ReadFull(resp.Body, buf)
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				lat = append(lat, time.Since(start))
-				if resp.StatusCode != 200 {
-					b.Errorf("%s: %s %s", path, resp.Status, buf[:k])
-					return
-				}
-				if resp.TLS != nil && resp.TLS.DidResume {
-					resumed++
-				}
-			}
-		})
+// run sends POST path with payload from clients workers until n
+// requests were answered (n > 0) or until ctx ends, and fails b on any
+// error.
+func (ec *e2eClient) run(ctx context.Context, b *testing.B, clients, n int, path string, payload []byte) loadgen.Result {
+	res := loadgen.Run(ctx, loadgen.Options{Clients: []*http.Client{ec.c}, Streams: clients, URL: ec.base + path, Body: payload, Requests: n})
+	if res.Errors > 0 {
+		b.Fatalf("%s: %d of %d requests failed, the first: %v", path, res.Errors, res.Requests, res.FirstError)
 	}
-	next.Wait()
-	res.requests = len(res.latencies)
 	return res
 }
 
-// report adds the latency percentiles and, for more than one request,
-// the share of resumed TLS sessions.
-func (r *e2eResult) report(b *testing.B, p e2ePattern) {
-	if len(r.latencies) == 0 {
-		return
-	}
-	slices.Sort(r.latencies)
-	q := func(f float64) float64 {
-		return float64(r.latencies[min(len(r.latencies)-1, int(f*float64(len(r.latencies))))]) / 1e3
-	}
-	b.ReportMetric(q(0.50), "p50-µs")
-	b.ReportMetric(q(0.99), "p99-µs")
+// reportLoad adds the latency percentiles and, for new connections, the
+// share of resumed TLS sessions.
+func reportLoad(b *testing.B, p e2ePattern, res *loadgen.Result) {
+	b.ReportMetric(float64(res.Percentile(0.50))/1e3, "p50-µs")
+	b.ReportMetric(float64(res.Percentile(0.99))/1e3, "p99-µs")
 	if p.proto == "newconn" {
-		b.ReportMetric(float64(r.resumed)/float64(r.requests), "resumed/op")
+		b.ReportMetric(float64(res.Resumed)/float64(max(1, res.Requests)), "resumed/op")
 	}
 }
 
@@ -551,16 +489,16 @@ func benchE2E(b *testing.B, mode string, p e2ePattern, path string, body func(*t
 	ec := newE2EClient(b, p, child.addr, serverCert, admin)
 	payload := body(b, ec.c, ec.base)
 	// Warm up: the HTTP/2 connection, the session cache, the key cache.
-	ec.run(b, 1, 2, nil, path, payload)
+	ec.run(b.Context(), b, 1, 2, path, payload)
 
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0, srv0 := cpuTime(), procCPUTime(b, child.pid)
-	res := ec.run(b, p.clients, b.N, nil, path, payload)
+	res := ec.run(b.Context(), b, p.clients, b.N, path, payload)
 	b.StopTimer()
 	b.ReportMetric(float64(procCPUTime(b, child.pid)-srv0)/float64(b.N)/1e3, "server-cpu-µs/op")
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e3, "client-cpu-µs/op")
-	res.report(b, p)
+	reportLoad(b, p, &res)
 	if p.proto == "h2" && ec.dials.Load() != 1 {
 		b.Fatalf("h2: %d connections, want 1", ec.dials.Load())
 	}
@@ -647,11 +585,12 @@ func benchLoad(b *testing.B, d, sample time.Duration) {
 	child := startServerProcess(b, "kes", true, serverCert, admin)
 	ec := newE2EClient(b, patternH2, child.addr, serverCert, admin)
 	path, payload := "/v1/key/generate/k", generateBody(b, nil, "")
-	ec.run(b, 1, 2, nil, path, payload)
+	ec.run(b.Context(), b, 1, 2, path, payload)
 
 	b.ResetTimer()
-	stop := make(chan struct{})
-	time.AfterFunc(d, func() { close(stop) })
+	ctx, cancel := context.WithTimeout(b.Context(), d)
+	defer cancel()
+	stop := ctx.Done()
 	var rss []float64
 	sampled := make(chan struct{})
 	go func() {
@@ -671,9 +610,9 @@ func benchLoad(b *testing.B, d, sample time.Duration) {
 			}
 		}
 	}()
-	start, srv0 := time.Now(), procCPUTime(b, child.pid)
-	res := ec.run(b, patternH2.clients, 0, stop, path, payload)
-	elapsed, cpu := time.Since(start), procCPUTime(b, child.pid)-srv0
+	srv0 := procCPUTime(b, child.pid)
+	res := ec.run(ctx, b, patternH2.clients, 0, path, payload)
+	cpu := procCPUTime(b, child.pid) - srv0
 	end := rssMiB(b, child.pid)
 	<-sampled
 	b.StopTimer()
@@ -683,9 +622,9 @@ func benchLoad(b *testing.B, d, sample time.Duration) {
 		b.ReportMetric(slices.Max(rss), "rss-max-MiB")
 	}
 	b.ReportMetric(map[bool]float64{false: 0, true: 1}[child.mlocked], "mlocked")
-	b.ReportMetric(float64(res.requests)/elapsed.Seconds(), "req/s")
-	b.ReportMetric(float64(cpu)/float64(max(1, res.requests))/1e3, "server-cpu-µs/req")
-	res.report(b, patternH2)
+	b.ReportMetric(res.RPS(), "req/s")
+	b.ReportMetric(float64(cpu)/float64(max(1, res.Requests))/1e3, "server-cpu-µs/req")
+	reportLoad(b, patternH2, &res)
 }
 
 // BenchmarkE2EMemoryLoad runs the h2 generate load for KES_BENCH_LOAD
