@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -131,7 +132,7 @@ func (w *worker) do(ctx context.Context) {
 	latency := time.Since(start)
 	switch {
 	case resp.StatusCode != http.StatusOK:
-		w.fail(fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(w.buf[:n])))
+		w.fail(statusError(resp.Status, w.buf[:n]))
 		return
 	case err != nil:
 		if ctx.Err() == nil {
@@ -144,6 +145,16 @@ func (w *worker) do(ctx context.Context) {
 	if resp.TLS != nil && resp.TLS.DidResume {
 		w.resumed++
 	}
+}
+
+// statusError describes a failed answer: the status and the message of
+// a KES error body, or the start of any other body.
+func statusError(status string, body []byte) error {
+	var e struct{ Message string }
+	if json.Unmarshal(body, &e) == nil && e.Message != "" {
+		return fmt.Errorf("%s: %s", status, e.Message)
+	}
+	return fmt.Errorf("%s: %q", status, bytes.TrimSpace(body))
 }
 
 func (w *worker) fail(err error) {
