@@ -18,16 +18,26 @@ import (
 // would make later allocations of the Go runtime fail once the limit is
 // reached.
 func Lock() bool {
+	locked, _ := lock()
+	return locked
+}
+
+// lock is Lock; onFault reports whether the pages are locked as they are
+// touched (MCL_ONFAULT) rather than all at once.
+func lock() (locked, onFault bool) {
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &lim); err != nil {
-		return false
+		return false, false
 	}
 	if os.Geteuid() != 0 && lim.Cur != unix.RLIM_INFINITY {
-		return false
+		return false, false
 	}
 	err := unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE | unix.MCL_ONFAULT)
-	if errors.Is(err, unix.EINVAL) {
-		err = unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE)
+	if err == nil {
+		return true, true
 	}
-	return err == nil
+	if errors.Is(err, unix.EINVAL) {
+		return unix.Mlockall(unix.MCL_CURRENT|unix.MCL_FUTURE) == nil, false
+	}
+	return false, false
 }
