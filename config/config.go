@@ -42,6 +42,10 @@ type File struct {
 	// Routes holds the api section: per-route timeout and skip_auth.
 	Routes map[string]server.RouteConfig
 
+	// Deletion holds the deletion section (an OpenKES extension,
+	// docs/keys.md): a zero window, the default, deletes keys at once.
+	Deletion server.DeletionConfig
+
 	// Limits holds the limits section (an OpenKES extension; upstream
 	// warns about it as an unknown key): zero fields mean the defaults
 	// of [server.DefaultLimits].
@@ -249,6 +253,7 @@ func (f *File) ServerConfig(store keystore.Store, tls server.TLSConfig) *server.
 		Store:    store,
 		Cache:    f.Cache,
 		Routes:   maps.Clone(f.Routes),
+		Deletion: f.Deletion,
 		TLS:      tls,
 		Limits:   f.Limits,
 	}
@@ -288,6 +293,9 @@ type fileMirror struct {
 			Offline *time.Duration `yaml:"offline"`
 		} `yaml:"expiry"`
 	} `yaml:"cache"`
+	Deletion struct {
+		Window time.Duration `yaml:"window"`
+	} `yaml:"deletion"`
 	Limits struct {
 		Connections                int `yaml:"connections"`
 		UnauthenticatedConnections int `yaml:"unauthenticated_connections"`

@@ -276,14 +276,11 @@ func TestKeyStoreError(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f, err := Parse([]byte(adminTLS+tt.store), noEnv)
-			if err != nil {
-				t.Fatalf("Parse() error = %v", err)
-			}
+			f := mustParse(t, adminTLS+tt.store)
 			if f.KeyStoreKind != tt.kind {
 				t.Errorf("KeyStoreKind = %q, want %q", f.KeyStoreKind, tt.kind)
 			}
-			err = f.KeyStoreError()
+			err := f.KeyStoreError()
 			if tt.wantErr == "" {
 				if err != nil || f.KeyStore == nil {
 					t.Errorf("KeyStoreError() = %v, KeyStore = %v; want nil and a config", err, f.KeyStore)
@@ -338,10 +335,7 @@ func TestNotBuilt(t *testing.T) {
 				return // built into this test binary: decoded by its backend
 			}
 			closing := strings.Repeat("}", strings.Count(tt.section, "{"))
-			f, err := Parse([]byte(adminTLS+"keystore: {"+tt.section+": {any_field: x, endpoint: [a]}"+closing+"}\n"), noEnv)
-			if err != nil {
-				t.Fatalf("Parse() = %v", err)
-			}
+			f := mustParse(t, adminTLS+"keystore: {"+tt.section+": {any_field: x, endpoint: [a]}"+closing+"}\n")
 			var u *UnsupportedKeyStoreError
 			if err := f.KeyStoreError(); !errors.As(err, &u) || err.Error() != want || u.Tag != tt.tag || u.Name != storeName(tt.kind) {
 				t.Errorf("KeyStoreError() = %v, want %q", err, want)
@@ -349,7 +343,7 @@ func TestNotBuilt(t *testing.T) {
 			if f.KeyStoreKind != tt.kind || f.KeyStore != nil || len(f.Warnings) != 0 {
 				t.Errorf("KeyStoreKind = %q, KeyStore = %v, Warnings = %q; want %s, nil, none", f.KeyStoreKind, f.KeyStore, f.Warnings, tt.kind)
 			}
-			_, err = Parse([]byte(adminTLS+"keystore: {"+tt.section+": x"+closing+"}\n"), noEnv)
+			_, err := Parse([]byte(adminTLS+"keystore: {"+tt.section+": x"+closing+"}\n"), noEnv)
 			if want := "keystore." + tt.kind + ": expected a mapping, found the value 'x'"; err == nil || err.Error() != want {
 				t.Errorf("Parse() of a scalar section = %v, want %q", err, want)
 			}
@@ -679,10 +673,7 @@ func TestValidConfigs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f, err := Parse([]byte(tt.config), noEnv)
-			if err != nil {
-				t.Fatalf("Parse() error = %v", err)
-			}
+			f := mustParse(t, tt.config)
 			tt.check(t, f)
 		})
 	}
@@ -729,10 +720,7 @@ func TestLegacyRoot(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f, err := Parse([]byte(tt.config+"tls: {key: k, cert: c}\n"+fsStore), noEnv)
-			if err != nil {
-				t.Fatalf("Parse() error = %v", err)
-			}
+			f := mustParse(t, tt.config+"tls: {key: k, cert: c}\n"+fsStore)
 			if f.Admin != tt.wantAdmin {
 				t.Errorf("Admin = %q, want %q", f.Admin, tt.wantAdmin)
 			}
@@ -748,10 +736,7 @@ func TestUnknownKeysWarn(t *testing.T) {
 	config := "admin: {identity: disabled, name: y}\ntls: {key: k, cert: c, ciphers: [a]}\nfoo: 1\n" +
 		"policy:\n  p: {allow: [/v1/status], allwo: [/v1/api]}\napi:\n  /v1/status: {skip: true}\n" +
 		"keystore:\n  fs: {path: /tmp, mode: 0700}\n  aws: {kms: {}}\n  mem: {}\n"
-	f, err := Parse([]byte(config), noEnv)
-	if err != nil {
-		t.Fatalf("Parse() error = %v", err)
-	}
+	f := mustParse(t, config)
 	want := []string{
 		"admin.name: unknown key, ignored",
 		"tls.ciphers: unknown key, ignored",
@@ -770,10 +755,7 @@ func TestUnknownKeysWarn(t *testing.T) {
 func TestAPIPathWarnings(t *testing.T) {
 	t.Parallel()
 	config := minimal + "api:\n  /v1/status: {timeout: 1s}\n  /v1/key/create: {timeout: 1s}\n  /v1/foo: {timeout: 1s}\n  /v1/key/create/: {timeout: 1s}\n"
-	f, err := Parse([]byte(config), noEnv)
-	if err != nil {
-		t.Fatalf("Parse() error = %v", err)
-	}
+	f := mustParse(t, config)
 	want := []string{
 		"api./v1/foo: unknown API path, ignored",
 		"api./v1/key/create: unknown API path, ignored (did you mean '/v1/key/create/'?)",
@@ -789,10 +771,7 @@ func TestAPIPathWarnings(t *testing.T) {
 func TestPatternWarnings(t *testing.T) {
 	t.Parallel()
 	config := minimal + "policy:\n  p:\n    allow: [/v1/key/create/*, '*', v1/key/list/*, '']\n    deny: [key/delete]\n"
-	f, err := Parse([]byte(config), noEnv)
-	if err != nil {
-		t.Fatalf("Parse() error = %v", err)
-	}
+	f := mustParse(t, config)
 	want := []string{
 		`policy.p.allow[2]: pattern "v1/key/list/*" never matches: it must start with '/' or '*'`,
 		"policy.p.allow[3]: empty pattern never matches",
@@ -822,10 +801,7 @@ func TestCacheDefaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f, err := Parse([]byte(minimal+tt.cache), noEnv)
-			if err != nil {
-				t.Fatalf("Parse() error = %v", err)
-			}
+			f := mustParse(t, minimal+tt.cache)
 			if f.Cache != tt.want {
 				t.Errorf("Cache = %+v, want %+v", f.Cache, tt.want)
 			}
@@ -844,10 +820,7 @@ func TestBooleans(t *testing.T) {
 	} {
 		t.Run(tt.value, func(t *testing.T) {
 			t.Parallel()
-			f, err := Parse([]byte(minimal+"api: {/v1/ready: {skip_auth: "+tt.value+"}}\n"), noEnv)
-			if err != nil {
-				t.Fatalf("Parse() error = %v", err)
-			}
+			f := mustParse(t, minimal+"api: {/v1/ready: {skip_auth: "+tt.value+"}}\n")
 			if got := f.Routes["/v1/ready"].SkipAuth; got != tt.want {
 				t.Errorf("skip_auth: %s = %v, want %v", tt.value, got, tt.want)
 			}
@@ -905,10 +878,7 @@ func TestYAMLFeatures(t *testing.T) {
 			"x-common: &common {allow: [/v1/status], deny: [/v1/api]}\n" +
 			"x-id: &id 7ec8095a5308a535b72b35d7ccd4ce1a7c2baf5fd6e5ce0e5ec4e5c74b2e9ea1\n" +
 			"policy:\n  a:\n    <<: *common\n    deny: [/v1/metrics]\n    identities: [*id]\n"
-		f, err := Parse([]byte(config), noEnv)
-		if err != nil {
-			t.Fatalf("Parse() error = %v", err)
-		}
+		f := mustParse(t, config)
 		want := server.Policy{
 			Allow:      []string{"/v1/status"},
 			Deny:       []string{"/v1/metrics"},
@@ -1125,10 +1095,7 @@ func TestLimits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f, err := Parse([]byte(minimal+tt.limits), noEnv)
-			if err != nil {
-				t.Fatalf("Parse() error = %v", err)
-			}
+			f := mustParse(t, minimal+tt.limits)
 			if f.Limits != tt.want {
 				t.Errorf("Limits = %+v, want %+v", f.Limits, tt.want)
 			}
@@ -1140,4 +1107,15 @@ func TestLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustParse parses config without environment variables and fails t on
+// an error.
+func mustParse(t *testing.T, config string) *File {
+	t.Helper()
+	f, err := Parse([]byte(config), noEnv)
+	if err != nil {
+		t.Fatalf("Parse() error = %v", err)
+	}
+	return f
 }

@@ -15,10 +15,9 @@ import (
 	"github.com/openkes/openkes/server"
 )
 
-// FuzzParse checks that Parse never panics, is deterministic, and that a
-// file it accepts always yields a server configuration that passes
-// server.Config.Validate.
-func FuzzParse(f *testing.F) {
+// addTestdataSeeds adds every testdata/*.yml file to f's seed corpus.
+func addTestdataSeeds(f *testing.F) {
+	f.Helper()
 	files, err := filepath.Glob("testdata/*.yml")
 	if err != nil {
 		f.Fatal(err)
@@ -30,6 +29,13 @@ func FuzzParse(f *testing.F) {
 		}
 		f.Add(data)
 	}
+}
+
+// FuzzParse checks that Parse never panics, is deterministic, and that a
+// file it accepts always yields a server configuration that passes
+// server.Config.Validate.
+func FuzzParse(f *testing.F) {
+	addTestdataSeeds(f)
 	f.Add([]byte(minimal + "policy: {p: {allow: ['*'], identities: ['${ID}', '${EMPTY}']}}\ncache: {expiry: {any: '${DUR}'}}\n"))
 	f.Add([]byte(adminTLS + "keystore: {openkes-test: {name: x, retries: '${N}', enabled: yes}}\nx: &a {<<: *a}\n"))
 	f.Add([]byte("a: &a [*a]\n"))

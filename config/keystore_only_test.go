@@ -203,17 +203,7 @@ func TestReadKeyStoreMissing(t *testing.T) {
 // FuzzParseKeyStore checks that ParseKeyStore never panics and that it
 // reads the key store of every file Parse accepts exactly as Parse does.
 func FuzzParseKeyStore(f *testing.F) {
-	files, err := filepath.Glob("testdata/*.yml")
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
+	addTestdataSeeds(f)
 	f.Add([]byte("keystore: {fs: {path: '${P}'}}\n"))
 	f.Add([]byte(adminTLS + "x: &x ${P}\npolicy: {p: {allow: [&a '${P}'], identities: [*x]}}\nkeystore: {openkes-test: {name: *a, tags: [*x]}}\n"))
 	f.Add([]byte("b: &b {keystore: {openkes: {nested: {name: n}}}}\n<<: *b\n"))

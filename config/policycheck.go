@@ -20,7 +20,7 @@ type routeShape struct {
 
 var routeShapes = func() []routeShape {
 	var shapes []routeShape
-	for _, r := range api.Routes() {
+	for _, r := range api.AllRoutes() {
 		p := strings.TrimPrefix(r.Path, "/")
 		s := routeShape{path: r.Path}
 		if strings.HasSuffix(p, "/") {

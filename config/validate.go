@@ -107,7 +107,7 @@ func (d *decoder) build(m *fileMirror) *File {
 		f.Routes = make(map[string]server.RouteConfig, len(m.API))
 	}
 	routes := map[string]bool{}
-	for _, r := range api.Routes() {
+	for _, r := range api.AllRoutes() {
 		routes[r.Path] = true
 	}
 	for _, path := range slices.Sorted(maps.Keys(m.API)) {
@@ -133,6 +133,11 @@ func (d *decoder) build(m *fileMirror) *File {
 	d.nonNegative("cache.expiry.any", f.Cache.Any)
 	d.nonNegative("cache.expiry.unused", f.Cache.Unused)
 	d.nonNegative("cache.expiry.offline", f.Cache.Offline)
+
+	f.Deletion = server.DeletionConfig{Window: m.Deletion.Window}
+	if w := f.Deletion.Window; w != 0 && w < server.MinDeletionWindow {
+		d.add("deletion.window", "invalid deletion window '%v' (use at least %v, or leave it out to delete keys at once)", w, server.MinDeletionWindow)
+	}
 
 	f.Limits = server.Limits{
 		Connections:                m.Limits.Connections,

@@ -17,18 +17,13 @@ import (
 	"github.com/openkes/openkes/internal/testpki"
 )
 
-// auditLine is what the test reads from a line of the audit file.
+// auditLine is what the test reads from a line of the audit file. The
+// fields without a tag match the JSON names case-insensitively, as
+// encoding/json does; readAuditFile rejects any other field.
 type auditLine struct {
-	Time      string  `json:"time"`
-	Method    string  `json:"method"`
-	Path      string  `json:"path"`
-	Key       string  `json:"key"`
-	IP        string  `json:"ip"`
-	Identity  string  `json:"identity"`
-	Policy    string  `json:"policy"`
-	Status    int     `json:"status"`
-	LatencyMS float64 `json:"latency_ms"`
-	Message   string  `json:"message"`
+	Time, Method, Path, Key, IP, Identity, Policy, Message string
+	Status                                                 int
+	LatencyMS                                              float64 `json:"latency_ms"`
 }
 
 // TestAuditFileRotation runs 'kes server' with log.audit_file, rotates

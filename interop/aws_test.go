@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -83,32 +82,9 @@ func TestAWSFixtures(t *testing.T) {
 	for name, data := range files {
 		fake.PutString(name, string(data))
 	}
-	admin := newAPIKey(t)
-	srv := startServer(t, serverOptions{
-		Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
-		KeyStore: awsKeyStore(fake, true),
-	})
-	c := srv.apiKeyClient(t, admin)
+	srv, c := startAdminServer(t, serverOptions{KeyStore: awsKeyStore(fake, true)})
 	ctx := t.Context()
-	checkFixtures(t, c, fx)
-
-	names, _, err := c.ListKeys(ctx, "fixture", 0)
-	if err != nil {
-		t.Fatalf("ListKeys: %v", err)
-	}
-	var want []string
-	for _, k := range fx.Keys {
-		want = append(want, k.Name)
-	}
-	slices.Sort(want)
-	if !slices.Equal(names, want) {
-		t.Errorf("ListKeys = %q, want %q", names, want)
-	}
-	for _, k := range fx.Keys {
-		if err := roundTrip(ctx, c, c, k.Name); err != nil {
-			t.Error(err)
-		}
-	}
+	checkStoredFixtures(t, c, fx)
 	for name, data := range files { // reading never rewrites a secret
 		if sec, ok := fake.Lookup(name); !ok || sec.String == nil || *sec.String != string(data) {
 			t.Errorf("secret %s changed after use", name)
@@ -158,33 +134,17 @@ func TestAWSFixtures(t *testing.T) {
 func TestAWSOutage(t *testing.T) {
 	fake := startAWS(t, awstest.Options{})
 	fake.Stop()
-	admin := newAPIKey(t)
-	srv := startServer(t, serverOptions{
-		Config:   "admin:\n  identity: " + admin.Identity().String() + "\ncache:\n  expiry:\n    any: 5m\n    unused: 5m\n    offline: 1h\n",
+	srv, c := startAdminServer(t, serverOptions{
+		Config:   "cache:\n  expiry:\n    any: 5m\n    unused: 5m\n    offline: 1h\n",
 		KeyStore: awsKeyStore(fake, true),
 	})
-	c := srv.apiKeyClient(t, admin)
 	ctx := t.Context()
 
-	if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
-		t.Fatalf("IsReady with the service down = %t, %v; want false, 504", ready, err)
-	}
-	if err := c.CreateKey(ctx, "my-key"); status(err) != http.StatusGatewayTimeout {
-		t.Fatalf("CreateKey with the service down = %v, want 504", err)
-	}
+	checkStartedDown(t, c, "my-key")
 
 	fake.Start(t)
-	waitReady := func(want bool) {
-		t.Helper()
-		// The server probes the store every 10 s.
-		eventually(t, 25*time.Second, func() error {
-			if ready, err := c.IsReady(ctx); ready != want {
-				return fmt.Errorf("IsReady = %t, %v; want %t", ready, err, want)
-			}
-			return nil
-		})
-	}
-	waitReady(true)
+	// The server probes the store every 10 s.
+	waitReady(t, c, 25*time.Second)
 	if err := c.CreateKey(ctx, "my-key"); err != nil {
 		t.Fatalf("CreateKey after the service started: %v", err)
 	}
@@ -194,7 +154,7 @@ func TestAWSOutage(t *testing.T) {
 	}
 
 	fake.Stop()
-	waitReady(false)
+	waitUnready(t, c, 25*time.Second)
 	pt, err := c.Decrypt(ctx, "my-key", dek.Ciphertext, nil)
 	if err != nil || !bytes.Equal(pt, dek.Plaintext) {
 		t.Errorf("Decrypt with a cached key while offline = %v, want the plaintext", err)
@@ -207,7 +167,7 @@ func TestAWSOutage(t *testing.T) {
 	}
 
 	fake.Start(t)
-	waitReady(true)
+	waitReady(t, c, 25*time.Second)
 	eventually(t, 10*time.Second, func() error { return c.CreateKey(ctx, "other") })
 	if err := roundTrip(ctx, c, c, "other"); err != nil {
 		t.Error(err)
@@ -222,12 +182,7 @@ func TestAWSOutage(t *testing.T) {
 func TestAWSCredentialExpiry(t *testing.T) {
 	fake := startAWS(t, awstest.Options{CredentialTTL: 2 * time.Second})
 	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", fake.CredentialsURL())
-	admin := newAPIKey(t)
-	srv := startServer(t, serverOptions{
-		Config:   "admin:\n  identity: " + admin.Identity().String() + "\nlog:\n  error: debug\n",
-		KeyStore: awsKeyStore(fake, false),
-	})
-	c := srv.apiKeyClient(t, admin)
+	srv, c := startAdminServer(t, serverOptions{Config: "log:\n  error: debug\n", KeyStore: awsKeyStore(fake, false)})
 	ctx := t.Context()
 	deadline := time.Now().Add(4 * time.Second)
 	for i := 0; time.Now().Before(deadline); i++ {
@@ -273,41 +228,16 @@ func TestExampleAWS(t *testing.T) {
 func TestAWSMigrate(t *testing.T) {
 	fx, files := readFixtures(t)
 	fake := startAWS(t, awstest.Options{PageSize: 2})
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range files {
-		writeFile(t, filepath.Join(dir, "keys"), name, data)
-	}
-	writeFile(t, dir, "fs.yml", []byte("keystore:\n  fs:\n    path: keys\n"))
-	writeFile(t, dir, "back.yml", []byte("keystore:\n  fs:\n    path: back\n"))
-	writeFile(t, dir, "aws.yml", []byte("keystore:\n"+awsKeyStore(fake, true)))
-
-	if out, errOut, code := runKes(t, dir, "migrate", "--from", "fs.yml", "--to", "aws.yml"); code != 0 {
-		t.Fatalf("kes migrate fs -> aws: exit %d\n%s\n%s", code, out, errOut)
-	}
-	for name, data := range files {
-		if sec, ok := fake.Lookup(name); !ok || sec.String == nil || *sec.String != string(data) {
-			t.Errorf("secret %s after migrate = %+v, want the key file's content", name, sec)
+	checkMigrate(t, files, awsKeyStore(fake, true), nil, func(name string) ([]byte, bool) {
+		sec, ok := fake.Lookup(name)
+		if !ok || sec.String == nil {
+			return nil, false
 		}
-	}
-	if out, errOut, code := runKes(t, dir, "migrate", "--from", "aws.yml", "--to", "back.yml", "fixture-*"); code != 0 {
-		t.Fatalf("kes migrate aws -> fs: exit %d\n%s\n%s", code, out, errOut)
-	}
-	for name, data := range files {
-		got, err := os.ReadFile(filepath.Join(dir, "back", name))
-		if err != nil || !bytes.Equal(got, data) {
-			t.Errorf("key file %s after migrating back: %v", name, err)
-		}
-	}
+		return []byte(*sec.String), true
+	}, nil, "fixture-*")
 
 	// The migrated keys are the original's: a server on them decrypts the
 	// recorded ciphertexts.
-	admin := newAPIKey(t)
-	srv := startServer(t, serverOptions{
-		Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
-		KeyStore: awsKeyStore(fake, true),
-	})
-	checkFixtures(t, srv.apiKeyClient(t, admin), fx)
+	_, c := startAdminServer(t, serverOptions{KeyStore: awsKeyStore(fake, true)})
+	checkFixtures(t, c, fx)
 }

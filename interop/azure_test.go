@@ -1,12 +1,10 @@
 package interop
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -80,33 +78,9 @@ func TestAzureFixtures(t *testing.T) {
 	for name, data := range files {
 		f.AddVersion(name, string(data), created)
 	}
-	admin := newAPIKey(t)
-	srv := startServer(t, serverOptions{
-		Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
-		KeyStore: azureKeyStore(f),
-	})
-	c := srv.apiKeyClient(t, admin)
+	srv, c := startAdminServer(t, serverOptions{KeyStore: azureKeyStore(f)})
 	ctx := t.Context()
-
-	checkFixtures(t, c, fx)
-
-	names, _, err := c.ListKeys(ctx, "fixture", 0)
-	if err != nil {
-		t.Fatalf("ListKeys: %v", err)
-	}
-	var want []string
-	for _, k := range fx.Keys {
-		want = append(want, k.Name)
-	}
-	slices.Sort(want)
-	if !slices.Equal(names, want) {
-		t.Errorf("ListKeys = %q, want %q (listed over pages of 2)", names, want)
-	}
-	for _, k := range fx.Keys {
-		if err := roundTrip(ctx, c, c, k.Name); err != nil {
-			t.Error(err)
-		}
-	}
+	checkStoredFixtures(t, c, fx) // listed over pages of 2
 	for name, data := range files {
 		if v := f.Versions(name); len(v) != 1 || v[0].Value != string(data) {
 			t.Errorf("secret %s changed after use: %d versions", name, len(v))
@@ -146,32 +120,20 @@ func TestAzureFixtures(t *testing.T) {
 func TestAzureOutage(t *testing.T) {
 	f := azureEnv(t, azuretest.Options{TokenTTL: 2 * time.Second})
 	f.SetDown(true)
-	admin := newAPIKey(t)
-	srv := startServer(t, serverOptions{
-		Config:   "admin:\n  identity: " + admin.Identity().String() + "\ncache:\n  expiry:\n    any: 10m\n    unused: 10m\n    offline: 10m\n",
+	srv, c := startAdminServer(t, serverOptions{
+		Config:   "cache:\n  expiry:\n    any: 10m\n    unused: 10m\n    offline: 10m\n",
 		KeyStore: azureKeyStore(f),
 	})
-	c := srv.apiKeyClient(t, admin)
 	ctx := t.Context()
 
-	eventually(t, 30*time.Second, func() error {
-		if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
-			return fmt.Errorf("IsReady while Key Vault is down = %t, %v; want false, 504", ready, err)
-		}
-		return nil
-	})
+	waitUnready(t, c, 30*time.Second)
 	if err := c.CreateKey(ctx, "early"); status(err) != http.StatusGatewayTimeout && status(err) != http.StatusBadGateway {
 		t.Errorf("CreateKey while Key Vault is down = %v, want 502 or 504", err)
 	}
 
 	f.SetDown(false)
 	eventually(t, 30*time.Second, func() error { return c.CreateKey(ctx, "shared") })
-	eventually(t, 30*time.Second, func() error {
-		if ready, err := c.IsReady(ctx); !ready {
-			return fmt.Errorf("IsReady = %t, %v", ready, err)
-		}
-		return nil
-	})
+	waitReady(t, c, 30*time.Second)
 
 	// Tokens expire every 2 s: requests over 4 s never fail.
 	tokens := len(f.Tokens())
@@ -195,12 +157,7 @@ func TestAzureOutage(t *testing.T) {
 	}
 
 	f.SetDown(true)
-	eventually(t, 30*time.Second, func() error {
-		if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
-			return fmt.Errorf("IsReady while Key Vault is down = %t, %v; want false, 504", ready, err)
-		}
-		return nil
-	})
+	waitUnready(t, c, 30*time.Second)
 	for range 3 {
 		if err := roundTrip(ctx, c, c, "shared"); err != nil {
 			t.Fatalf("cached key while Key Vault is down: %v", err)
@@ -240,40 +197,11 @@ func TestExampleAzure(t *testing.T) {
 func TestAzureMigrate(t *testing.T) {
 	_, files := readFixtures(t)
 	f := azureEnv(t, azuretest.Options{PageSize: 2})
-	dir := t.TempDir()
-	for _, d := range []string{"from", "back"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
-			t.Fatal(err)
+	checkMigrate(t, files, azureKeyStore(f), nil, func(name string) ([]byte, bool) {
+		v := f.Versions(name)
+		if len(v) != 1 {
+			return nil, false
 		}
-	}
-	for name, data := range files {
-		writeFile(t, filepath.Join(dir, "from"), name, data)
-	}
-	writeFile(t, dir, "fs.yml", []byte("keystore:\n  fs:\n    path: from\n"))
-	writeFile(t, dir, "back.yml", []byte("keystore:\n  fs:\n    path: back\n"))
-	writeFile(t, dir, "azure.yml", []byte("keystore:\n"+azureKeyStore(f)))
-
-	migrate := func(from, to string) {
-		t.Helper()
-		cmd := exec.CommandContext(t.Context(), kesBinary, "migrate", "--from", from, "--to", to)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("kes migrate --from %s --to %s: %v\n%s", from, to, err, out)
-		}
-		checkAzureOutput(t, f, string(out))
-	}
-	migrate("fs.yml", "azure.yml")
-	for name, data := range files {
-		if v := f.Versions(name); len(v) != 1 || v[0].Value != string(data) {
-			t.Errorf("secret %s after migrating in: %d versions, want the key file", name, len(v))
-		}
-	}
-	migrate("azure.yml", "back.yml")
-	for name, data := range files {
-		got, err := os.ReadFile(filepath.Join(dir, "back", name))
-		if err != nil || !bytes.Equal(got, data) {
-			t.Errorf("key %s after migrating out = %q, %v; want the key file", name, got, err)
-		}
-	}
+		return []byte(v[0].Value), true
+	}, func(out string) { checkAzureOutput(t, f, out) })
 }

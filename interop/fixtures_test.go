@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,38 +11,16 @@ import (
 	"testing"
 
 	"github.com/minio/kms-go/kes"
+
+	"github.com/openkes/openkes/internal/crypto/cryptotest"
 )
 
 // fixtureDir holds keys and ciphertexts recorded from the original KES
 // server (a copy of shared/fixtures).
 const fixtureDir = "../testdata/kes-fixtures"
 
-type fixtureCase struct {
-	ID            string `json:"id"`
-	Key           string `json:"key"`
-	Plaintext     string `json:"plaintext_b64"`
-	Ciphertext    string `json:"ciphertext_b64"`
-	Context       string `json:"context_b64"`
-	HasContext    bool   `json:"has_context"`
-	WantStatus    int    `json:"want_status"`
-	WantMessage   string `json:"want_message"`
-	Message       string `json:"message_b64"`
-	MACHex        string `json:"mac_hex"`
-	ErrStatus     int    `json:"err_status"`
-	ErrMessage    string `json:"err_message"`
-	CiphertextLen int    `json:"ciphertext_len"`
-}
-
-type fixtures struct {
-	Keys []struct {
-		Name string `json:"name"`
-	} `json:"keys"`
-	Encrypt  []fixtureCase `json:"encrypt"`
-	Generate []fixtureCase `json:"generate"`
-	Legacy   []fixtureCase `json:"legacy_ciphertext_formats"`
-	Negative []fixtureCase `json:"negative"`
-	HMAC     []fixtureCase `json:"hmac"`
-}
+// fixtures is the fixture file; see cryptotest.Fixtures.
+type fixtures = cryptotest.Fixtures
 
 func b64(t *testing.T, s string) []byte {
 	t.Helper()
@@ -59,28 +36,11 @@ func b64(t *testing.T, s string) []byte {
 // every recorded ciphertext decrypts, every negative case fails with the
 // recorded status and message, and every HMAC is reproduced.
 func TestOriginalServerFixtures(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(fixtureDir, "kes-crypto-fixtures.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fx fixtures
-	if err := json.Unmarshal(data, &fx); err != nil {
-		t.Fatal(err)
-	}
-	files := map[string][]byte{}
-	for _, k := range fx.Keys {
-		b, err := os.ReadFile(filepath.Join(fixtureDir, "keystore", k.Name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[k.Name] = b
-	}
-	admin := newAPIKey(t)
-	srv := startServer(t, serverOptions{Config: "admin:\n  identity: " + admin.Identity().String() + "\n", KeyFiles: files})
-	c := srv.apiKeyClient(t, admin)
+	fx, files := readFixtures(t)
+	srv, c := startAdminServer(t, serverOptions{KeyFiles: files})
 	ctx := t.Context()
 
-	decryptCases := append(append(append([]fixtureCase{}, fx.Encrypt...), fx.Generate...), fx.Legacy...)
+	decryptCases := append(append(append([]cryptotest.FixtureCase{}, fx.Encrypt...), fx.Generate...), fx.Legacy...)
 	if len(decryptCases) != 25 || len(fx.Negative) != 12 || len(fx.HMAC) != 6 {
 		t.Fatalf("fixture file has %d decrypt, %d negative and %d HMAC cases, want 25, 12 and 6", len(decryptCases), len(fx.Negative), len(fx.HMAC))
 	}
@@ -136,6 +96,86 @@ func TestOriginalServerFixtures(t *testing.T) {
 		got, err := os.ReadFile(filepath.Join(srv.Dir, "keys", name))
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("key file %s changed after use", name)
+		}
+	}
+}
+
+// readFixtures reads the fixture file and the original's key files.
+func readFixtures(t *testing.T) (fixtures, map[string][]byte) {
+	t.Helper()
+	fx, files := cryptotest.LoadFixtures(t, fixtureDir)
+	return *fx, files
+}
+
+// checkStoredFixtures checks a server whose key store holds the
+// original's key files: checkFixtures, ListKeys("fixture") returns
+// exactly the fixture keys, and each of them serves a new data key.
+func checkStoredFixtures(t *testing.T, c *kes.Client, fx fixtures) {
+	t.Helper()
+	ctx := t.Context()
+	checkFixtures(t, c, fx)
+	var want []string
+	for _, k := range fx.Keys {
+		want = append(want, k.Name)
+	}
+	slices.Sort(want)
+	names, _, err := c.ListKeys(ctx, "fixture", 0)
+	if err != nil || !slices.Equal(names, want) {
+		t.Errorf("ListKeys = %q, %v; want %q", names, err, want)
+	}
+	for _, k := range fx.Keys {
+		if err := roundTrip(ctx, c, c, k.Name); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// checkMigrate runs kes migrate from an fs key store holding files into
+// the key store of the YAML section store (extra files, such as a CA,
+// are written next to the configs) and from there into another, empty fs
+// key store. After the first, stored(name) must return the key file of
+// name; after the second, the new directory must hold every key file byte
+// for byte. If out is not nil, it checks the output of each run. args are
+// added to the second run (e.g. a pattern).
+func checkMigrate(t *testing.T, files map[string][]byte, store string, extra map[string][]byte,
+	stored func(name string) ([]byte, bool), out func(string), args ...string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{"from", "back"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, data := range files {
+		writeFile(t, filepath.Join(dir, "from"), name, data)
+	}
+	for name, data := range extra {
+		writeFile(t, dir, name, data)
+	}
+	writeFile(t, dir, "fs.yml", []byte("keystore:\n  fs:\n    path: from\n"))
+	writeFile(t, dir, "back.yml", []byte("keystore:\n  fs:\n    path: back\n"))
+	writeFile(t, dir, "store.yml", []byte("keystore:\n"+store))
+	migrate := func(from, to string, args ...string) {
+		t.Helper()
+		stdout, stderr, code := runKes(t, dir, append([]string{"migrate", "--from", from, "--to", to}, args...)...)
+		if code != 0 {
+			t.Fatalf("kes migrate --from %s --to %s: exit %d\n%s\n%s", from, to, code, stdout, stderr)
+		}
+		if out != nil {
+			out(stdout + stderr)
+		}
+	}
+	migrate("fs.yml", "store.yml")
+	for name, data := range files {
+		if got, ok := stored(name); !ok || !bytes.Equal(got, data) {
+			t.Errorf("key %s after migrating in = %q, %t; want the key file", name, got, ok)
+		}
+	}
+	migrate("store.yml", "back.yml", args...)
+	for name, data := range files {
+		got, err := os.ReadFile(filepath.Join(dir, "back", name))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("key %s after migrating out = %q, %v; want the key file", name, got, err)
 		}
 	}
 }

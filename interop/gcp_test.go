@@ -10,10 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +82,26 @@ func (e *gcpEnv) checkNoSecrets(t *testing.T, srv *kesServer, extra ...string) {
 	}
 }
 
+// createWhileRenewing creates the keys key-000, key-001, ... through c,
+// at least n of them and until the token server has issued three tokens:
+// every create must succeed, and Secret Manager must not have rejected
+// any call for its token.
+func (e *gcpEnv) createWhileRenewing(t *testing.T, c *kes.Client, n int) {
+	t.Helper()
+	for i := 0; i < n || e.ts.Issued() < 3; i++ {
+		if i > 400 {
+			t.Fatalf("only %d tokens issued in 30 s with 2 s tokens", e.ts.Issued())
+		}
+		if err := c.CreateKey(t.Context(), fmt.Sprintf("key-%03d", i)); err != nil {
+			t.Fatalf("CreateKey(key-%03d) with %d tokens issued: %v", i, e.ts.Issued(), err)
+		}
+		time.Sleep(75 * time.Millisecond)
+	}
+	if n := e.sm.Rejected(); n != 0 {
+		t.Errorf("Secret Manager rejected %d calls for an expired or unknown token, want 0", n)
+	}
+}
+
 // TestGCPFixtures stores the key files written by the original server
 // as secrets of the original's layout (version 1 holds the value) and
 // checks that the server reads them unchanged: every recorded ciphertext
@@ -100,28 +117,9 @@ func TestGCPFixtures(t *testing.T) {
 		e.sm.Put(name, data)
 		e.sm.Put(name, []byte("a later version, which the original ignores"))
 	}
-	admin := newAPIKey(t)
-	srv := startServer(t, serverOptions{
-		Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
-		KeyStore: e.keyStore(),
-	})
-	c := srv.apiKeyClient(t, admin)
+	srv, c := startAdminServer(t, serverOptions{KeyStore: e.keyStore()})
 	ctx := t.Context()
-
-	checkFixtures(t, c, fx)
-
-	names, _, err := c.ListKeys(ctx, "fixture", 0)
-	if err != nil {
-		t.Fatalf("ListKeys: %v", err)
-	}
-	var want []string
-	for _, k := range fx.Keys {
-		want = append(want, k.Name)
-	}
-	slices.Sort(want)
-	if !slices.Equal(names, want) {
-		t.Errorf("ListKeys = %q, want %q", names, want)
-	}
+	checkStoredFixtures(t, c, fx)
 
 	// Reading never rewrites the original's secrets.
 	for name, data := range files {
@@ -167,31 +165,17 @@ func TestGCPFixtures(t *testing.T) {
 // restarting kes.
 func TestGCPOutage(t *testing.T) {
 	e := startGCP(t, 2*time.Second)
-	admin := newAPIKey(t)
-	srv := startServer(t, serverOptions{
-		Config: "admin:\n  identity: " + admin.Identity().String() + "\n" +
-			"cache:\n  expiry:\n    any: 10m\n    unused: 10m\n    offline: 10m\n",
+	srv, c := startAdminServer(t, serverOptions{
+		Config:   "cache:\n  expiry:\n    any: 10m\n    unused: 10m\n    offline: 10m\n",
 		KeyStore: e.keyStore(),
 	})
-	c := srv.apiKeyClient(t, admin)
 	ctx := t.Context()
 
 	if err := c.CreateKey(ctx, "cached"); err != nil {
 		t.Fatal(err)
 	}
 	// Creates always reach the store; tokens are renewed meanwhile.
-	for i := 0; i < 40 || e.ts.Issued() < 3; i++ {
-		if i > 400 {
-			t.Fatalf("only %d tokens issued in 30 s with 2 s tokens", e.ts.Issued())
-		}
-		if err := c.CreateKey(ctx, fmt.Sprintf("key-%03d", i)); err != nil {
-			t.Fatalf("CreateKey(key-%03d) with %d tokens issued: %v", i, e.ts.Issued(), err)
-		}
-		time.Sleep(75 * time.Millisecond)
-	}
-	if n := e.sm.Rejected(); n != 0 {
-		t.Errorf("Secret Manager rejected %d calls for an expired or unknown token, want 0", n)
-	}
+	e.createWhileRenewing(t, c, 40)
 	if err := roundTrip(ctx, c, c, "cached"); err != nil {
 		t.Fatal(err)
 	}
@@ -200,12 +184,7 @@ func TestGCPOutage(t *testing.T) {
 	if err := c.CreateKey(ctx, "during-outage"); status(err) != http.StatusGatewayTimeout {
 		t.Errorf("CreateKey during the outage = %v, want 504", err)
 	}
-	eventually(t, 15*time.Second, func() error {
-		if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
-			return fmt.Errorf("IsReady = %t, %v; want false, 504", ready, err)
-		}
-		return nil
-	})
+	waitUnready(t, c, 15*time.Second)
 	for range 5 {
 		if err := roundTrip(ctx, c, c, "cached"); err != nil {
 			t.Fatalf("cached key during the outage: %v", err)
@@ -214,12 +193,7 @@ func TestGCPOutage(t *testing.T) {
 
 	e.sm.Start(t)
 	eventually(t, 20*time.Second, func() error { return c.CreateKey(ctx, "after-outage") })
-	eventually(t, 25*time.Second, func() error {
-		if ready, err := c.IsReady(ctx); !ready {
-			return fmt.Errorf("IsReady = %t, %v", ready, err)
-		}
-		return nil
-	})
+	waitReady(t, c, 25*time.Second)
 	if err := roundTrip(ctx, c, c, "after-outage"); err != nil {
 		t.Error(err)
 	}
@@ -235,27 +209,12 @@ func TestGCPOutage(t *testing.T) {
 func TestGCPStartsWhileDown(t *testing.T) {
 	e := startGCP(t, time.Hour)
 	e.sm.Stop()
-	admin := newAPIKey(t)
-	srv := startServer(t, serverOptions{
-		Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
-		KeyStore: e.keyStore(),
-	})
-	c := srv.apiKeyClient(t, admin)
+	_, c := startAdminServer(t, serverOptions{KeyStore: e.keyStore()})
 	ctx := t.Context()
 
-	if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
-		t.Fatalf("IsReady with Secret Manager down = %t, %v; want false, 504", ready, err)
-	}
-	if err := c.CreateKey(ctx, "k"); status(err) != http.StatusGatewayTimeout {
-		t.Fatalf("CreateKey with Secret Manager down = %v, want 504", err)
-	}
+	checkStartedDown(t, c, "k")
 	e.sm.Start(t)
-	eventually(t, 20*time.Second, func() error {
-		if ready, err := c.IsReady(ctx); !ready {
-			return fmt.Errorf("IsReady = false, %v", err)
-		}
-		return nil
-	})
+	waitReady(t, c, 20*time.Second)
 	if err := c.CreateKey(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
@@ -270,38 +229,13 @@ func TestGCPStartsWhileDown(t *testing.T) {
 func TestGCPMigrate(t *testing.T) {
 	_, files := readFixtures(t)
 	e := startGCP(t, time.Hour)
-	dir := t.TempDir()
-	for _, sub := range []string{"from", "back"} {
-		if err := os.Mkdir(filepath.Join(dir, sub), 0o700); err != nil {
-			t.Fatal(err)
+	checkMigrate(t, files, e.keyStore(), nil, func(name string) ([]byte, bool) {
+		v, ok := e.sm.Versions(name)
+		if !ok || len(v) != 1 {
+			return nil, false
 		}
-	}
-	for name, data := range files {
-		writeFile(t, filepath.Join(dir, "from"), name, data)
-	}
-	writeFile(t, dir, "fs.yml", []byte("keystore:\n  fs:\n    path: from\n"))
-	writeFile(t, dir, "back.yml", []byte("keystore:\n  fs:\n    path: back\n"))
-	writeFile(t, dir, "gcp.yml", []byte("keystore:\n"+e.keyStore()))
-	migrate := func(from, to string) {
-		t.Helper()
-		cmd := exec.CommandContext(t.Context(), kesBinary, "migrate", "--from", from, "--to", to)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("kes migrate --from %s --to %s: %v\n%s", from, to, err, out)
-		}
-	}
-	migrate("fs.yml", "gcp.yml")
-	for name, data := range files {
-		if v, ok := e.sm.Versions(name); !ok || len(v) != 1 || !bytes.Equal(v[0], data) {
-			t.Errorf("secret %s after migrate = %d versions (exists %t), want the key file", name, len(v), ok)
-		}
-	}
-	migrate("gcp.yml", "back.yml")
-	for name, data := range files {
-		if got, err := os.ReadFile(filepath.Join(dir, "back", name)); err != nil || !bytes.Equal(got, data) {
-			t.Errorf("key file %s after migrating back: %v, equal %t", name, err, bytes.Equal(got, data))
-		}
-	}
+		return v[0], true
+	}, nil)
 }
 
 // TestExampleGCP runs examples/config/gcp.yml against the fakes.
@@ -344,29 +278,13 @@ func TestGCPConfigCredentials(t *testing.T) {
 	keyStore := fmt.Sprintf("  gcp:\n    secretmanager:\n      project_id: %s\n      endpoint: %s\n"+
 		"      credentials:\n        client_email: %s\n        client_id: \"%s\"\n        private_key_id: %s\n        private_key: '%s'\n",
 		e.sm.ProjectID(), e.sm.Addr(), e.sa.ClientEmail, e.sa.ClientID, e.sa.PrivateKeyID, strings.ReplaceAll(e.sa.PrivateKeyPEM, "\n", `\n`))
-	admin := newAPIKey(t)
-	srv := startServer(t, serverOptions{
-		Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
-		KeyStore: keyStore,
-	})
-	c := srv.apiKeyClient(t, admin)
+	srv, c := startAdminServer(t, serverOptions{KeyStore: keyStore})
 	ctx := t.Context()
 	names, _, err := c.ListKeys(ctx, "", 0)
 	if err != nil || len(names) != len(files) {
 		t.Fatalf("ListKeys = %q, %v; want the %d fixture keys", names, err, len(files))
 	}
-	for i := 0; i < 20 || e.ts.Issued() < 3; i++ {
-		if i > 400 {
-			t.Fatalf("only %d tokens issued in 30 s with 2 s tokens", e.ts.Issued())
-		}
-		if err := c.CreateKey(ctx, fmt.Sprintf("key-%03d", i)); err != nil {
-			t.Fatalf("CreateKey(key-%03d) with %d tokens issued: %v", i, e.ts.Issued(), err)
-		}
-		time.Sleep(75 * time.Millisecond)
-	}
-	if n := e.sm.Rejected(); n != 0 {
-		t.Errorf("Secret Manager rejected %d calls for their token, want 0", n)
-	}
+	e.createWhileRenewing(t, c, 20)
 	if err := roundTrip(ctx, c, c, "key-000"); err != nil {
 		t.Error(err)
 	}

@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,12 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/minio/kms-go/kes"
 	"github.com/openkes/openkes/internal/testpki"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
 
 // kesBinary is the path of the kes binary built by TestMain.
@@ -44,22 +43,7 @@ func TestMain(m *testing.M) {
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type syncBuffer = keystoretest.LogBuffer
 
 // kesServer is a running kes server process.
 type kesServer struct {
@@ -102,6 +86,17 @@ type serverOptions struct {
 	// ListenAddr, if set, is the address the server listens on because
 	// Args contain --addr; the config file still names another one.
 	ListenAddr string
+}
+
+// startAdminServer starts a server like startServer whose config begins
+// with a fresh admin identity (opts.Config follows it), and returns it
+// with an upstream SDK client for that admin.
+func startAdminServer(t *testing.T, opts serverOptions) (*kesServer, *kes.Client) {
+	t.Helper()
+	admin := newAPIKey(t)
+	opts.Config = "admin:\n  identity: " + admin.Identity().String() + "\n" + opts.Config
+	srv := startServer(t, opts)
+	return srv, srv.apiKeyClient(t, admin)
 }
 
 // startServer starts `kes server --config` in a temporary directory and
@@ -289,5 +284,41 @@ func writeFile(t *testing.T, dir, name string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitReady polls c.IsReady until the server reports ready; it fails the
+// test after d.
+func waitReady(t *testing.T, c *kes.Client, d time.Duration) {
+	t.Helper()
+	eventually(t, d, func() error {
+		if ready, err := c.IsReady(t.Context()); !ready {
+			return fmt.Errorf("IsReady = false, %v; want true", err)
+		}
+		return nil
+	})
+}
+
+// waitUnready polls c.IsReady until the server reports that its key store
+// is unreachable (504); it fails the test after d.
+func waitUnready(t *testing.T, c *kes.Client, d time.Duration) {
+	t.Helper()
+	eventually(t, d, func() error {
+		if ready, err := c.IsReady(t.Context()); ready || status(err) != http.StatusGatewayTimeout {
+			return fmt.Errorf("IsReady = %t, %v; want false, 504", ready, err)
+		}
+		return nil
+	})
+}
+
+// checkStartedDown checks a server that started while its key store was
+// unreachable: /v1/ready says 504, and so does creating the key name.
+func checkStartedDown(t *testing.T, c *kes.Client, name string) {
+	t.Helper()
+	if ready, err := c.IsReady(t.Context()); ready || status(err) != http.StatusGatewayTimeout {
+		t.Fatalf("IsReady with the key store down = %t, %v; want false, 504", ready, err)
+	}
+	if err := c.CreateKey(t.Context(), name); status(err) != http.StatusGatewayTimeout {
+		t.Fatalf("CreateKey(%s) with the key store down = %v, want 504", name, err)
 	}
 }

@@ -5,10 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +39,7 @@ type restFake interface {
 	// logins counts successful logins (0 if the service has none).
 	logins() int
 	banner() string
+	url() string
 }
 
 // restBackends are the REST stores under test; tokenTTL is the lifetime
@@ -75,6 +72,7 @@ func (f gemaltoFake) put(t *testing.T, name string, data []byte) { f.Put(name, s
 func (f gemaltoFake) setDown(down bool)                          { f.SetDown(down) }
 func (f gemaltoFake) logins() int                                { return f.Logins() }
 func (f gemaltoFake) banner() string                             { return "Gemalto KeySecure: " + f.URL }
+func (f gemaltoFake) url() string                                { return f.URL }
 func (f gemaltoFake) secrets() []string                          { return append(f.JWTs(), gemaltoRefreshToken) }
 func (f gemaltoFake) stored(t *testing.T, name string) ([]byte, bool) {
 	m, ok := f.Material(name)
@@ -100,6 +98,7 @@ func (f fortanixFake) caPEM() []byte     { return f.CACertPEM() }
 func (f fortanixFake) setDown(down bool) { f.SetDown(down) }
 func (f fortanixFake) logins() int       { return 0 }
 func (f fortanixFake) banner() string    { return "Fortanix SDKMS: " + f.URL }
+func (f fortanixFake) url() string       { return f.URL }
 func (f fortanixFake) secrets() []string { return []string{fortanixAPIKey} }
 func (f fortanixFake) put(t *testing.T, name string, data []byte) {
 	f.Put(name, fortanixGroupID, data)
@@ -129,11 +128,9 @@ const (
 	entrustPassword = "interop-entrust-password-1b6c"
 )
 
-func newEntrust(t *testing.T, ttl time.Duration) *entrusttest.Server {
-	return entrusttest.New(t, entrusttest.Options{VaultID: entrustVaultID, BoxID: entrustBoxID, Username: entrustUser, Password: entrustPassword, TokenLifetime: ttl, PageSize: 2})
+func startEntrust(t *testing.T, ttl time.Duration) restFake {
+	return entrustFake{entrusttest.New(t, entrusttest.Options{VaultID: entrustVaultID, BoxID: entrustBoxID, Username: entrustUser, Password: entrustPassword, TokenLifetime: ttl, PageSize: 2})}
 }
-
-func startEntrust(t *testing.T, ttl time.Duration) restFake { return entrustFake{newEntrust(t, ttl)} }
 
 func (f entrustFake) keyStore() string {
 	return fmt.Sprintf("  entrust:\n    keycontrol:\n      endpoint: %s\n      vault_id: %s\n      box_id: %s\n      credentials:\n        username: %s\n        password: %s\n      tls:\n        ca: rest-ca.pem\n",
@@ -142,6 +139,7 @@ func (f entrustFake) keyStore() string {
 func (f entrustFake) caPEM() []byte     { return f.CACertPEM() }
 func (f entrustFake) setDown(down bool) { f.SetDown(down) }
 func (f entrustFake) banner() string    { return "Entrust KeyControl: " + f.URL }
+func (f entrustFake) url() string       { return f.URL }
 func (f entrustFake) secrets() []string { return append(f.Tokens(), entrustPassword) }
 func (f entrustFake) logins() int {
 	logins, renews, _ := f.Counts()
@@ -160,16 +158,26 @@ func (f entrustFake) stored(t *testing.T, name string) ([]byte, bool) {
 	return v, true
 }
 
+// forEachREST runs test for each of restBackends in a parallel subtest,
+// on a fake whose tokens live for an hour.
+func forEachREST(t *testing.T, test func(t *testing.T, f restFake)) {
+	t.Helper()
+	for _, b := range restBackends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, b.start(t, time.Hour))
+		})
+	}
+}
+
 // startRESTServer starts kes on f with the extra config.
 func startRESTServer(t *testing.T, f restFake, config string) (*kesServer, *kes.Client) {
 	t.Helper()
-	admin := newAPIKey(t)
-	srv := startServer(t, serverOptions{
-		Config:   "admin:\n  identity: " + admin.Identity().String() + "\n" + config,
+	return startAdminServer(t, serverOptions{
+		Config:   config,
 		KeyStore: f.keyStore(),
 		Files:    map[string][]byte{"rest-ca.pem": f.caPEM()},
 	})
-	return srv, srv.apiKeyClient(t, admin)
 }
 
 // checkNoSecrets fails if the server's output holds a credential, a
@@ -195,88 +203,61 @@ func checkNoSecrets(t *testing.T, srv *kesServer, f restFake, values ...[]byte) 
 // that new keys get the original's layout.
 func TestRESTStoreFixtures(t *testing.T) {
 	fx, files := readFixtures(t)
-	for _, b := range restBackends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			f := b.start(t, time.Hour)
-			var values [][]byte
-			for name, data := range files {
-				f.put(t, name, data)
-				values = append(values, data)
+	forEachREST(t, func(t *testing.T, f restFake) {
+		var values [][]byte
+		for name, data := range files {
+			f.put(t, name, data)
+			values = append(values, data)
+		}
+		srv, c := startRESTServer(t, f, "")
+		ctx := t.Context()
+		checkStoredFixtures(t, c, fx)
+		for name, data := range files {
+			if got, ok := f.stored(t, name); !ok || !bytes.Equal(got, data) {
+				t.Errorf("key %s changed after use", name)
 			}
-			srv, c := startRESTServer(t, f, "")
-			ctx := t.Context()
-			checkFixtures(t, c, fx)
-			var want []string
-			for _, k := range fx.Keys {
-				want = append(want, k.Name)
-			}
-			slices.Sort(want)
-			names, _, err := c.ListKeys(ctx, "fixture", 0)
-			if err != nil || !slices.Equal(names, want) {
-				t.Errorf("ListKeys = %q, %v; want %q", names, err, want)
-			}
-			for name, data := range files {
-				if got, ok := f.stored(t, name); !ok || !bytes.Equal(got, data) {
-					t.Errorf("key %s changed after use", name)
-				}
-			}
+		}
 
-			if err := c.CreateKey(ctx, "new-key"); err != nil {
-				t.Fatalf("CreateKey: %v", err)
-			}
-			got, ok := f.stored(t, "new-key")
-			if !ok || len(got) == 0 {
-				t.Errorf("new-key is not stored")
-			}
-			values = append(values, got)
-			if err := roundTrip(ctx, c, c, "new-key"); err != nil {
-				t.Error(err)
-			}
-			if err := c.DeleteKey(ctx, "new-key"); err != nil {
-				t.Fatalf("DeleteKey: %v", err)
-			}
-			if _, ok := f.stored(t, "new-key"); ok {
-				t.Errorf("new-key is still stored after DeleteKey")
-			}
-			if !strings.Contains(srv.Stdout.String(), f.banner()) {
-				t.Errorf("the banner does not name the key store:\n%s", srv.Stdout)
-			}
-			checkNoSecrets(t, srv, f, values...)
-		})
-	}
+		if err := c.CreateKey(ctx, "new-key"); err != nil {
+			t.Fatalf("CreateKey: %v", err)
+		}
+		got, ok := f.stored(t, "new-key")
+		if !ok || len(got) == 0 {
+			t.Errorf("new-key is not stored")
+		}
+		values = append(values, got)
+		if err := roundTrip(ctx, c, c, "new-key"); err != nil {
+			t.Error(err)
+		}
+		if err := c.DeleteKey(ctx, "new-key"); err != nil {
+			t.Fatalf("DeleteKey: %v", err)
+		}
+		if _, ok := f.stored(t, "new-key"); ok {
+			t.Errorf("new-key is still stored after DeleteKey")
+		}
+		if !strings.Contains(srv.Stdout.String(), f.banner()) {
+			t.Errorf("the banner does not name the key store:\n%s", srv.Stdout)
+		}
+		checkNoSecrets(t, srv, f, values...)
+	})
 }
 
 // TestRESTStoreDownAtStart starts kes while the service is down: it
 // starts, is not ready (504), and serves once the service is back.
 func TestRESTStoreDownAtStart(t *testing.T) {
-	for _, b := range restBackends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			f := b.start(t, time.Hour)
-			f.setDown(true)
-			srv, c := startRESTServer(t, f, "")
-			ctx := t.Context()
-			if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
-				t.Fatalf("IsReady while down = %t, %v; want false, 504", ready, err)
-			}
-			if err := c.CreateKey(ctx, "k"); status(err) != http.StatusGatewayTimeout {
-				t.Fatalf("CreateKey while down = %v, want 504", err)
-			}
-			f.setDown(false)
-			eventually(t, 40*time.Second, func() error {
-				if ready, err := c.IsReady(ctx); !ready {
-					return fmt.Errorf("IsReady = false, %v", err)
-				}
-				return nil
-			})
-			eventually(t, 40*time.Second, func() error { return c.CreateKey(ctx, "k") })
-			if err := roundTrip(ctx, c, c, "k"); err != nil {
-				t.Fatal(err)
-			}
-			checkNoSecrets(t, srv, f)
-		})
-	}
+	forEachREST(t, func(t *testing.T, f restFake) {
+		f.setDown(true)
+		srv, c := startRESTServer(t, f, "")
+		ctx := t.Context()
+		checkStartedDown(t, c, "k")
+		f.setDown(false)
+		waitReady(t, c, 40*time.Second)
+		eventually(t, 40*time.Second, func() error { return c.CreateKey(ctx, "k") })
+		if err := roundTrip(ctx, c, c, "k"); err != nil {
+			t.Fatal(err)
+		}
+		checkNoSecrets(t, srv, f)
+	})
 }
 
 // TestRESTStoreOutage takes the service down while kes runs with
@@ -285,53 +266,39 @@ func TestRESTStoreDownAtStart(t *testing.T) {
 // again once the service is back.
 func TestRESTStoreOutage(t *testing.T) {
 	const cache = "cache:\n  expiry:\n    any: 2s\n    unused: 2s\n    offline: 1h\n"
-	for _, b := range restBackends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			f := b.start(t, time.Hour)
-			srv, c := startRESTServer(t, f, cache)
-			ctx := t.Context()
-			for _, name := range []string{"cached", "uncached"} {
-				if err := c.CreateKey(ctx, name); err != nil {
-					t.Fatal(err)
-				}
-			}
-			dek, err := c.GenerateKey(ctx, "cached", nil)
-			if err != nil {
+	forEachREST(t, func(t *testing.T, f restFake) {
+		srv, c := startRESTServer(t, f, cache)
+		ctx := t.Context()
+		for _, name := range []string{"cached", "uncached"} {
+			if err := c.CreateKey(ctx, name); err != nil {
 				t.Fatal(err)
 			}
-			f.setDown(true)
-			// The server notices within its 10 s status interval.
-			eventually(t, 30*time.Second, func() error {
-				if ready, err := c.IsReady(ctx); ready || status(err) != http.StatusGatewayTimeout {
-					return fmt.Errorf("IsReady while down = %t, %v; want false, 504", ready, err)
-				}
-				return nil
-			})
-			time.Sleep(3 * time.Second) // past cache.expiry.any
-			for range 3 {
-				pt, err := c.Decrypt(ctx, "cached", dek.Ciphertext, nil)
-				if err != nil || !bytes.Equal(pt, dek.Plaintext) {
-					t.Fatalf("Decrypt of a cached key while down = %v", err)
-				}
-				if _, err := c.GenerateKey(ctx, "cached", nil); err != nil {
-					t.Fatalf("GenerateKey of a cached key while down = %v", err)
-				}
+		}
+		dek, err := c.GenerateKey(ctx, "cached", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.setDown(true)
+		// The server notices within its 10 s status interval.
+		waitUnready(t, c, 30*time.Second)
+		time.Sleep(3 * time.Second) // past cache.expiry.any
+		for range 3 {
+			pt, err := c.Decrypt(ctx, "cached", dek.Ciphertext, nil)
+			if err != nil || !bytes.Equal(pt, dek.Plaintext) {
+				t.Fatalf("Decrypt of a cached key while down = %v", err)
 			}
-			if _, err := c.GenerateKey(ctx, "uncached", nil); status(err) != http.StatusGatewayTimeout {
-				t.Errorf("GenerateKey of an uncached key while down = %v, want 504", err)
+			if _, err := c.GenerateKey(ctx, "cached", nil); err != nil {
+				t.Fatalf("GenerateKey of a cached key while down = %v", err)
 			}
-			f.setDown(false)
-			eventually(t, 40*time.Second, func() error { return roundTrip(ctx, c, c, "uncached") })
-			eventually(t, 30*time.Second, func() error {
-				if ready, err := c.IsReady(ctx); !ready {
-					return fmt.Errorf("IsReady = false, %v", err)
-				}
-				return nil
-			})
-			checkNoSecrets(t, srv, f)
-		})
-	}
+		}
+		if _, err := c.GenerateKey(ctx, "uncached", nil); status(err) != http.StatusGatewayTimeout {
+			t.Errorf("GenerateKey of an uncached key while down = %v, want 504", err)
+		}
+		f.setDown(false)
+		eventually(t, 40*time.Second, func() error { return roundTrip(ctx, c, c, "uncached") })
+		waitReady(t, c, 30*time.Second)
+		checkNoSecrets(t, srv, f)
+	})
 }
 
 // TestRESTStoreTokenExpiry uses access tokens that live for 2 s: no
@@ -361,53 +328,39 @@ func TestRESTStoreTokenExpiry(t *testing.T) {
 	}
 }
 
-// TestExampleGemalto runs examples/config/gemalto.yml against the
-// KeySecure fake.
-func TestExampleGemalto(t *testing.T) {
-	f := gemaltotest.New(t, gemaltotest.Options{RefreshToken: gemaltoRefreshToken, Domain: "kes"})
-	t.Setenv("KES_KEYSECURE_REFRESH_TOKEN", gemaltoRefreshToken)
-	_, minio := exampleIdentities(t)
-	config := exampleConfig(t, "gemalto.yml", "https://keysecure.example.net", f.URL)
-	srv := startServer(t, serverOptions{RawConfig: config, Files: map[string][]byte{"keysecure-ca.pem": f.CACertPEM()}})
-	minioStartup(t, srv, minio)
-	if _, ok := f.Material("minio-default"); !ok {
-		t.Fatal("no secret minio-default")
+// TestExampleRESTStores runs examples/config/<name>.yml of each REST
+// store against its fake, with the credentials in the environment
+// variables the example names.
+func TestExampleRESTStores(t *testing.T) {
+	examples := map[string]struct {
+		endpoint string // the example's endpoint, replaced by the fake's
+		caFile   string // the file the example's tls.ca names
+		env      map[string]string
+	}{
+		"gemalto":  {"https://keysecure.example.net", "keysecure-ca.pem", map[string]string{"KES_KEYSECURE_REFRESH_TOKEN": gemaltoRefreshToken}},
+		"fortanix": {"https://sdkms.example.net", "fortanix-ca.pem", map[string]string{"KES_FORTANIX_API_KEY": fortanixAPIKey, "KES_FORTANIX_GROUP_ID": fortanixGroupID}},
+		"entrust": {"https://keycontrol.example.net", "keycontrol-ca.pem", map[string]string{
+			"KES_KEYCONTROL_VAULT_ID": entrustVaultID, "KES_KEYCONTROL_BOX_ID": entrustBoxID,
+			"KES_KEYCONTROL_USERNAME": entrustUser, "KES_KEYCONTROL_PASSWORD": entrustPassword,
+		}},
 	}
-	checkNoSecrets(t, srv, gemaltoFake{f})
-}
-
-// TestExampleFortanix runs examples/config/fortanix.yml against the DSM
-// fake.
-func TestExampleFortanix(t *testing.T) {
-	f := fortanixtest.New(t, fortanixtest.Options{APIKey: fortanixAPIKey})
-	t.Setenv("KES_FORTANIX_API_KEY", fortanixAPIKey)
-	t.Setenv("KES_FORTANIX_GROUP_ID", fortanixGroupID)
-	_, minio := exampleIdentities(t)
-	config := exampleConfig(t, "fortanix.yml", "https://sdkms.example.net", f.URL)
-	srv := startServer(t, serverOptions{RawConfig: config, Files: map[string][]byte{"fortanix-ca.pem": f.CACertPEM()}})
-	minioStartup(t, srv, minio)
-	if o, ok := f.Object("minio-default"); !ok || o.GroupID != fortanixGroupID {
-		t.Fatalf("object minio-default = %+v, %t; want one in group %s", o, ok, fortanixGroupID)
+	for _, b := range restBackends {
+		t.Run(b.name, func(t *testing.T) { // not parallel: t.Setenv
+			ex := examples[b.name]
+			f := b.start(t, time.Hour)
+			for k, v := range ex.env {
+				t.Setenv(k, v)
+			}
+			_, minio := exampleIdentities(t)
+			config := exampleConfig(t, b.name+".yml", ex.endpoint, f.url())
+			srv := startServer(t, serverOptions{RawConfig: config, Files: map[string][]byte{ex.caFile: f.caPEM()}})
+			minioStartup(t, srv, minio)
+			if _, ok := f.stored(t, "minio-default"); !ok {
+				t.Fatal("no key minio-default in the store")
+			}
+			checkNoSecrets(t, srv, f)
+		})
 	}
-	checkNoSecrets(t, srv, fortanixFake{f})
-}
-
-// TestExampleEntrust runs examples/config/entrust.yml against the
-// KeyControl fake.
-func TestExampleEntrust(t *testing.T) {
-	f := newEntrust(t, time.Hour)
-	t.Setenv("KES_KEYCONTROL_VAULT_ID", entrustVaultID)
-	t.Setenv("KES_KEYCONTROL_BOX_ID", entrustBoxID)
-	t.Setenv("KES_KEYCONTROL_USERNAME", entrustUser)
-	t.Setenv("KES_KEYCONTROL_PASSWORD", entrustPassword)
-	_, minio := exampleIdentities(t)
-	config := exampleConfig(t, "entrust.yml", "https://keycontrol.example.net", f.URL)
-	srv := startServer(t, serverOptions{RawConfig: config, Files: map[string][]byte{"keycontrol-ca.pem": f.CACertPEM()}})
-	minioStartup(t, srv, minio)
-	if _, ok := f.SecretData("minio-default"); !ok {
-		t.Fatal("no secret minio-default")
-	}
-	checkNoSecrets(t, srv, entrustFake{f})
 }
 
 // TestRESTStoreMigrate runs kes migrate from an fs store with the
@@ -416,50 +369,15 @@ func TestExampleEntrust(t *testing.T) {
 // for byte.
 func TestRESTStoreMigrate(t *testing.T) {
 	_, files := readFixtures(t)
-	for _, b := range restBackends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			f := b.start(t, time.Hour)
-			dir := t.TempDir()
-			for _, d := range []string{"from", "back"} {
-				if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for name, data := range files {
-				writeFile(t, filepath.Join(dir, "from"), name, data)
-			}
-			writeFile(t, dir, "rest-ca.pem", f.caPEM())
-			writeFile(t, dir, "fs.yml", []byte("keystore:\n  fs:\n    path: from\n"))
-			writeFile(t, dir, "back.yml", []byte("keystore:\n  fs:\n    path: back\n"))
-			writeFile(t, dir, "rest.yml", []byte("keystore:\n"+f.keyStore()))
-			migrate := func(from, to string) {
-				t.Helper()
-				cmd := exec.CommandContext(t.Context(), kesBinary, "migrate", "--from", from, "--to", to)
-				cmd.Dir = dir
-				out, err := cmd.CombinedOutput()
-				if err != nil {
-					t.Fatalf("kes migrate --from %s --to %s: %v\n%s", from, to, err, out)
-				}
+	forEachREST(t, func(t *testing.T, f restFake) {
+		checkMigrate(t, files, f.keyStore(), map[string][]byte{"rest-ca.pem": f.caPEM()},
+			func(name string) ([]byte, bool) { return f.stored(t, name) },
+			func(out string) {
 				for _, s := range f.secrets() {
-					if s != "" && strings.Contains(string(out), s) {
+					if s != "" && strings.Contains(out, s) {
 						t.Errorf("kes migrate printed a credential or token")
 					}
 				}
-			}
-			migrate("fs.yml", "rest.yml")
-			for name, data := range files {
-				if got, ok := f.stored(t, name); !ok || !bytes.Equal(got, data) {
-					t.Errorf("%s after migrating in: %q, %v; want the key file", name, got, ok)
-				}
-			}
-			migrate("rest.yml", "back.yml")
-			for name, data := range files {
-				got, err := os.ReadFile(filepath.Join(dir, "back", name))
-				if err != nil || !bytes.Equal(got, data) {
-					t.Errorf("key %s after migrating out = %q, %v; want the key file", name, got, err)
-				}
-			}
-		})
-	}
+			})
+	})
 }

@@ -32,18 +32,15 @@ func TestSealRefusesPlantedKey(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			admin := newAPIKey(t)
 			keyStore := "  fs:\n    path: keys\n    seal:\n      kek_file: kek\n"
 			if tc.allow {
 				keyStore += "      allow_unsealed: true\n"
 			}
-			srv := startServer(t, serverOptions{
-				Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
+			srv, c := startAdminServer(t, serverOptions{
 				KeyStore: keyStore,
 				Files:    map[string][]byte{"kek": newKEKFile(t)},
 				KeyFiles: map[string][]byte{"planted": planted},
 			})
-			c := srv.apiKeyClient(t, admin)
 			ctx := t.Context()
 			if err := c.CreateKey(ctx, "sealed"); err != nil {
 				t.Fatal(err)

@@ -1,11 +1,8 @@
 package interop
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -39,26 +36,6 @@ func startVault(t *testing.T, version int, ttl time.Duration) (*vaulttest.Server
 	return v, keyStore, map[string][]byte{"vault-ca.pem": v.CACertPEM()}
 }
 
-// readFixtures reads the fixture file and the original's key files.
-func readFixtures(t *testing.T) (fixtures, map[string][]byte) {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(fixtureDir, "kes-crypto-fixtures.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fx fixtures
-	if err := json.Unmarshal(data, &fx); err != nil {
-		t.Fatal(err)
-	}
-	files := map[string][]byte{}
-	for _, k := range fx.Keys {
-		if files[k.Name], err = os.ReadFile(filepath.Join(fixtureDir, "keystore", k.Name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return fx, files
-}
-
 // TestVaultFixtures stores the key files written by the original server
 // in Vault entries of the original's layout (K/V v1 and v2, with a
 // prefix) and checks that the server reads them unchanged: every
@@ -76,34 +53,9 @@ func TestVaultFixtures(t *testing.T) {
 				// version 1 (created with cas 0).
 				v.WriteKV("", "kv", vaultPrefix+"/"+name, map[string]any{name: string(data)})
 			}
-			admin := newAPIKey(t)
-			srv := startServer(t, serverOptions{
-				Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
-				KeyStore: keyStore,
-				Files:    vaultFiles,
-			})
-			c := srv.apiKeyClient(t, admin)
+			srv, c := startAdminServer(t, serverOptions{KeyStore: keyStore, Files: vaultFiles})
 			ctx := t.Context()
-
-			checkFixtures(t, c, fx)
-
-			names, _, err := c.ListKeys(ctx, "fixture", 0)
-			if err != nil {
-				t.Fatalf("ListKeys: %v", err)
-			}
-			var want []string
-			for _, k := range fx.Keys {
-				want = append(want, k.Name)
-			}
-			slices.Sort(want)
-			if !slices.Equal(names, want) {
-				t.Errorf("ListKeys = %q, want %q", names, want)
-			}
-			for _, k := range fx.Keys {
-				if err := roundTrip(t.Context(), c, c, k.Name); err != nil {
-					t.Error(err)
-				}
-			}
+			checkStoredFixtures(t, c, fx)
 
 			// Reading never rewrites the original's entries.
 			for name, data := range files {
@@ -154,13 +106,7 @@ func eventually(t *testing.T, d time.Duration, f func() error) {
 func TestVaultOutage(t *testing.T) {
 	t.Parallel()
 	v, keyStore, vaultFiles := startVault(t, 2, 2*time.Second)
-	admin := newAPIKey(t)
-	srv := startServer(t, serverOptions{
-		Config:   "admin:\n  identity: " + admin.Identity().String() + "\n",
-		KeyStore: keyStore,
-		Files:    vaultFiles,
-	})
-	c := srv.apiKeyClient(t, admin)
+	srv, c := startAdminServer(t, serverOptions{KeyStore: keyStore, Files: vaultFiles})
 	ctx := t.Context()
 
 	// Creates always reach the store; the token is renewed meanwhile.
@@ -197,12 +143,7 @@ func TestVaultOutage(t *testing.T) {
 
 	v.Unseal()
 	eventually(t, 15*time.Second, func() error { return c.CreateKey(ctx, "after-unseal") })
-	eventually(t, 25*time.Second, func() error {
-		if ready, err := c.IsReady(ctx); !ready {
-			return fmt.Errorf("IsReady = %t, %v", ready, err)
-		}
-		return nil
-	})
+	waitReady(t, c, 25*time.Second)
 	if err := roundTrip(t.Context(), c, c, "after-unseal"); err != nil {
 		t.Error(err)
 	}

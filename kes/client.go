@@ -200,9 +200,10 @@ func (c *Client) ImportKey(ctx context.Context, name string, req *ImportKeyReque
 	return c.call(ctx, http.MethodPost, "/v1/key/import/"+url.PathEscape(name), req, nil)
 }
 
-// DescribeKey returns information about the master key. It returns
-// [ErrKeyNotFound] if the key does not exist, and an error if the server
-// reports an algorithm this package does not know.
+// DescribeKey returns information about the master key, with its
+// versions if it was rotated and its deletion if one is scheduled. It
+// returns [ErrKeyNotFound] if the key does not exist, and an error if the
+// server reports an algorithm this package does not know.
 func (c *Client) DescribeKey(ctx context.Context, name string) (*KeyInfo, error) {
 	var info KeyInfo
 	if err := c.call(ctx, http.MethodGet, "/v1/key/describe/"+url.PathEscape(name), nil, &info); err != nil {
@@ -213,14 +214,21 @@ func (c *Client) DescribeKey(ctx context.Context, name string) (*KeyInfo, error)
 
 // DeleteKey deletes the master key. Depending on the server's key store it
 // returns [ErrKeyNotFound] if the key does not exist, or succeeds.
+//
+// An OpenKES server with a deletion window only schedules the key for
+// deletion: it stops generating and encrypting at once and is removed when
+// the window ends, unless [Client.RestoreKey] restores it before. DeleteKey
+// then returns [ErrKeyScheduled] for a key that is already scheduled.
 func (c *Client) DeleteKey(ctx context.Context, name string) error {
 	return c.call(ctx, http.MethodDelete, "/v1/key/delete/"+url.PathEscape(name), nil, nil)
 }
 
 // GenerateKey returns a new 32-byte data encryption key, in plaintext and
 // encrypted with the master key. context is associated data that is
-// needed again to decrypt the ciphertext; it may be empty. It returns
-// [ErrKeyNotFound] if the master key does not exist.
+// needed again to decrypt the ciphertext; it may be empty. A rotated
+// master key encrypts with its newest version, which [DEK.Version] names.
+// It returns [ErrKeyNotFound] if the master key does not exist and
+// [ErrKeyScheduled] if it is scheduled for deletion.
 func (c *Client) GenerateKey(ctx context.Context, name string, context []byte) (DEK, error) {
 	req := struct {
 		Context []byte `json:"context,omitempty"`
@@ -233,9 +241,11 @@ func (c *Client) GenerateKey(ctx context.Context, name string, context []byte) (
 }
 
 // Encrypt encrypts plaintext with the master key and context as
-// associated data, which may be empty. It returns [ErrKeyNotFound] if the
-// key does not exist. The request must stay below the server's 1 MB body
-// limit, so plaintext must be smaller than about 700 KiB.
+// associated data, which may be empty; a rotated key encrypts with its
+// newest version. It returns [ErrKeyNotFound] if the key does not exist
+// and [ErrKeyScheduled] if it is scheduled for deletion. The request must
+// stay below the server's 1 MB body limit, so plaintext must be smaller
+// than about 700 KiB.
 func (c *Client) Encrypt(ctx context.Context, name string, plaintext, context []byte) ([]byte, error) {
 	req := struct {
 		Plaintext []byte `json:"plaintext"`
@@ -251,9 +261,10 @@ func (c *Client) Encrypt(ctx context.Context, name string, plaintext, context []
 }
 
 // Decrypt decrypts ciphertext with the master key and context as
-// associated data. It returns [ErrDecrypt] if the ciphertext is not
-// authentic (wrong key, wrong context or modified ciphertext) and
-// [ErrKeyNotFound] if the key does not exist.
+// associated data, with the key version that the ciphertext names. It
+// returns [ErrDecrypt] if the ciphertext is not authentic (wrong key,
+// wrong context or modified ciphertext) and [ErrKeyNotFound] if the key
+// does not exist. A key scheduled for deletion still decrypts.
 func (c *Client) Decrypt(ctx context.Context, name string, ciphertext, context []byte) ([]byte, error) {
 	req := struct {
 		Ciphertext []byte `json:"ciphertext"`
@@ -284,6 +295,69 @@ func (c *Client) HMAC(ctx context.Context, name string, msg []byte) ([]byte, err
 	}
 	return resp.HMAC, nil
 }
+
+// RotateKey adds a new version to the master key and returns its number
+// (2 after the first rotation: the version a key has before is 1). From
+// then on [Client.GenerateKey] and [Client.Encrypt] use the new version;
+// ciphertexts of older versions still decrypt. It returns
+// [ErrKeyNotFound] if the key does not exist, [ErrKeyScheduled] if it is
+// scheduled for deletion and [ErrKeyConflict] if concurrent rotations took
+// the version numbers it tried. Rotation is an OpenKES extension
+// (docs/keys.md): upstream servers answer 404 "404 page not found".
+func (c *Client) RotateKey(ctx context.Context, name string) (int, error) {
+	path := "/v1/key/rotate/" + url.PathEscape(name)
+	var resp struct {
+		Version int `json:"version"`
+	}
+	if err := c.call(ctx, http.MethodPost, path, nil, &resp); err != nil {
+		return 0, err
+	}
+	if resp.Version < 1 {
+		return 0, invalidResponse(http.MethodPost, path, errNoVersion)
+	}
+	return resp.Version, nil
+}
+
+// RewrapKey decrypts ciphertext with the master key and context, which
+// may be empty, and encrypts the plaintext again with the key's newest
+// version and the same context, all on the server: the plaintext never
+// reaches the client. It returns the new ciphertext and the version that
+// made it. It returns [ErrDecrypt] if the ciphertext is not authentic
+// (wrong key, wrong context or modified ciphertext), [ErrKeyNotFound] if
+// the key does not exist and [ErrKeyScheduled] if it is scheduled for
+// deletion. Rewrap is an OpenKES extension (docs/keys.md).
+func (c *Client) RewrapKey(ctx context.Context, name string, ciphertext, context []byte) ([]byte, int, error) {
+	path := "/v1/key/rewrap/" + url.PathEscape(name)
+	req := struct {
+		Ciphertext []byte `json:"ciphertext"`
+		Context    []byte `json:"context,omitempty"`
+	}{nonNil(ciphertext), context}
+	var resp struct {
+		Ciphertext []byte `json:"ciphertext"`
+		Version    int    `json:"version"`
+	}
+	if err := c.call(ctx, http.MethodPost, path, req, &resp); err != nil {
+		return nil, 0, err
+	}
+	switch {
+	case resp.Version < 1:
+		return nil, 0, invalidResponse(http.MethodPost, path, errNoVersion)
+	case len(resp.Ciphertext) == 0:
+		return nil, 0, invalidResponse(http.MethodPost, path, errors.New("no ciphertext"))
+	}
+	return resp.Ciphertext, resp.Version, nil
+}
+
+// RestoreKey cancels the scheduled deletion of the master key, which then
+// works as before. It returns [ErrKeyNotScheduled] if the key is not
+// scheduled for deletion and [ErrKeyNotFound] if it does not exist (also
+// once its deletion window has ended). Restore is an OpenKES extension
+// (docs/keys.md).
+func (c *Client) RestoreKey(ctx context.Context, name string) error {
+	return c.call(ctx, http.MethodPost, "/v1/key/restore/"+url.PathEscape(name), nil, nil)
+}
+
+var errNoVersion = errors.New("no key version")
 
 // ListKeys returns the names of the master keys that match the pattern,
 // sorted, and a continuation name ("" if the list is complete). An empty

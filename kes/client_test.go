@@ -102,24 +102,7 @@ func TestClientRoutes(t *testing.T) {
 	key32 := []byte("0123456789abcdef0123456789abcdef")
 	key32b64 := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
-	tests := []struct {
-		name string
-		call func(context.Context, *Client) (any, error)
-
-		// The request the client must send.
-		method, uri string
-		reqBody     string // exact JSON body; "" for none
-		accept      string
-
-		// The server's answer.
-		status      int // 0 means 200
-		contentType string
-		header      http.Header
-		respBody    string
-
-		want    any
-		wantErr error // matched with errors.Is
-	}{
+	tests := []routeTest{
 		{
 			name:   "Version",
 			call:   func(ctx context.Context, c *Client) (any, error) { return c.Version(ctx) },
@@ -583,60 +566,88 @@ func TestClientRoutes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			want := apiKeyVectors[0].identity
-			srv := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				body, err := io.ReadAll(r.Body)
-				if err != nil {
-					t.Errorf("reading request body: %v", err)
-				}
-				switch {
-				case r.Method != tt.method || r.RequestURI != tt.uri:
-					t.Errorf("request = %s %s, want %s %s", r.Method, r.RequestURI, tt.method, tt.uri)
-				case string(body) != tt.reqBody:
-					t.Errorf("request body = %q, want %q", body, tt.reqBody)
-				case tt.reqBody != "" && r.Header.Get("Content-Type") != jsonType:
-					t.Errorf("request Content-Type = %q, want %q", r.Header.Get("Content-Type"), jsonType)
-				case tt.accept != "" && r.Header.Get("Accept") != tt.accept:
-					t.Errorf("request Accept = %q, want %q", r.Header.Get("Accept"), tt.accept)
-				case peerIdentity(r) != want:
-					t.Errorf("client identity = %q, want %q", peerIdentity(r), want)
-				default:
-					for k, v := range tt.header {
-						w.Header()[k] = v
-					}
-					if tt.contentType != "" {
-						w.Header().Set("Content-Type", tt.contentType)
-					}
-					status := tt.status
-					if status == 0 {
-						status = http.StatusOK
-					}
-					w.WriteHeader(status)
-					io.WriteString(w, tt.respBody)
-					return
-				}
-				// 418 is neither retried nor any error the tests expect.
-				http.Error(w, "unexpected request", http.StatusTeapot)
-			}))
-			c := newTestClient(t, srv)
-
-			got, err := tt.call(t.Context(), c)
-			switch {
-			case tt.wantErr == errMalformed:
-				if err == nil || !strings.HasPrefix(err.Error(), "kes: invalid response to ") {
-					t.Fatalf("error = %v, want an invalid response error", err)
-				}
-			case tt.wantErr != nil:
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("error = %#v, want %#v", err, tt.wantErr)
-				}
-			case err != nil:
-				t.Fatalf("error = %v", err)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("result mismatch (-want +got):\n%s", diff)
-			}
+			tt.run(t)
 		})
+	}
+}
+
+// routeTest is one request of a client method: what the client must send
+// and what the server answers.
+type routeTest struct {
+	name string
+	call func(context.Context, *Client) (any, error)
+
+	// The request the client must send.
+	method, uri string
+	reqBody     string // exact JSON body; "" for none
+	accept      string
+
+	// The server's answer.
+	status      int // 0 means 200
+	contentType string
+	header      http.Header
+	respBody    string
+
+	want    any
+	wantErr error // matched with errors.Is; errMalformed for a decoding error
+}
+
+// run calls the client method against a server that checks the request
+// and sends the answer, and compares the result.
+func (tt routeTest) run(t *testing.T) {
+	t.Helper()
+	want := apiKeyVectors[0].identity
+	srv := newTestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("reading request body: %v", err)
+		}
+		switch {
+		case r.Method != tt.method || r.RequestURI != tt.uri:
+			t.Errorf("request = %s %s, want %s %s", r.Method, r.RequestURI, tt.method, tt.uri)
+		case string(body) != tt.reqBody:
+			t.Errorf("request body = %q, want %q", body, tt.reqBody)
+		case tt.reqBody != "" && r.Header.Get("Content-Type") != jsonType:
+			t.Errorf("request Content-Type = %q, want %q", r.Header.Get("Content-Type"), jsonType)
+		case tt.accept != "" && r.Header.Get("Accept") != tt.accept:
+			t.Errorf("request Accept = %q, want %q", r.Header.Get("Accept"), tt.accept)
+		case peerIdentity(r) != want:
+			t.Errorf("client identity = %q, want %q", peerIdentity(r), want)
+		default:
+			for k, v := range tt.header {
+				w.Header()[k] = v
+			}
+			if tt.contentType != "" {
+				w.Header().Set("Content-Type", tt.contentType)
+			}
+			status := tt.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			w.WriteHeader(status)
+			io.WriteString(w, tt.respBody)
+			return
+		}
+		// 418 is neither retried nor any error the tests expect.
+		http.Error(w, "unexpected request", http.StatusTeapot)
+	}))
+	c := newTestClient(t, srv)
+
+	got, err := tt.call(t.Context(), c)
+	switch {
+	case tt.wantErr == errMalformed:
+		if err == nil || !strings.HasPrefix(err.Error(), "kes: invalid response to ") {
+			t.Fatalf("error = %v, want an invalid response error", err)
+		}
+	case tt.wantErr != nil:
+		if !errors.Is(err, tt.wantErr) {
+			t.Fatalf("error = %#v, want %#v", err, tt.wantErr)
+		}
+	case err != nil:
+		t.Fatalf("error = %v", err)
+	}
+	if diff := cmp.Diff(tt.want, got); diff != "" {
+		t.Errorf("result mismatch (-want +got):\n%s", diff)
 	}
 }
 

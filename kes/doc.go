@@ -38,6 +38,18 @@
 // package, so [context.Canceled] and friends can be matched as usual.
 // Malformed server responses produce errors that start with "kes: ".
 //
+// # Key lifecycle
+//
+// OpenKES servers keep versions of a key and can protect keys from
+// deletion, extensions that upstream servers lack (docs/keys.md).
+// [Client.RotateKey] adds a version, which [Client.GenerateKey] and
+// [Client.Encrypt] then use; [Client.Decrypt] needs no version, because a
+// ciphertext names its own. [Client.RewrapKey] moves a ciphertext to the
+// newest version on the server. On a server with a deletion window,
+// [Client.DeleteKey] schedules the deletion and [Client.RestoreKey]
+// cancels it. [KeyInfo] and [DEK] carry the version fields only for
+// rotated keys, so for every other key they are as before.
+//
 // # Differences from the upstream SDK
 //
 // The client follows the wire format of the KES API exactly, but fixes a

@@ -52,6 +52,23 @@ var (
 	ErrIdentityNotFound = Error{http.StatusNotFound, "identity does not exist"}
 )
 
+// Errors of the key lifecycle routes of OpenKES (rotate, rewrap, restore
+// and deletion protection), which upstream KES does not have.
+var (
+	// ErrKeyScheduled: the key is scheduled for deletion, so it cannot be
+	// used for generate, encrypt, rotate or rewrap, nor deleted again
+	// until it is restored.
+	ErrKeyScheduled = Error{http.StatusConflict, "key is scheduled for deletion"}
+
+	// ErrKeyNotScheduled: restore of a key that is not scheduled for
+	// deletion.
+	ErrKeyNotScheduled = Error{http.StatusBadRequest, "key is not scheduled for deletion"}
+
+	// ErrKeyConflict: concurrent rotations took every version number the
+	// rotation tried; it may be retried.
+	ErrKeyConflict = Error{http.StatusConflict, "key rotation conflict"}
+)
+
 // maxErrorBody is how much of an error response is read.
 const maxErrorBody = 1 << 20
 

@@ -22,6 +22,9 @@ func TestErrorSentinels(t *testing.T) {
 		{"ErrDecrypt", ErrDecrypt, 400, "decryption failed: ciphertext is not authentic"},
 		{"ErrPolicyNotFound", ErrPolicyNotFound, 404, "policy does not exist"},
 		{"ErrIdentityNotFound", ErrIdentityNotFound, 404, "identity does not exist"},
+		{"ErrKeyScheduled", ErrKeyScheduled, 409, "key is scheduled for deletion"},
+		{"ErrKeyNotScheduled", ErrKeyNotScheduled, 400, "key is not scheduled for deletion"},
+		{"ErrKeyConflict", ErrKeyConflict, 409, "key rotation conflict"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +58,9 @@ func TestParseErrorResponse(t *testing.T) {
 		{"JSON with charset", 400, "application/json; charset=utf-8", `{"message":"decryption failed: ciphertext is not authentic"}`, ErrDecrypt},
 		{"JSON policy", 404, "application/json", `{"message":"policy does not exist"}`, ErrPolicyNotFound},
 		{"JSON identity", 404, "application/json", `{"message":"identity does not exist"}`, ErrIdentityNotFound},
+		{"JSON key scheduled", 409, "application/json", "{\"message\":\"key is scheduled for deletion\"\n}", ErrKeyScheduled},
+		{"JSON key not scheduled", 400, "application/json", "{\"message\":\"key is not scheduled for deletion\"\n}", ErrKeyNotScheduled},
+		{"JSON rotation conflict", 409, "application/json", "{\"message\":\"key rotation conflict\"\n}", ErrKeyConflict},
 		{"JSON other", 406, "application/json", `{"message":"algorithm 'AES128' is not supported"}`, NewError(406, "algorithm 'AES128' is not supported")},
 		{"method not allowed", 405, "application/json", "{\"message\":\"received method 'GET' expected 'PUT'\"\n}", NewError(405, "received method 'GET' expected 'PUT'")},
 		{"plain text 404", 404, "text/plain; charset=utf-8", "404 page not found\n", NewError(404, "404 page not found")},

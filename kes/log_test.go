@@ -35,6 +35,24 @@ func streamServer(t *testing.T, path string, lines []string, hold bool) *Client 
 	return newTestClient(t, srv)
 }
 
+// collect returns the events of stream up to its end; it fails t if the
+// stream ends with an error.
+func collect[E any, S interface {
+	Next() bool
+	Event() E
+	Err() error
+}](t *testing.T, stream S) []E {
+	t.Helper()
+	var events []E
+	for stream.Next() {
+		events = append(events, stream.Event())
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatalf("Err() = %v", err)
+	}
+	return events
+}
+
 func TestAuditLog(t *testing.T) {
 	t.Parallel()
 	id := string(apiKeyVectors[0].identity)
@@ -51,13 +69,7 @@ func TestAuditLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stream.Close()
-	var got []AuditEvent
-	for stream.Next() {
-		got = append(got, stream.Event())
-	}
-	if err := stream.Err(); err != nil {
-		t.Fatalf("Err() = %v", err)
-	}
+	got := collect[AuditEvent](t, stream)
 	want := []AuditEvent{
 		{
 			Time:     time.Date(2026, 11, 27, 12, 26, 23, 47e6, time.UTC),
@@ -104,13 +116,7 @@ func TestErrorLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stream.Close()
-	var got []ErrorEvent
-	for stream.Next() {
-		got = append(got, stream.Event())
-	}
-	if err := stream.Err(); err != nil {
-		t.Fatalf("Err() = %v", err)
-	}
+	got := collect[ErrorEvent](t, stream)
 	want := []ErrorEvent{
 		{Message: `time=2026-11-27T12:26:23.047Z level=ERROR msg="unexpected EOF" req.method=POST`},
 		{Message: "second"},

@@ -191,34 +191,36 @@ func (m *Metric) add(name string, labels map[string]string, value float64, seen 
 	if err != nil {
 		return err
 	}
-	switch name {
-	case "kes_http_request_active":
-		m.RequestActive = n
-	case "kes_log_audit_events":
-		m.AuditEvents = n
-	case "kes_log_error_events":
-		m.ErrorEvents = n
-	case "kes_system_mem_heap_used":
-		m.HeapAlloc = n
-	case "kes_system_mem_heap_objects":
-		m.HeapObjects = n
-	case "kes_system_mem_stack_used":
-		m.StackAlloc = n
-	default: // the int families
-		if n > math.MaxInt32 {
-			return fmt.Errorf("value %v out of range", value)
-		}
-		switch name {
-		case "kes_system_num_cpu":
-			m.CPUs = int(n)
-		case "kes_system_num_cpu_used":
-			m.UsableCPUs = int(n)
-		case "kes_system_num_threads":
-			m.Threads = int(n)
-		}
+	if field, ok := uintFamilies[name]; ok {
+		*field(m) = n
+		return nil
+	}
+	if n > math.MaxInt32 {
+		return fmt.Errorf("value %v out of range", value)
+	}
+	if field, ok := intFamilies[name]; ok {
+		*field(m) = int(n)
 	}
 	return nil
 }
+
+// uintFamilies and intFamilies are the single-sample families add stores
+// as they are, by the field of Metric that holds them.
+var (
+	uintFamilies = map[string]func(*Metric) *uint64{
+		"kes_http_request_active":     func(m *Metric) *uint64 { return &m.RequestActive },
+		"kes_log_audit_events":        func(m *Metric) *uint64 { return &m.AuditEvents },
+		"kes_log_error_events":        func(m *Metric) *uint64 { return &m.ErrorEvents },
+		"kes_system_mem_heap_used":    func(m *Metric) *uint64 { return &m.HeapAlloc },
+		"kes_system_mem_heap_objects": func(m *Metric) *uint64 { return &m.HeapObjects },
+		"kes_system_mem_stack_used":   func(m *Metric) *uint64 { return &m.StackAlloc },
+	}
+	intFamilies = map[string]func(*Metric) *int{
+		"kes_system_num_cpu":      func(m *Metric) *int { return &m.CPUs },
+		"kes_system_num_cpu_used": func(m *Metric) *int { return &m.UsableCPUs },
+		"kes_system_num_threads":  func(m *Metric) *int { return &m.Threads },
+	}
+)
 
 // parseSample parses the part of a sample line after the metric name:
 // an optional {label="value",...} set, the value and an optional

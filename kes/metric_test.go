@@ -1,6 +1,7 @@
 package kes
 
 import (
+	_ "embed"
 	"io"
 	"net/http"
 	"strings"
@@ -10,73 +11,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// exposition is a /v1/metrics answer as the KES metric set (API reference
-// 9.3) looks in the Prometheus text format 0.0.4, families sorted by name.
-const exposition = `# HELP kes_http_request_active Number of active requests that are not finished, yet.
-# TYPE kes_http_request_active gauge
-kes_http_request_active 1
-# HELP kes_http_request_error Number of request that failed due to some error. (HTTP 4xx status code)
-# TYPE kes_http_request_error counter
-kes_http_request_error{code="400"} 2
-kes_http_request_error{code="404"} 5
-# HELP kes_http_request_failure Number of request that failed due to some internal failure. (HTTP 5xx status code)
-# TYPE kes_http_request_failure counter
-kes_http_request_failure{code="502"} 1
-# HELP kes_http_request_success Number of requests that have been served successfully.
-# TYPE kes_http_request_success counter
-kes_http_request_success{code="200"} 42
-# HELP kes_http_response_time Histogram of request response times spawning from 10ms to 10s.
-# TYPE kes_http_response_time histogram
-kes_http_response_time_bucket{le="0.01"} 40
-kes_http_response_time_bucket{le="0.05"} 45
-kes_http_response_time_bucket{le="0.1"} 46
-kes_http_response_time_bucket{le="0.25"} 47
-kes_http_response_time_bucket{le="0.5"} 48
-kes_http_response_time_bucket{le="1"} 49
-kes_http_response_time_bucket{le="1.5"} 49
-kes_http_response_time_bucket{le="3"} 50
-kes_http_response_time_bucket{le="5"} 50
-kes_http_response_time_bucket{le="10"} 50
-kes_http_response_time_bucket{le="+Inf"} 50
-kes_http_response_time_sum 3.0270000000000006
-kes_http_response_time_count 50
-# HELP kes_http_request_duration_seconds Response times of the requests counted by kes_http_response_time, in seconds, from 50µs to 10s.
-# TYPE kes_http_request_duration_seconds histogram
-kes_http_request_duration_seconds_bucket{le="5e-05"} 10
-kes_http_request_duration_seconds_bucket{le="0.00025"} 30
-kes_http_request_duration_seconds_bucket{le="0.01"} 40
-kes_http_request_duration_seconds_bucket{le="10"} 50
-kes_http_request_duration_seconds_bucket{le="+Inf"} 50
-kes_http_request_duration_seconds_sum 3.027
-kes_http_request_duration_seconds_count 50
-# HELP kes_log_audit_events Number of audit log events written to the audit log targets.
-# TYPE kes_log_audit_events counter
-kes_log_audit_events 3
-# HELP kes_log_error_events Number of error log events written to the error log targets.
-# TYPE kes_log_error_events counter
-kes_log_error_events 0
-# HELP kes_system_mem_heap_objects The number of objects that are currently allocated on the heap memory.
-# TYPE kes_system_mem_heap_objects gauge
-kes_system_mem_heap_objects 21570
-# HELP kes_system_mem_heap_used The number of bytes that are currently allocated on the heap memory.
-# TYPE kes_system_mem_heap_used gauge
-kes_system_mem_heap_used 3.85408e+06
-# HELP kes_system_mem_stack_used The bytes of stack memory obtained from the OS.
-# TYPE kes_system_mem_stack_used gauge
-kes_system_mem_stack_used 589824
-# HELP kes_system_num_cpu The number of logical CPUs available on the system. It may be larger than the number of usable CPUs.
-# TYPE kes_system_num_cpu gauge
-kes_system_num_cpu 8
-# HELP kes_system_num_cpu_used The number of logical CPUs usable by the server. It may be smaller than the number of available CPUs.
-# TYPE kes_system_num_cpu_used gauge
-kes_system_num_cpu_used 4
-# HELP kes_system_num_threads The number of concurrent co-routines/threads that currently exists.
-# TYPE kes_system_num_threads gauge
-kes_system_num_threads 17
-# HELP kes_system_up_time The time the server has been up and running in seconds.
-# TYPE kes_system_up_time gauge
-kes_system_up_time 3725.43
-`
+// exposition is testdata/exposition.txt: a /v1/metrics answer as the
+// KES metric set (docs/monitoring.md#upstream-kes-metrics) looks in the
+// Prometheus text format 0.0.4, families sorted by name.
+//
+//go:embed testdata/exposition.txt
+var exposition string
 
 var expositionMetric = Metric{
 	RequestOK:     42,

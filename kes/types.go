@@ -197,11 +197,43 @@ func (a *API) UnmarshalJSON(b []byte) error {
 }
 
 // KeyInfo describes a master key.
+//
+// Version, Versions and Deletion are OpenKES extensions (docs/keys.md):
+// servers send them only for a key that was rotated or is scheduled for
+// deletion, so for any other key, and for every key of an upstream
+// server, they are zero.
 type KeyInfo struct {
 	Name      string       `json:"name"`
 	Algorithm KeyAlgorithm `json:"algorithm"`
 	CreatedAt time.Time    `json:"created_at"`
 	CreatedBy Identity     `json:"created_by,omitempty"`
+
+	// Version is the newest version of a rotated key, which generate and
+	// encrypt use; 0 for a key that was never rotated (its only version
+	// is 1).
+	Version int `json:"version,omitempty"`
+
+	// Versions are the versions of a rotated key, oldest first; nil for
+	// a key that was never rotated.
+	Versions []KeyVersionInfo `json:"versions,omitempty"`
+
+	// Deletion is set when the key is scheduled for deletion.
+	Deletion *KeyDeletion `json:"deletion,omitempty"`
+}
+
+// KeyVersionInfo describes one version of a rotated master key.
+type KeyVersionInfo struct {
+	Version   int       `json:"version"` // 1 for the key's first version
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy Identity  `json:"created_by,omitempty"`
+}
+
+// KeyDeletion is the state of a master key scheduled for deletion: it is
+// removed at DeleteAt unless [Client.RestoreKey] restores it before.
+type KeyDeletion struct {
+	ScheduledAt time.Time `json:"scheduled_at"`
+	DeleteAt    time.Time `json:"delete_at"`
+	ScheduledBy Identity  `json:"scheduled_by,omitempty"`
 }
 
 // ImportKeyRequest is the key material for [Client.ImportKey].
@@ -215,6 +247,12 @@ type ImportKeyRequest struct {
 type DEK struct {
 	Plaintext  []byte `json:"plaintext"`
 	Ciphertext []byte `json:"ciphertext"`
+
+	// Version is the version of the master key that encrypted the DEK
+	// when it is 2 or more, an OpenKES extension; 0 for a key that was
+	// never rotated and for upstream servers. Decryption does not need
+	// it: the ciphertext names its version.
+	Version int `json:"version,omitempty"`
 }
 
 // PolicyInfo describes a policy.

@@ -18,12 +18,12 @@ package keystore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
+
+	"github.com/openkes/openkes/keystore/internal/registry"
 )
 
 // ErrNotFound is returned, possibly wrapped, by Get and Delete when no key
@@ -112,44 +112,20 @@ type Config interface {
 	Connect(ctx context.Context, log *slog.Logger) (Store, error)
 }
 
-var (
-	registryMu sync.RWMutex
-	registry   = map[string]func() Config{}
-)
+var kinds = registry.Registry[Config]{Caller: "keystore: Register"}
 
 // Register makes a kind of key store available under the given section
 // name of the config file (for example "fs", "vault" or
 // "aws.secretsmanager"). The newConfig function returns a fresh, empty
 // configuration into which the YAML section is decoded; its fields must
 // carry yaml struct tags. Register panics if kind is registered twice.
-func Register(kind string, newConfig func() Config) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if _, ok := registry[kind]; ok {
-		panic(fmt.Sprintf("keystore: Register called twice for %q", kind))
-	}
-	registry[kind] = newConfig
-}
+func Register(kind string, newConfig func() Config) { kinds.Register(kind, newConfig) }
 
 // Lookup returns the config constructor registered for kind.
-func Lookup(kind string) (newConfig func() Config, ok bool) {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	newConfig, ok = registry[kind]
-	return newConfig, ok
-}
+func Lookup(kind string) (newConfig func() Config, ok bool) { return kinds.Lookup(kind) }
 
 // Kinds returns the sorted names of all registered kinds.
-func Kinds() []string {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	kinds := make([]string, 0, len(registry))
-	for k := range registry {
-		kinds = append(kinds, k)
-	}
-	slices.Sort(kinds)
-	return kinds
-}
+func Kinds() []string { return kinds.Kinds() }
 
 // Page implements the List contract for stores that can only produce the
 // complete set of names: it sorts names in place, keeps those starting with

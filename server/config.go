@@ -34,6 +34,9 @@ type Config struct {
 	// Cache configures the in-memory key cache in front of Store.
 	Cache CacheConfig
 
+	// Deletion configures deletion protection (docs/keys.md).
+	Deletion DeletionConfig
+
 	// Routes overrides per-route settings. The map key is the route path
 	// as listed by /v1/api, e.g. "/v1/status" or "/v1/key/create/".
 	Routes map[string]RouteConfig
@@ -130,6 +133,18 @@ type CacheConfig struct {
 // DefaultCacheConfig is the documented upstream default: any 5m, unused
 // 30s, offline disabled.
 var DefaultCacheConfig = CacheConfig{Any: 5 * time.Minute, Unused: 30 * time.Second}
+
+// DeletionConfig configures deletion protection.
+type DeletionConfig struct {
+	// Window, if positive, makes delete schedule a key for deletion
+	// Window later instead of deleting it; until then it can be
+	// restored. It must be at least MinDeletionWindow. 0 deletes keys at
+	// once, as upstream KES does.
+	Window time.Duration
+}
+
+// MinDeletionWindow is the shortest deletion window.
+const MinDeletionWindow = time.Second
 
 // RouteConfig overrides the defaults of one route.
 type RouteConfig struct {

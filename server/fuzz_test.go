@@ -36,7 +36,12 @@ var fuzzPrefixes = func() []string {
 	for _, r := range api.Routes() {
 		p = append(p, r.Path)
 	}
-	return append(p, "/v1/key/bulk/decrypt/", "/v1/secret/create/", "/v1/key/list", "/v1/policy/")
+	p = append(p, "/v1/key/bulk/decrypt/", "/v1/secret/create/", "/v1/key/list", "/v1/policy/")
+	// After the legacy routes, so that the indices of the seeds stay.
+	for _, r := range api.LifecycleRoutes() {
+		p = append(p, r.Path)
+	}
+	return p
 }()
 
 // panicLog is an error-log handler that remembers whether a recovered
@@ -162,6 +167,10 @@ func FuzzHandler(f *testing.F) {
 		{3, 0, 10, "my-key", ""},
 		{0x82, 0, 11, "my-key", ""},
 		{0, 0, 23, "x", `[{"ciphertext":"AAAA"}]`},
+		{1, 0, 27, "my-key", ""},
+		{2, 0, 28, "my-key", `{"ciphertext":"AAAA","context":"AAAA"}`},
+		{1, 0, 29, "my-key", ""},
+		{2, 0, 13, "my-key", `{"ciphertext":"AAAA","version":2}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.caller, s.prefix, s.path, []byte(s.body))
@@ -370,6 +379,7 @@ var decodeTypes = []func() any{
 	func() any { return new(api.EncryptKeyRequest) },
 	func() any { return new(api.DecryptKeyRequest) },
 	func() any { return new(api.HMACRequest) },
+	func() any { return new(api.RewrapKeyRequest) },
 }
 
 // decodeReader yields data; if cut < len(data) it stops after cut bytes
@@ -401,6 +411,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		`{"PLAINTEXT":"AAAA"}`, `{"plaintext":"AA\nAA"}`, `{"plaintext":"YQ"}`,
 		`{"plaintext":"AAAA","plaintext":"BBBB"}`, `{"cipher":"\ud800"}`, "{\"cipher\":\"\xff\"}",
 		`{"version":1,"message":"AAAA"}`, `123`, `{"a":[[[[[[[[]]]]]]]]}`,
+		`{"ciphertext":"AAAA","version":2}`, `{"ciphertext":"AAAA","version":-1}`, `{"version":1.5e3}`,
+		`{"version":true}`, `{"version":{}}`, `{"version":null}`, `{"version":4294967296}`,
 	} {
 		f.Add(byte(0), []byte(s), uint32(1<<31), false)
 		f.Add(byte(2), []byte(s), uint32(len(s)/2), true)

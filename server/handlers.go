@@ -11,6 +11,7 @@ import (
 
 	"github.com/openkes/openkes/internal/api"
 	"github.com/openkes/openkes/internal/crypto"
+	"github.com/openkes/openkes/internal/keyring"
 	"github.com/openkes/openkes/kes"
 )
 
@@ -102,15 +103,16 @@ func (rq *request) keyName() (string, bool) {
 	return rq.resource, true
 }
 
-// key reads the key name. A failure is answered (a key-store failure
-// with 502 "failed to read key", whatever the route).
-func (rq *request) key(name string) (crypto.KeyVersion, bool) {
-	v, err := rq.st.cache.Get(rq.ctx, name)
+// key reads the key name with its versions and deletion state. A failure
+// is answered (a key-store failure with 502 "failed to read key",
+// whatever the route).
+func (rq *request) key(name string) (*keyring.Key, bool) {
+	k, err := rq.st.cache.Get(rq.ctx, name)
 	if err != nil {
 		rq.failAs(err, api.ErrReadKey)
-		return v, false
+		return nil, false
 	}
-	return v, true
+	return k, true
 }
 
 // storeKey ends create and import: it creates the new key version v
@@ -173,16 +175,11 @@ func (s *Server) handleDescribeKey(rq *request) {
 	if !ok {
 		return
 	}
-	v, ok := rq.key(name)
+	k, ok := rq.key(name)
 	if !ok {
 		return
 	}
-	rq.json(&api.DescribeKeyResponse{
-		Name:      name,
-		Algorithm: v.Key.Algorithm().String(),
-		CreatedAt: v.CreatedAt,
-		CreatedBy: v.CreatedBy,
-	})
+	rq.json(describeKey(name, k))
 }
 
 // listPrefix validates a listing pattern and returns the name prefix it
@@ -201,7 +198,7 @@ func (s *Server) handleListKeys(rq *request) {
 	if !ok {
 		return
 	}
-	names, _, err := rq.st.cache.List(rq.ctx, prefix, -1)
+	names, scheduled, _, err := rq.st.cache.ListScheduled(rq.ctx, prefix, -1)
 	if err != nil {
 		rq.fail(err)
 		return
@@ -209,13 +206,23 @@ func (s *Server) handleListKeys(rq *request) {
 	if names == nil {
 		names = []string{}
 	}
-	rq.json(&api.ListKeysResponse{Names: names})
+	resp := api.ListKeysResponse{Names: names}
+	for _, name := range names {
+		if scheduled[name] {
+			resp.Scheduled = append(resp.Scheduled, name)
+		}
+	}
+	rq.json(&resp)
 }
 
 // DELETE /v1/key/delete/<name> (docs/api.md#key-delete)
 func (s *Server) handleDeleteKey(rq *request) {
 	name, ok := rq.keyName()
 	if !ok {
+		return
+	}
+	if window := rq.st.conf.Deletion.Window; window > 0 {
+		rq.scheduleDeletion(name, window)
 		return
 	}
 	if err := rq.st.cache.Delete(rq.ctx, name); err != nil {
@@ -230,33 +237,71 @@ func (s *Server) handleDeleteKey(rq *request) {
 // the request body into req (400 "invalid request body") and reads the
 // key. With bodyOptional, a request with a known length of 0 has no body.
 // A failure is answered.
-func (rq *request) cryptoKey(req any, bodyOptional bool) (crypto.KeyVersion, bool) {
+func (rq *request) cryptoKey(req any, bodyOptional bool) (string, *keyring.Key, bool) {
 	name, ok := rq.keyName()
 	if !ok {
-		return crypto.KeyVersion{}, false
+		return "", nil, false
 	}
 	if (!bodyOptional || rq.r.ContentLength != 0) && !rq.decode(req, api.ErrInvalidBody) {
-		return crypto.KeyVersion{}, false
+		return "", nil, false
 	}
-	return rq.key(name)
+	k, ok := rq.key(name)
+	return name, k, ok
+}
+
+// sealingKey is cryptoKey for the routes that encrypt (generate, encrypt,
+// rewrap): it returns the key's newest version, and answers 409 "key is
+// scheduled for deletion" for a scheduled key.
+func (rq *request) sealingKey(req any, bodyOptional bool) (string, *keyring.Key, *keyring.Version, bool) {
+	name, k, ok := rq.cryptoKey(req, bodyOptional)
+	if !ok {
+		return "", nil, nil, false
+	}
+	if k.Deletion != nil {
+		rq.reject(kes.ErrKeyScheduled)
+		return "", nil, nil, false
+	}
+	return name, k, k.Latest(), true
+}
+
+// seal encrypts plaintext with version v: a ciphertext of version 1 in
+// the upstream format, of a later version with the version header
+// (docs/keys.md#ciphertexts).
+func seal(v *keyring.Version, plaintext, context []byte, rand io.Reader) ([]byte, error) {
+	c, err := v.Key.Key.Encrypt(plaintext, context, rand)
+	if err != nil || v.N < 2 {
+		return c, err
+	}
+	return crypto.AppendVersioned(make([]byte, 0, crypto.VersionHeaderSize+len(c)), uint32(v.N), c), nil
+}
+
+// answerVersion is the "version" field of an answer made with version v:
+// none (0) for version 1, so that unrotated keys answer as upstream.
+func answerVersion(v *keyring.Version) int {
+	if v.N < 2 {
+		return 0
+	}
+	return v.N
 }
 
 // answer ends encrypt, decrypt and HMAC: it answers {"<field>":"<base64
-// out>"}, or the failure err with its translation or the route's generic
-// error. out is cleared once written, since it may be a plaintext.
-func (rq *request) answer(field string, out []byte, err error) {
+// out>"} plus "version":<version> if version > 0, or the failure err
+// with its translation or the route's generic error. out is cleared once
+// written, since it may be a plaintext.
+func (rq *request) answer(field string, out []byte, version int, err error) {
 	if err != nil {
 		rq.fail(err)
 		return
 	}
-	rq.writeBytes(field, out)
+	rq.status = http.StatusOK
+	api.WriteBytesVersion(rq.w, field, out, version)
 	clear(out)
 }
 
 // PUT|POST /v1/key/generate/<name> (docs/api.md#key-generate)
 func (s *Server) handleGenerateKey(rq *request) {
 	req := &rq.body.generate
-	v, ok := rq.cryptoKey(req, true)
+	_, _, v, ok := rq.sealingKey(req, true)
 	if !ok {
 		return
 	}
@@ -267,40 +312,42 @@ func (s *Server) handleGenerateKey(rq *request) {
 		rq.fail(err)
 		return
 	}
-	ciphertext, err := v.Key.Encrypt(plaintext[:], req.Context, rand)
+	ciphertext, err := seal(v, plaintext[:], req.Context, rand)
 	if err != nil {
 		rq.fail(err)
 		return
 	}
 	rq.status = http.StatusOK
-	api.WriteBytes2(rq.w, "plaintext", plaintext[:], "ciphertext", ciphertext)
+	api.WriteBytes2Version(rq.w, "plaintext", plaintext[:], "ciphertext", ciphertext, answerVersion(v))
 }
 
 // PUT|POST /v1/key/encrypt/<name> (docs/api.md#key-encrypt)
 func (s *Server) handleEncrypt(rq *request) {
 	req := &rq.body.encrypt
 	defer func() { clear(req.Plaintext) }()
-	if v, ok := rq.cryptoKey(req, false); ok {
-		ciphertext, err := v.Key.Encrypt(req.Plaintext, req.Context, rq.st.rand)
-		rq.answer("ciphertext", ciphertext, err)
+	if _, _, v, ok := rq.sealingKey(req, false); ok {
+		ciphertext, err := seal(v, req.Plaintext, req.Context, rq.st.rand)
+		rq.answer("ciphertext", ciphertext, answerVersion(v), err)
 	}
 }
 
 // PUT|POST /v1/key/decrypt/<name> (docs/api.md#key-decrypt)
 func (s *Server) handleDecrypt(rq *request) {
 	req := &rq.body.decrypt
-	if v, ok := rq.cryptoKey(req, false); ok {
-		plaintext, err := v.Key.Decrypt(req.Ciphertext, req.Context)
-		rq.answer("plaintext", plaintext, err)
+	if name, k, ok := rq.cryptoKey(req, false); ok {
+		plaintext, _, err := rq.open(name, k, req.Ciphertext, req.Context, req.Version)
+		rq.answer("plaintext", plaintext, 0, err)
 	}
 }
 
-// PUT|POST /v1/key/hmac/<name> (docs/api.md#key-hmac)
+// PUT|POST /v1/key/hmac/<name> (docs/api.md#key-hmac). HMACs always use
+// the key's first version, so that they stay the same across rotations
+// (docs/keys.md).
 func (s *Server) handleHMAC(rq *request) {
 	req := &rq.body.hmac
-	if v, ok := rq.cryptoKey(req, false); ok {
-		sum, err := v.HMAC(req.Message)
-		rq.answer("hmac", sum, err)
+	if _, k, ok := rq.cryptoKey(req, false); ok {
+		sum, err := k.Versions[0].Key.HMAC(req.Message)
+		rq.answer("hmac", sum, 0, err)
 	}
 }
 

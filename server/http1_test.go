@@ -5,11 +5,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
@@ -38,63 +36,11 @@ type h1Env struct {
 // before Serve.
 func startH1Env(t *testing.T, base *env, knobs func(*Server), modify ...func(*Config)) *h1Env {
 	t.Helper()
-	e := &env{errLog: new(syncBuffer), audit: new(auditRecorder)}
-	if base != nil {
-		e.serverCert, e.admin, e.user, e.stranger = base.serverCert, base.admin, base.user, base.stranger
-	} else {
-		e.serverCert = testpki.Server(t)
-		e.admin = testpki.SelfSigned(t, testpki.Options{CommonName: "admin"})
-		e.user = testpki.SelfSigned(t, testpki.Options{CommonName: "user"})
-		e.stranger = testpki.SelfSigned(t, testpki.Options{CommonName: "stranger"})
-	}
-	e.roots = x509.NewCertPool()
-	e.roots.AddCert(e.serverCert.X509)
-	p := testPolicy
-	p.Identities = []string{e.user.Identity()}
-	e.conf = &Config{
-		Admin:    e.admin.Identity(),
-		Policies: map[string]Policy{"my-app": p},
-		Store:    mem.New(),
-		TLS:      TLSConfig{GetCertificate: e.getCertificate},
-		ErrorLog: slog.New(slog.NewTextHandler(e.errLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		AuditLog: e.audit,
-	}
-	for _, m := range modify {
-		m(e.conf)
-	}
-	e.store = e.conf.Store
-	srv, err := New(t.Context(), e.conf)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	e.srv = srv
+	e := buildEnv(t, base, modify...)
 	if knobs != nil {
-		knobs(srv)
+		knobs(e.srv)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.addr = ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		})
-	}
-	t.Cleanup(func() {
-		stop()
-		if err := srv.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return &h1Env{env: e, stop: stop}
+	return &h1Env{env: e, stop: e.serve(t, false)}
 }
 
 // rawConn is a raw HTTP/1.1 client connection.

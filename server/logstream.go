@@ -185,10 +185,16 @@ func (s *Server) audit(r *http.Request, rq *request) {
 	if rq.rt != nil && keyRoutes[rq.rt.Path] {
 		rec.KeyName = rq.resource
 	}
-	if handler != nil {
-		handler.HandleAudit(r.Context(), rec)
+	s.emitAudit(r.Context(), st, rec)
+}
+
+// emitAudit passes rec to the audit handler of st (if st is not nil) and
+// to the /v1/log/audit subscribers.
+func (s *Server) emitAudit(ctx context.Context, st *state, rec *AuditRecord) {
+	if st != nil && st.conf.AuditLog != nil {
+		st.conf.AuditLog.HandleAudit(ctx, rec)
 	}
-	if stream {
+	if s.auditHub.active() {
 		line, err := json.Marshal(&api.AuditEvent{
 			Time:     rec.Time,
 			Request:  api.AuditRequest{IP: rec.IP, Path: rec.Path, Identity: rec.Identity},

@@ -53,6 +53,9 @@ var handlers = map[string]handlerFunc{
 	api.PathIdentitySelf:     (*Server).handleSelfDescribe,
 	api.PathLogError:         (*Server).handleErrorLog,
 	api.PathLogAudit:         (*Server).handleAuditLog,
+	api.PathKeyRotate:        (*Server).handleRotateKey,
+	api.PathKeyRewrap:        (*Server).handleRewrapKey,
+	api.PathKeyRestore:       (*Server).handleRestoreKey,
 }
 
 // keyRoutes are the routes whose resource is a key name (for audit).
@@ -60,13 +63,14 @@ var keyRoutes = map[string]bool{
 	api.PathKeyCreate: true, api.PathKeyImport: true, api.PathKeyDescribe: true,
 	api.PathKeyDelete: true, api.PathKeyGenerate: true, api.PathKeyEncrypt: true,
 	api.PathKeyDecrypt: true, api.PathKeyHMAC: true,
+	api.PathKeyRotate: true, api.PathKeyRewrap: true, api.PathKeyRestore: true,
 }
 
 // buildRoutes returns the route table with the overrides of conf applied:
 // a Timeout > 0 replaces the default, SkipAuth turns verification into
 // identify-only.
 func buildRoutes(conf map[string]RouteConfig) []route {
-	defaults := api.Routes()
+	defaults := api.AllRoutes()
 	routes := make([]route, len(defaults))
 	for i, r := range defaults {
 		if rc, ok := conf[r.Path]; ok {
@@ -126,6 +130,7 @@ type requestBody struct {
 	encrypt  api.EncryptKeyRequest
 	decrypt  api.DecryptKeyRequest
 	hmac     api.HMACRequest
+	rewrap   api.RewrapKeyRequest
 }
 
 var requestPool = sync.Pool{New: func() any { return new(request) }}

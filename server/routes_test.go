@@ -399,8 +399,8 @@ func TestStatusReadyAPI(t *testing.T) {
 
 	var routes []api.RouteResponse
 	do(t, c, "GET", e.url("/v1/api"), "").decode(t, &routes)
-	if len(routes) != 22 {
-		t.Fatalf("len(/v1/api) = %d, want 22", len(routes))
+	if len(routes) != 25 {
+		t.Fatalf("len(/v1/api) = %d, want 25 (22 upstream, rotate, rewrap, restore)", len(routes))
 	}
 	byPath := map[string]api.RouteResponse{}
 	for _, r := range routes {
@@ -413,6 +413,9 @@ func TestStatusReadyAPI(t *testing.T) {
 		"/v1/log/audit":      {Method: "GET", Path: "/v1/log/audit"},
 		"/v1/key/delete/":    {Method: "DELETE", Path: "/v1/key/delete/", Timeout: 15},
 		"/v1/identity/list/": {Method: "GET", Path: "/v1/identity/list/", Timeout: 15},
+		"/v1/key/rotate/":    {Method: "PUT", Path: "/v1/key/rotate/", Timeout: 15},
+		"/v1/key/rewrap/":    {Method: "PUT", Path: "/v1/key/rewrap/", MaxBody: 1_000_000, Timeout: 15},
+		"/v1/key/restore/":   {Method: "PUT", Path: "/v1/key/restore/", Timeout: 15},
 	}
 	for p, want := range wantRoutes {
 		if got := byPath[p]; got != want {

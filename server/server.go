@@ -243,6 +243,7 @@ func (s *Server) newState(conf *Config) (*state, error) {
 		Watcher:  watcherOf(conf.Store),
 	}, st.log)
 	st.cancel = func() {}
+	s.startSweeper(st)
 	return st, nil
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/openkes/openkes/internal/testpki"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/mem"
 )
 
@@ -55,23 +56,33 @@ var testPolicy = Policy{
 // newEnv starts a server. modify may change the config before New.
 func newEnv(t testing.TB, modify ...func(*Config)) *env {
 	t.Helper()
-	e := &env{
-		serverCert: testpki.Server(t),
-		admin:      testpki.SelfSigned(t, testpki.Options{CommonName: "admin"}),
-		user:       testpki.SelfSigned(t, testpki.Options{CommonName: "user"}),
-		stranger:   testpki.SelfSigned(t, testpki.Options{CommonName: "stranger"}),
-		errLog:     new(syncBuffer),
-		audit:      new(auditRecorder),
+	e := buildEnv(t, nil, modify...)
+	e.serve(t, true)
+	return e
+}
+
+// buildEnv returns an env with a new server that does not listen yet. If
+// base is not nil, its certificates are reused; otherwise new ones are
+// made. modify may change the config before New.
+func buildEnv(t testing.TB, base *env, modify ...func(*Config)) *env {
+	t.Helper()
+	e := &env{errLog: new(syncBuffer), audit: new(auditRecorder)}
+	if base != nil {
+		e.serverCert, e.admin, e.user, e.stranger = base.serverCert, base.admin, base.user, base.stranger
+	} else {
+		e.serverCert = testpki.Server(t)
+		e.admin = testpki.SelfSigned(t, testpki.Options{CommonName: "admin"})
+		e.user = testpki.SelfSigned(t, testpki.Options{CommonName: "user"})
+		e.stranger = testpki.SelfSigned(t, testpki.Options{CommonName: "stranger"})
 	}
 	e.roots = x509.NewCertPool()
 	e.roots.AddCert(e.serverCert.X509)
 	p := testPolicy
 	p.Identities = []string{e.user.Identity()}
-	e.store = mem.New()
 	e.conf = &Config{
 		Admin:    e.admin.Identity(),
 		Policies: map[string]Policy{"my-app": p},
-		Store:    e.store,
+		Store:    mem.New(),
 		TLS:      TLSConfig{GetCertificate: e.getCertificate},
 		ErrorLog: slog.New(slog.NewTextHandler(e.errLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		AuditLog: e.audit,
@@ -85,6 +96,16 @@ func newEnv(t testing.TB, modify ...func(*Config)) *env {
 		t.Fatalf("New: %v", err)
 	}
 	e.srv = srv
+	return e
+}
+
+// serve makes e.srv serve on a new listener on 127.0.0.1 and sets e.addr.
+// The returned stop cancels Serve and waits for it to return; it runs
+// when the test ends, before e.srv is closed, if the test has not called
+// it. Serve must return nil, or, if tolerateClosed, the error of a server
+// the test has closed itself.
+func (e *env) serve(t testing.TB, tolerateClosed bool) (stop func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -92,17 +113,23 @@ func newEnv(t testing.TB, modify ...func(*Config)) *env {
 	e.addr = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	go func() { done <- e.srv.Serve(ctx, ln) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !(tolerateClosed && err.Error() == "server: closed") {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && err.Error() != "server: closed" {
-			t.Errorf("Serve: %v", err)
-		}
-		if err := srv.Close(); err != nil {
+		stop()
+		if err := e.srv.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	return e
+	return stop
 }
 
 func (e *env) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -215,22 +242,7 @@ func (r response) decode(t testing.TB, v any) {
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = keystoretest.LogBuffer
 
 // auditRecorder is an AuditHandler that keeps every record.
 type auditRecorder struct {

@@ -55,23 +55,17 @@ func handshakeFails(t *testing.T, e *env, cert *testpki.Cert) bool {
 	return false
 }
 
-func TestClientAuthOff(t *testing.T) {
-	t.Parallel()
-	ca := testpki.NewCA(t)
-	e := newEnv(t, func(c *Config) { c.TLS.ClientCAs = ca.Pool() })
-	now := time.Now()
-	tests := []struct {
-		name     string
-		cert     *testpki.Cert
-		wantFail bool
-	}{
-		{"no certificate", nil, true},
-		{"self-signed", testpki.SelfSigned(t, testpki.Options{}), false},
-		{"ca-signed", ca.Issue(t, testpki.Options{}), false},
-		{"no client EKU", testpki.SelfSigned(t, testpki.Options{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}), false},
-		{"expired", testpki.SelfSigned(t, testpki.Options{NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour)}), true},
-		{"not yet valid", testpki.SelfSigned(t, testpki.Options{NotBefore: now.Add(time.Hour), NotAfter: now.Add(48 * time.Hour)}), true},
-	}
+// handshakeCase is a client certificate (nil for none) and whether the
+// handshake must fail with it.
+type handshakeCase struct {
+	name     string
+	cert     *testpki.Cert
+	wantFail bool
+}
+
+// checkHandshakes runs each case against e in a parallel subtest.
+func checkHandshakes(t *testing.T, e *env, tests []handshakeCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -80,6 +74,21 @@ func TestClientAuthOff(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestClientAuthOff(t *testing.T) {
+	t.Parallel()
+	ca := testpki.NewCA(t)
+	e := newEnv(t, func(c *Config) { c.TLS.ClientCAs = ca.Pool() })
+	now := time.Now()
+	checkHandshakes(t, e, []handshakeCase{
+		{"no certificate", nil, true},
+		{"self-signed", testpki.SelfSigned(t, testpki.Options{}), false},
+		{"ca-signed", ca.Issue(t, testpki.Options{}), false},
+		{"no client EKU", testpki.SelfSigned(t, testpki.Options{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}), false},
+		{"expired", testpki.SelfSigned(t, testpki.Options{NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour)}), true},
+		{"not yet valid", testpki.SelfSigned(t, testpki.Options{NotBefore: now.Add(time.Hour), NotAfter: now.Add(48 * time.Hour)}), true},
+	})
 
 	// With auth off no CA is advertised, even if ClientCAs is set (14.1).
 	t.Run("no advertised CAs", func(t *testing.T) {
@@ -102,36 +111,33 @@ func TestClientAuthOff(t *testing.T) {
 	})
 }
 
+// newCAEnv starts a server like newEnv whose client CAs are a new CA
+// and whose admin is a certificate issued by it; verify sets
+// TLS.VerifyClients. modify may change the config further.
+func newCAEnv(t *testing.T, verify bool, modify ...func(*Config)) (e *env, ca *testpki.CA, admin *testpki.Cert) {
+	t.Helper()
+	ca = testpki.NewCA(t)
+	admin = ca.Issue(t, testpki.Options{CommonName: "admin"})
+	e = newEnv(t, append([]func(*Config){func(c *Config) {
+		c.Admin = admin.Identity()
+		c.TLS.VerifyClients = verify
+		c.TLS.ClientCAs = ca.Pool()
+	}}, modify...)...)
+	return e, ca, admin
+}
+
 func TestClientAuthOn(t *testing.T) {
 	t.Parallel()
-	ca := testpki.NewCA(t)
-	admin := ca.Issue(t, testpki.Options{CommonName: "admin"})
-	e := newEnv(t, func(c *Config) {
-		c.Admin = admin.Identity()
-		c.TLS.VerifyClients = true
-		c.TLS.ClientCAs = ca.Pool()
-	})
+	e, ca, admin := newCAEnv(t, true)
 	now := time.Now()
-	tests := []struct {
-		name     string
-		cert     *testpki.Cert
-		wantFail bool
-	}{
+	checkHandshakes(t, e, []handshakeCase{
 		{"no certificate", nil, true},
 		{"ca-signed", admin, false},
 		{"self-signed", testpki.SelfSigned(t, testpki.Options{}), true},
 		{"other ca", testpki.NewCA(t).Issue(t, testpki.Options{}), true},
 		{"expired", ca.Issue(t, testpki.Options{NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour)}), true},
 		{"server EKU only", ca.Issue(t, testpki.Options{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}), true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if got := handshakeFails(t, e, tt.cert); got != tt.wantFail {
-				t.Errorf("handshake failed = %v, want %v", got, tt.wantFail)
-			}
-		})
-	}
+	})
 	t.Run("admin request", func(t *testing.T) {
 		t.Parallel()
 		do(t, e.client(t, admin), "GET", e.url("/v1/status"), "").want(t, 200)
@@ -150,12 +156,7 @@ func TestSkipAuth(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ca := testpki.NewCA(t)
-			admin := ca.Issue(t, testpki.Options{CommonName: "admin"})
-			e := newEnv(t, func(c *Config) {
-				c.Admin = admin.Identity()
-				c.TLS.VerifyClients = verify
-				c.TLS.ClientCAs = ca.Pool()
+			e, _, admin := newCAEnv(t, verify, func(c *Config) {
 				c.Routes = map[string]RouteConfig{"/v1/status": {SkipAuth: true}, "/v1/ready": {SkipAuth: true}}
 			})
 			anon := e.client(t, nil)

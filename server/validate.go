@@ -73,6 +73,9 @@ func (c *Config) Validate() error {
 	if c.Cache.Offline < 0 {
 		add("cache.expiry.offline", "invalid cache expiry '%v'", c.Cache.Offline)
 	}
+	if w := c.Deletion.Window; w != 0 && w < MinDeletionWindow {
+		add("deletion.window", "invalid deletion window '%v': must be at least %v", w, MinDeletionWindow)
+	}
 	if c.TLS.GetCertificate == nil {
 		add("tls", "no server certificate configured")
 	}

@@ -9,7 +9,9 @@
 // # Routes
 //
 // [Routes] returns the 22 routes of the v1 API with their default method,
-// body limit, timeout and authentication mode. Paths that end in '/' are
+// body limit, timeout and authentication mode; [LifecycleRoutes] the 3 key
+// lifecycle routes of OpenKES (rotate, rewrap, restore; docs/keys.md), and
+// [AllRoutes] both, which the server serves and /v1/api lists. Paths that end in '/' are
 // prefix routes: the rest of the request path is the route's resource
 // argument (a key name, a policy name, a listing pattern, ...).
 //
@@ -105,7 +107,8 @@ func (r *Route) AcceptsMethod(method string) bool {
 	return method == r.Method || (r.Method == http.MethodPut && method == http.MethodPost)
 }
 
-// Paths of the 22 routes. Prefix routes end in '/'.
+// Paths of the 22 routes of the v1 API and the 3 OpenKES lifecycle routes.
+// Prefix routes end in '/'.
 const (
 	PathVersion          = "/version"
 	PathReady            = "/v1/ready"
@@ -129,10 +132,15 @@ const (
 	PathIdentitySelf     = "/v1/identity/self/describe"
 	PathLogError         = "/v1/log/error"
 	PathLogAudit         = "/v1/log/audit"
+
+	PathKeyRotate  = "/v1/key/rotate/"
+	PathKeyRewrap  = "/v1/key/rewrap/"
+	PathKeyRestore = "/v1/key/restore/"
 )
 
-// Routes returns a fresh copy of the 22 routes with their defaults, in the
-// order of the spec's route table. Callers may modify the result.
+// Routes returns a fresh copy of the 22 routes of the v1 API with their
+// defaults, in the order of docs/api.md#routes. Callers may modify the
+// result.
 func Routes() []Route {
 	const (
 		get = http.MethodGet
@@ -166,3 +174,22 @@ func Routes() []Route {
 		{Method: get, Path: PathLogAudit, Auth: AuthVerify},
 	}
 }
+
+// LifecycleRoutes returns a fresh copy of the OpenKES key lifecycle
+// routes, rotate, rewrap and restore (docs/keys.md): ordinary key routes,
+// counted in the request metrics.
+func LifecycleRoutes() []Route {
+	const (
+		put = http.MethodPut
+		s15 = 15 * time.Second
+	)
+	return []Route{
+		{Method: put, Path: PathKeyRotate, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrRotateKey},
+		{Method: put, Path: PathKeyRewrap, MaxBody: MaxBody, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrDecryptInternal},
+		{Method: put, Path: PathKeyRestore, Timeout: s15, Auth: AuthVerify, Counted: true, Err: ErrRestoreKey},
+	}
+}
+
+// AllRoutes returns Routes followed by LifecycleRoutes: every route the
+// server serves, in the order /v1/api lists them.
+func AllRoutes() []Route { return append(Routes(), LifecycleRoutes()...) }

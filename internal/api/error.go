@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/openkes/openkes/internal/crypto"
+	"github.com/openkes/openkes/internal/keyring"
 	"github.com/openkes/openkes/kes"
 	"github.com/openkes/openkes/keystore"
 )
@@ -31,6 +32,8 @@ var (
 	ErrReadKey    = kes.NewError(http.StatusBadGateway, "failed to read key")
 	ErrDeleteKey  = kes.NewError(http.StatusBadGateway, "failed to delete key")
 	ErrListKeys   = kes.NewError(http.StatusBadGateway, "failed to list keys")
+	ErrRotateKey  = kes.NewError(http.StatusBadGateway, "failed to rotate key")
+	ErrRestoreKey = kes.NewError(http.StatusBadGateway, "failed to restore key")
 	ErrStoreDown  = kes.NewError(http.StatusGatewayTimeout, "key store is not reachable")
 	ErrStoreError = kes.NewError(http.StatusBadGateway, "key store is unavailable")
 
@@ -94,6 +97,11 @@ func MethodNotAllowed(got, want string) kes.Error {
 //   - crypto.ErrDecrypt → 400 "decryption failed: ciphertext is not
 //     authentic" ([kes.ErrDecrypt]).
 //   - crypto.ErrNoHMAC → 409 "key does not support HMAC".
+//   - keyring.ErrScheduled → 409 "key is scheduled for deletion"
+//     ([kes.ErrKeyScheduled]); keyring.ErrNotScheduled → 400 "key is not
+//     scheduled for deletion" ([kes.ErrKeyNotScheduled]);
+//     keyring.ErrConflict → 409 "key rotation conflict"
+//     ([kes.ErrKeyConflict]).
 //   - a *keystore.UnreachableError → 504 "key store is not reachable"
 //     (internal: the cause is logged).
 //   - Anything else → generic (the route's generic failure, e.g. 502
@@ -118,6 +126,12 @@ func Translate(err error, generic kes.Error) (e kes.Error, internal bool) {
 		return kes.ErrDecrypt, false
 	case errors.Is(err, crypto.ErrNoHMAC):
 		return ErrNoHMAC, false
+	case errors.Is(err, keyring.ErrScheduled):
+		return kes.ErrKeyScheduled, false
+	case errors.Is(err, keyring.ErrNotScheduled):
+		return kes.ErrKeyNotScheduled, false
+	case errors.Is(err, keyring.ErrConflict):
+		return kes.ErrKeyConflict, false
 	case keystore.IsUnreachable(err):
 		// The original answers every key-store failure with the
 		// operation's generic 502. An outage gets the clearer 504 of

@@ -69,8 +69,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/openkes/openkes/internal/api"
+	"github.com/openkes/openkes/internal/crypto/cryptotest"
 	"github.com/openkes/openkes/internal/testpki"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/mem"
 	"github.com/openkes/openkes/server"
 	"golang.org/x/crypto/chacha20"
@@ -227,23 +229,8 @@ func (s *switchStore) Status(ctx context.Context) (keystore.State, error) {
 	return s.Store.Status(ctx)
 }
 
-// lockedBuffer collects the error log.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer = keystoretest.LogBuffer
 
 // testServer is a server listening on 127.0.0.1 over real TLS.
 type testServer struct {
@@ -708,28 +695,23 @@ var (
 	keyAES    = b64(repeat(0x11, 32))
 	keyChaCha = b64(repeat(0x22, 32))
 	keyZero   = b64(zeros(32))
-	key67     = "dDHbTWgo+Yh3u804SYB5OyVMy6RiLeJYBQth1f6KlEU=" // spec 7.8 vectors 6 and 7
+	key67     = cryptotest.Key67 // the key of cryptotest.Vector6 and Vector7
 )
 
-// Spec 7.8 decrypt vectors.
+// Stored key values (docs/api.md#stored-keys).
 const (
-	vector0 = `{"aead":"AES-256-GCM-HMAC-SHA-256","iv":"xLxIN3tSCkg2xMafuvwUwg==","nonce":"gu0mGwUkwcvMEoi5","bytes":"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc="}`
-	vector1 = `{"aead":"ChaCha20Poly1305","iv":"s3fSZ6vk5m+DfQA8yZWeUg==","nonce":"8/kHMnCMs3h9NZ2a","bytes":"cw22HjLq/4cx8507SW4hhSrYbDiMuRao4b5+GE+XfbE="}`
-	vector2 = `{"aead":"ChaCha20Poly1305","id":"66687aadf862bd776c8fc18b8e9f8e20","iv":"EC0eZp7Pqt+LnkOae5xaAg==","nonce":"X1ejXKmH/ugFZPkk","bytes":"wIGBTDs6aOvsqJfekZ0PYRT/OHyFX2TXqeNwl1SLXOI="}`
-	vector3 = "lbFBRVMyNTYtR0NNX1NIQTI1NtkgNjY2ODdhYWRmODYyYmQ3NzZjOGZjMThiOGU5ZjhlMjDEEExv7LAd4oz0SaHZrX5LBufEDEKME1ow1CDfUFrqv8QgJuy7Sw+jVqz99TK1HV851LT3K4mwwDv46TB2ngWkAJQ="
-	vector4 = "lbJYQ0hBQ0hBMjAtUE9MWTEzMDXZIDY2Njg3YWFkZjg2MmJkNzc2YzhmYzE4YjhlOWY4ZTIwxBBAr+aptD4x2+qfOhiErbnkxAxYs8RmNC1JJXD1hiHEIJ2KqM0jjkME7ndx8nyVseesN83Np0rM5ejVUun+fNFu"
-	vector5 = "zwdDgHeRlIFRnJ7+DIhs/ka7GFK2CFSfDELqg1VCyTQzZ58o7MAdupMLk3ZjlMo2ZUDwldL2o41nAWDc"
-	vector6 = "s2gmfQHeGdlyL8x1yEWSACUV3GrSoz3t160hugMgzKWgyqesXDVUJ5Dw5Mt076rR1PNiU9X4YjLH14D8a81t2r2xsz4gVZac"
-	vector7 = "gO4woRIswAJdjUjW7z2ApsSQxJlwB24yjLrmH4eI7sB0uh5nfEJfk9ybTPFft5FRFaZCVBmzhx7OJs9n0WWtxH3sySIxecIK"
-	ad67    = "AAAAAAAAAAAAAAAAAAAAAA=="
-	pt67    = "CLcJoykFCWZDkEIiUq9bJRqwCwW9ZDvdgu8EMA=="
-
-	// Spec 7.1: stored key values.
 	legacyZeroKey   = `{"bytes":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`
 	legacyChaChaKey = `{"bytes":"9ew6BCae3+13sniOUwttEJ62amg98YXc0OW0WBhNiCY=","algorithm":"XCHACHA20-POLY1305","created_at":"2009-11-10T23:00:00Z","created_by":"189d9de5331e3ee8abe9e4bd40d474ad621d79ccf83a711f6ac68050eb15a52a"}`
 	protobufKey     = "CiQKIMiHG7XrN94FuwblJJor4f7f6rbqAl7DwsLaiIoyz0D2EAESJAognLXl4yqa4cjZTcSbsU6sNnN8kP9ARWkXwa20YQZa9HgQARoMCNithK0GEID67qYDIkAzZWNmY2RmMzhmY2JlMTQxYWUyNmExMDMwZjgxZTk2Yjc1MzM2NWE0Njc2MGFlNmI1Nzg2OThhOTdjNTlmZDIy"
 	protobufHMACKey = "nLXl4yqa4cjZTcSbsU6sNnN8kP9ARWkXwa20YQZa9Hg="
 )
+
+// getEach sends GET prefix+p for each p, in order.
+func (g *goldenEnv) getEach(prefix string, ps ...string) {
+	for _, p := range ps {
+		g.do(req{method: "GET", path: prefix + p})
+	}
+}
 
 // importKey imports a key with fixed bytes and expects success.
 func (g *goldenEnv) importKey(name, key, cipher string) {
@@ -908,14 +890,14 @@ func goldenInfo(g *goldenEnv) {
 	g.do(req{as: "stranger", method: "GET", path: "/version"})
 	g.do(req{as: "admin", method: "GET", path: "/version"})
 
-	g.section("GET /v1/api (spec 3.6): the 22 routes of 3.1")
+	g.section("GET /v1/api (spec 3.6): the 22 routes of 3.1, then OpenKES's rotate, rewrap and restore")
 	r := g.do(req{method: "GET", path: "/v1/api"})
 	var list []api.RouteResponse
 	if err := json.Unmarshal(r.body, &list); err != nil {
 		g.t.Fatal(err)
 	}
-	if len(list) != 22 {
-		g.t.Errorf("/v1/api lists %d routes, want 22", len(list))
+	if len(list) != 25 {
+		g.t.Errorf("/v1/api lists %d routes, want 25", len(list))
 	}
 
 	g.section("GET /v1/status (spec 3.4), machine-dependent values normalised")
@@ -958,9 +940,7 @@ func goldenKeys(g *goldenEnv) {
 	g.do(req{as: "user", method: "GET", path: "/v1/key/describe/my-app-key", normalize: normalizeAlgorithm})
 
 	g.section("list (spec 3.10): sorted, [] when empty, no continue_at")
-	for _, p := range []string{"", "*", "k-a", "k-a*", "k-xchacha", "zzz", "_-*"} {
-		g.do(req{method: "GET", path: "/v1/key/list/" + p})
-	}
+	g.getEach("/v1/key/list/", "", "*", "k-a", "k-a*", "k-xchacha", "zzz", "_-*")
 	g.do(req{note: "prefix route without trailing slash, served directly", method: "GET", path: "/v1/key/list"})
 	g.do(req{as: "user", method: "GET", path: "/v1/key/list"})
 
@@ -1033,14 +1013,14 @@ func goldenKeys(g *goldenEnv) {
 	g.importKey("v67-aes", key67, "AES256")
 	g.importKey("v67-chacha", key67, "ChaCha20")
 	for i, v := range []struct{ key, ct, ad string }{
-		{"zero-aes", b64([]byte(vector0)), ""},
-		{"zero-chacha", b64([]byte(vector1)), ""},
-		{"zero-chacha", b64([]byte(vector2)), ""},
-		{"zero-aes", vector3, ""},
-		{"zero-chacha", vector4, ""},
-		{"zero-aes", vector5, ""},
-		{"v67-aes", vector6, ad67},
-		{"v67-chacha", vector7, ad67},
+		{"zero-aes", b64([]byte(cryptotest.Vector0)), ""},
+		{"zero-chacha", b64([]byte(cryptotest.Vector1)), ""},
+		{"zero-chacha", b64([]byte(cryptotest.Vector2)), ""},
+		{"zero-aes", cryptotest.Vector3, ""},
+		{"zero-chacha", cryptotest.Vector4, ""},
+		{"zero-aes", cryptotest.Vector5, ""},
+		{"v67-aes", cryptotest.Vector6, cryptotest.AD67},
+		{"v67-chacha", cryptotest.Vector7, cryptotest.AD67},
 	} {
 		body := `{"ciphertext":"` + v.ct + `"`
 		if v.ad != "" {
@@ -1050,14 +1030,14 @@ func goldenKeys(g *goldenEnv) {
 		json.Unmarshal(r.body, &dec)
 		want := zeros(16)
 		if i >= 6 {
-			want, _ = base64.StdEncoding.DecodeString(pt67)
+			want, _ = base64.StdEncoding.DecodeString(cryptotest.PT67)
 		}
 		if r.status != 200 || !bytes.Equal(dec.Plaintext, want) {
 			g.t.Errorf("vector %d: %d %q", i, r.status, r.body)
 		}
 	}
-	g.do(req{note: "vector 0 with the ChaCha20 key", method: "POST", path: "/v1/key/decrypt/zero-chacha", body: `{"ciphertext":"` + b64([]byte(vector0)) + `"}`})
-	g.do(req{note: "vector 6 without its context", method: "POST", path: "/v1/key/decrypt/v67-aes", body: `{"ciphertext":"` + vector6 + `"}`})
+	g.do(req{note: "vector 0 with the ChaCha20 key", method: "POST", path: "/v1/key/decrypt/zero-chacha", body: `{"ciphertext":"` + b64([]byte(cryptotest.Vector0)) + `"}`})
+	g.do(req{note: "vector 6 without its context", method: "POST", path: "/v1/key/decrypt/v67-aes", body: `{"ciphertext":"` + cryptotest.Vector6 + `"}`})
 
 	g.section("delete (spec 3.11)")
 	g.do(req{method: "DELETE", path: "/v1/key/delete/k-created2"})
@@ -1073,7 +1053,7 @@ func goldenStoredKeys(g *goldenEnv) {
 	g.putRaw("legacy", legacyZeroKey)
 	g.do(req{method: "GET", path: "/v1/key/describe/legacy"})
 	g.do(req{method: "PUT", path: "/v1/key/hmac/legacy", body: `{"message":"` + b64([]byte("message")) + `"}`})
-	g.do(req{note: "decrypt vector 0 (key 32 x 0x00)", method: "POST", path: "/v1/key/decrypt/legacy", body: `{"ciphertext":"` + b64([]byte(vector0)) + `"}`})
+	g.do(req{note: "decrypt vector 0 (key 32 x 0x00)", method: "POST", path: "/v1/key/decrypt/legacy", body: `{"ciphertext":"` + b64([]byte(cryptotest.Vector0)) + `"}`})
 	g.do(req{method: "POST", path: "/v1/key/encrypt/legacy", body: `{"plaintext":"AAAA"}`})
 	g.do(req{method: "POST", path: "/v1/key/generate/legacy"})
 
@@ -1139,9 +1119,9 @@ func goldenKeyErrors(g *goldenEnv) {
 	g.do(req{note: "28 bytes: too short", method: "POST", path: "/v1/key/decrypt/k", body: `{"ciphertext":"` + b64(zeros(28)) + `"}`})
 	g.do(req{note: "empty ciphertext", method: "POST", path: "/v1/key/decrypt/k", body: `{"ciphertext":""}`})
 	g.do(req{note: "no ciphertext", method: "POST", path: "/v1/key/decrypt/k", body: `{}`})
-	g.do(req{note: "vector 0 for another key", method: "POST", path: "/v1/key/decrypt/k", body: `{"ciphertext":"` + b64([]byte(vector0)) + `"}`})
+	g.do(req{note: "vector 0 for another key", method: "POST", path: "/v1/key/decrypt/k", body: `{"ciphertext":"` + b64([]byte(cryptotest.Vector0)) + `"}`})
 	g.do(req{note: "JSON envelope with an unknown aead", method: "POST", path: "/v1/key/decrypt/k",
-		body: `{"ciphertext":"` + b64([]byte(strings.Replace(vector0, "AES-256-GCM-HMAC-SHA-256", "AES-256-GCM", 1))) + `"}`})
+		body: `{"ciphertext":"` + b64([]byte(strings.Replace(cryptotest.Vector0, "AES-256-GCM-HMAC-SHA-256", "AES-256-GCM", 1))) + `"}`})
 }
 
 // goldenAuthorization: 403 for unknown identities and policy denials
@@ -1198,17 +1178,11 @@ func goldenAuthorization(g *goldenEnv) {
 // goldenPoliciesIdentities: policy and identity routes, self-describe.
 func goldenPoliciesIdentities(g *goldenEnv) {
 	g.section("policy describe / read (spec 3.16, 3.17): created_at = server start (server zone), created_by = admin")
-	for _, p := range []string{"my-app", "read-only", "no-rules", "missing"} {
-		g.do(req{method: "GET", path: "/v1/policy/describe/" + p})
-	}
-	for _, p := range []string{"my-app", "read-only", "no-rules", "missing"} {
-		g.do(req{method: "GET", path: "/v1/policy/read/" + p})
-	}
+	g.getEach("/v1/policy/describe/", "my-app", "read-only", "no-rules", "missing")
+	g.getEach("/v1/policy/read/", "my-app", "read-only", "no-rules", "missing")
 
 	g.section("policy list (spec 3.18): continue_at always present")
-	for _, p := range []string{"", "*", "my*", "my-app", "r", "zzz"} {
-		g.do(req{method: "GET", path: "/v1/policy/list/" + p})
-	}
+	g.getEach("/v1/policy/list/", "", "*", "my*", "my-app", "r", "zzz")
 	g.do(req{method: "GET", path: "/v1/policy/list"})
 
 	g.section("identity describe (spec 3.19)")
@@ -1218,9 +1192,7 @@ func goldenPoliciesIdentities(g *goldenEnv) {
 	g.do(req{note: "identities are compared as exact strings", method: "GET", path: "/v1/identity/describe/" + strings.ToUpper(identityOf("admin"))})
 
 	g.section("identity list (spec 3.20): admin and policy identities")
-	for _, p := range []string{"", "*", "0*", "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22", "e", "zzz"} {
-		g.do(req{method: "GET", path: "/v1/identity/list/" + p})
-	}
+	g.getEach("/v1/identity/list/", "", "*", "0*", "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22", "e", "zzz")
 	g.do(req{method: "GET", path: "/v1/identity/list"})
 
 	g.section("self-describe (spec 3.21, 14.1): admin, policy identity (fixed shape), unknown (404)")
@@ -1277,9 +1249,7 @@ func goldenInvalidNames(g *goldenEnv) {
 		}
 	}
 	g.section("valid edge patterns")
-	for _, p := range []string{"_-*", "a_", "_a*", strings.Repeat("a", 79) + "*", strings.Repeat("a", 80)} {
-		g.do(req{method: "GET", path: "/v1/key/list/" + p})
-	}
+	g.getEach("/v1/key/list/", "_-*", "a_", "_a*", strings.Repeat("a", 79)+"*", strings.Repeat("a", 80))
 }
 
 // goldenRequestBodies: spec 1.5 body rules on generate, encrypt, decrypt

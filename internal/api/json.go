@@ -51,10 +51,16 @@ func WriteJSON(w http.ResponseWriter, v any) error {
 // (a nil value encodes as null), without reflection. key must not need
 // JSON escaping. The error is that of writing to w.
 func WriteBytes(w http.ResponseWriter, key string, value []byte) error {
+	return WriteBytesVersion(w, key, value, 0)
+}
+
+// WriteBytesVersion is WriteBytes with a last field "version":<version>
+// if version > 0 (the key version of a rotated key, docs/keys.md).
+func WriteBytesVersion(w http.ResponseWriter, key string, value []byte, version int) error {
 	p := slicePool.Get().(*[]byte)
 	b := append((*p)[:0], '{')
 	b = appendBytesField(b, key, value)
-	b = append(b, '}', '\n')
+	b = appendVersionField(b, version)
 	err := writeBody(w, http.StatusOK, b)
 	putSlice(p, b)
 	return err
@@ -62,15 +68,31 @@ func WriteBytes(w http.ResponseWriter, key string, value []byte) error {
 
 // WriteBytes2 is like WriteBytes for an object with two []byte fields.
 func WriteBytes2(w http.ResponseWriter, key1 string, value1 []byte, key2 string, value2 []byte) error {
+	return WriteBytes2Version(w, key1, value1, key2, value2, 0)
+}
+
+// WriteBytes2Version is WriteBytes2 with a last field "version":<version>
+// if version > 0.
+func WriteBytes2Version(w http.ResponseWriter, key1 string, value1 []byte, key2 string, value2 []byte, version int) error {
 	p := slicePool.Get().(*[]byte)
 	b := append((*p)[:0], '{')
 	b = appendBytesField(b, key1, value1)
 	b = append(b, ',')
 	b = appendBytesField(b, key2, value2)
-	b = append(b, '}', '\n')
+	b = appendVersionField(b, version)
 	err := writeBody(w, http.StatusOK, b)
 	putSlice(p, b)
 	return err
+}
+
+// appendVersionField ends an object: `,"version":<n>` if n > 0, then
+// "}\n".
+func appendVersionField(b []byte, n int) []byte {
+	if n > 0 {
+		b = append(b, `,"version":`...)
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	return append(b, '}', '\n')
 }
 
 var slicePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}

@@ -5,40 +5,40 @@ import (
 	"testing"
 )
 
-func TestValidName(t *testing.T) {
+// TestValidNames checks ValidName and ValidPattern on names each must
+// accept and names each must reject.
+func TestValidNames(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		want bool
-	}{
-		{"my-key", true}, {"abc123", true}, {"0", true}, {"_-___---_", true},
-		{"_0", true}, {"0-Z", true}, {"my_key-0", true}, {"disabled", true},
-		{strings.Repeat("a", 80), true},
-		{"", false}, {"my.key", false}, {"key/", false}, {"☰", false},
-		{"hel<lo", false}, {"Εmacs", false}, {strings.Repeat("a", 81), false},
-		{"_", false}, {"-a", false}, {"a-", false}, {"*", false}, {"a*", false},
-	}
-	for _, tt := range tests {
-		if got := ValidName(tt.name); got != tt.want {
-			t.Errorf("ValidName(%q) = %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
-
-func TestValidPattern(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		pattern string
-		want    bool
-	}{
-		{"my-key", true}, {"*", true}, {"my*", true}, {"_-*", true}, {"", true},
-		{"*-*", false}, {"my.key", false}, {"key/", false}, {strings.Repeat("a", 81), false},
-		{"_", false}, {"-*", false}, {"a-", false}, {"a**", false},
-	}
-	for _, tt := range tests {
-		if got := ValidPattern(tt.pattern); got != tt.want {
-			t.Errorf("ValidPattern(%q) = %v, want %v", tt.pattern, got, tt.want)
-		}
+	for _, tt := range []struct {
+		name           string
+		valid          func(string) bool
+		accept, reject []string
+	}{{
+		name:  "ValidName",
+		valid: ValidName,
+		accept: []string{"my-key", "abc123", "0", "_-___---_", "_0", "0-Z", "my_key-0", "disabled",
+			strings.Repeat("a", 80)},
+		reject: []string{"", "my.key", "key/", "☰", "hel<lo", "Εmacs", strings.Repeat("a", 81),
+			"_", "-a", "a-", "*", "a*"},
+	}, {
+		name:   "ValidPattern",
+		valid:  ValidPattern,
+		accept: []string{"my-key", "*", "my*", "_-*", ""},
+		reject: []string{"*-*", "my.key", "key/", strings.Repeat("a", 81), "_", "-*", "a-", "a**"},
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for _, s := range tt.accept {
+				if !tt.valid(s) {
+					t.Errorf("%s(%q) = false, want true", tt.name, s)
+				}
+			}
+			for _, s := range tt.reject {
+				if tt.valid(s) {
+					t.Errorf("%s(%q) = true, want false", tt.name, s)
+				}
+			}
+		})
 	}
 }
 

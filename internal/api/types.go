@@ -1,6 +1,11 @@
 package api
 
-import "time"
+import (
+	"errors"
+	"time"
+)
+
+var errInvalidVersion = errors.New("version is neither a string nor a number")
 
 // The JSON wire types of the v1 API. Field order, JSON names and omitempty
 // rules are part of the wire contract: do not reorder fields. []byte fields
@@ -47,13 +52,46 @@ type DescribeKeyResponse struct {
 	Algorithm string    `json:"algorithm"`
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by,omitempty"`
+
+	// OpenKES extensions (docs/keys.md), absent for a key that was never
+	// rotated and is not scheduled for deletion.
+	Version  int               `json:"version,omitempty"`  // the newest version of a rotated key
+	Versions []KeyVersionInfo  `json:"versions,omitempty"` // every version of a rotated key, oldest first
+	Deletion *KeyDeletionState `json:"deletion,omitempty"` // set while scheduled for deletion
+}
+
+// KeyVersionInfo is one element of DescribeKeyResponse.Versions.
+type KeyVersionInfo struct {
+	Version   int       `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by,omitempty"`
+}
+
+// KeyDeletionState is DescribeKeyResponse.Deletion.
+type KeyDeletionState struct {
+	ScheduledAt time.Time `json:"scheduled_at"`
+	DeleteAt    time.Time `json:"delete_at"`
+	ScheduledBy string    `json:"scheduled_by,omitempty"`
 }
 
 // ListKeysResponse is the body of GET /v1/key/list/<pattern>. Names is
-// never nil.
+// never nil. Scheduled, an OpenKES extension, names the listed keys that
+// are scheduled for deletion and is absent when none is.
 type ListKeysResponse struct {
 	Names      []string `json:"names"`
 	ContinueAt string   `json:"continue_at,omitempty"`
+	Scheduled  []string `json:"scheduled,omitempty"`
+}
+
+// RotateKeyResponse is the body of PUT|POST /v1/key/rotate/<name>.
+type RotateKeyResponse struct {
+	Version int `json:"version"`
+}
+
+// RewrapKeyRequest is the body of PUT|POST /v1/key/rewrap/<name>.
+type RewrapKeyRequest struct {
+	Ciphertext []byte `json:"ciphertext"`
+	Context    []byte `json:"context"`
 }
 
 // GenerateKeyRequest is the optional body of PUT|POST /v1/key/generate/<name>.
@@ -83,10 +121,60 @@ type EncryptKeyResponse struct {
 
 // DecryptKeyRequest is the body of PUT|POST /v1/key/decrypt/<name>.
 type DecryptKeyRequest struct {
-	Ciphertext []byte `json:"ciphertext"`
-	Context    []byte `json:"context"`
-	Version    string `json:"version"`
+	Ciphertext []byte         `json:"ciphertext"`
+	Context    []byte         `json:"context"`
+	Version    RequestVersion `json:"version"`
 }
+
+// RequestVersion is the optional "version" of a decrypt request. A JSON
+// string, what kms-go sends, is ignored, as upstream ignores it; a JSON
+// number is a key version the ciphertext must be of (docs/keys.md). null
+// or absence leave it unset. Any other JSON value is an invalid body.
+type RequestVersion struct {
+	// N is the version asked for if Set: a positive integer, or -1 for a
+	// number that is no version (0, negative, fractional, too large),
+	// which no ciphertext matches.
+	N   int
+	Set bool
+}
+
+// UnmarshalJSON implements json.Unmarshaler without allocating. b is one
+// valid JSON value (encoding/json checks that first).
+func (v *RequestVersion) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 {
+		return errInvalidVersion
+	}
+	switch c := b[0]; {
+	case c == '"' || string(b) == "null":
+		return nil
+	case c == '-' || c >= '0' && c <= '9':
+		v.N, v.Set = parseVersionNumber(b), true
+		return nil
+	}
+	return errInvalidVersion
+}
+
+// parseVersionNumber returns the JSON number b as a key version, or -1.
+func parseVersionNumber(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int(c-'0')
+		if n > maxRequestVersion {
+			return -1
+		}
+	}
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// maxRequestVersion is the largest version a ciphertext header can name
+// (crypto.MaxVersion).
+const maxRequestVersion = 1<<32 - 1
 
 // DecryptKeyResponse is the answer of a decryption.
 type DecryptKeyResponse struct {

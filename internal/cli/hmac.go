@@ -53,6 +53,6 @@ var keyHMACCommand = &command{
 		if err != nil {
 			return s.fail(err, "failed to compute HMAC")
 		}
-		return c.printValues(c.json, [][2]string{{"hmac", base64.StdEncoding.EncodeToString(sum)}})
+		return c.printValues(c.json, []value{{"hmac", base64.StdEncoding.EncodeToString(sum)}})
 	},
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,8 +20,12 @@ Commands:
     create                   Create new keys.
     import                   Import a key.
     info                     Describe a key.
+    describe                 Describe a key (the same as info).
     ls                       List keys.
     rm                       Delete keys.
+    restore                  Restore keys scheduled for deletion.
+    rotate                   Add a new version to a key.
+    rewrap                   Re-encrypt a ciphertext with a key's newest version.
     encrypt                  Encrypt a message.
     decrypt                  Decrypt a ciphertext.
     dek                      Generate a data encryption key.
@@ -39,8 +44,9 @@ var keyCommand = &command{
 	name:  "key",
 	usage: keyUsage,
 	subs: []*command{
-		keyCreateCommand, keyImportCommand, keyInfoCommand, keyLsCommand,
-		keyRmCommand, keyEncryptCommand, keyDecryptCommand, keyDEKCommand, keyHMACCommand,
+		keyCreateCommand, keyImportCommand, keyInfoCommand, keyDescribeCommand, keyLsCommand,
+		keyRmCommand, keyRestoreCommand, keyRotateCommand, keyRewrapCommand,
+		keyEncryptCommand, keyDecryptCommand, keyDEKCommand, keyHMACCommand,
 	},
 }
 
@@ -154,7 +160,11 @@ var keyImportCommand = &command{
 const keyInfoUsage = `Usage:
     kes key info [options] <name>
 
-Describes a key: its name, algorithm, creation date and creator.
+Describes a key: its name, algorithm, creation date and creator. For a
+key that was rotated, also its newest version and every version with its
+creation date and creator; for a key scheduled for deletion, when it was
+scheduled, by whom, and when it is deleted. The commands info and
+describe are the same.
 
 Options:
     --json                   Print the description as JSON.
@@ -162,35 +172,79 @@ Options:
 Examples:
     $ kes key info my-key
     $ kes key info my-key --json | jq -r .created_by
+    $ kes key info my-key --json | jq -r '.version // 1'
 `
 
 // keyInfoJSON is the JSON of 'kes key info': the SDK's KeyInfo. Unlike
-// upstream, the algorithm is also shown when it is AES256.
+// upstream, the algorithm is also shown when it is AES256. The version
+// fields and the deletion are only there for a rotated or scheduled key,
+// as in the server's answer.
 type keyInfoJSON struct {
-	Name      string       `json:"name"`
-	Algorithm string       `json:"algorithm,omitempty"`
-	CreatedAt time.Time    `json:"created_at"`
-	CreatedBy kes.Identity `json:"created_by,omitempty"`
+	Name      string               `json:"name"`
+	Algorithm string               `json:"algorithm,omitempty"`
+	CreatedAt time.Time            `json:"created_at"`
+	CreatedBy kes.Identity         `json:"created_by,omitempty"`
+	Version   int                  `json:"version,omitempty"`
+	Versions  []kes.KeyVersionInfo `json:"versions,omitempty"`
+	Deletion  *kes.KeyDeletion     `json:"deletion,omitempty"`
 }
 
-var keyInfoCommand = describeCommand("info", keyInfoUsage, "key name", "failed to describe key %q", (*kes.Client).DescribeKey,
-	func(c *call, info *kes.KeyInfo) error {
-		if c.json {
-			return c.printJSON(keyInfoJSON{
-				Name:      info.Name,
-				Algorithm: info.Algorithm.String(),
-				CreatedAt: info.CreatedAt,
-				CreatedBy: info.CreatedBy,
-			})
+// 'kes key describe' is 'kes key info' under the name of the server's
+// route, which is also what the lifecycle docs call it.
+var (
+	keyInfoCommand     = describeKeyCommand("info")
+	keyDescribeCommand = describeKeyCommand("describe")
+)
+
+// describeKeyCommand returns 'kes key info' under the name.
+func describeKeyCommand(name string) *command {
+	usage := strings.ReplaceAll(keyInfoUsage, "kes key info", "kes key "+name)
+	return describeCommand(name, usage, "key name", "failed to describe key %q", (*kes.Client).DescribeKey, printKeyInfo)
+}
+
+// printKeyInfo prints the description of a key.
+func printKeyInfo(c *call, info *kes.KeyInfo) error {
+	if c.json {
+		return c.printJSON(keyInfoJSON{
+			Name:      info.Name,
+			Algorithm: info.Algorithm.String(),
+			CreatedAt: info.CreatedAt,
+			CreatedBy: info.CreatedBy,
+			Version:   info.Version,
+			Versions:  info.Versions,
+			Deletion:  info.Deletion,
+		})
+	}
+	f := c.fields().
+		add("Name", info.Name).
+		add("Algorithm", info.Algorithm.String()).
+		add("Date", dateTime(info.CreatedAt)).
+		add("Owner", orNone(info.CreatedBy.String()))
+	if info.Version > 0 {
+		f.add("Version", strconv.Itoa(info.Version))
+	}
+	// One row per version: number, date and creator, in columns.
+	width := 0
+	for _, v := range info.Versions {
+		width = max(width, len(strconv.Itoa(v.Version)))
+	}
+	for i, v := range info.Versions {
+		label := ""
+		if i == 0 {
+			label = "Versions"
 		}
-		c.fields().
-			add("Name", info.Name).
-			add("Algorithm", info.Algorithm.String()).
-			add("Date", dateTime(info.CreatedAt)).
-			add("Owner", orNone(info.CreatedBy.String())).
-			print("")
-		return nil
-	})
+		f.add(label, fmt.Sprintf("%*d  %s  %s", width, v.Version, dateTime(v.CreatedAt), orNone(v.CreatedBy.String())))
+	}
+	if d := info.Deletion; d != nil {
+		scheduled := dateTime(d.ScheduledAt)
+		if d.ScheduledBy != "" {
+			scheduled += " by " + d.ScheduledBy.String()
+		}
+		f.add("Deletion", dateTime(d.DeleteAt)).add("Scheduled", scheduled)
+	}
+	f.print("")
+	return nil
+}
 
 // keyNames is the argRule.names of a command whose one argument is what:
 // 1 for a key name, else 0.
@@ -275,6 +329,10 @@ const keyRmUsage = `Usage:
 Deletes each key, in order, and stops at the first error. A deleted key
 cannot be recovered: whatever it encrypted cannot be decrypted anymore.
 
+A server with a deletion window (config: deletion.window) only schedules
+the key for deletion: it stops encrypting at once, still decrypts, and
+is removed when the window ends, unless 'kes key restore' restores it.
+
 Options:
 ` + connOptions + helpOption + `
 Examples:
@@ -301,15 +359,15 @@ Examples:
 
 var keyEncryptCommand = valuesCommand("encrypt", keyEncryptUsage, "failed to encrypt message",
 	argRule{min: 2, max: 3, what: "key name and message", base64: []string{2: "context"}, names: 1},
-	func(ctx context.Context, c *call, s *session) ([][2]string, error) {
+	func(ctx context.Context, c *call, s *session) ([]value, error) {
 		ciphertext, err := s.client.Encrypt(ctx, c.args[0], []byte(c.args[1]), c.decoded[2])
-		return [][2]string{{"ciphertext", base64.StdEncoding.EncodeToString(ciphertext)}}, err
+		return []value{{"ciphertext", base64.StdEncoding.EncodeToString(ciphertext)}}, err
 	})
 
 // valuesCommand returns a command that sends one request with do and
 // prints the named values it returns with printValues; failure describes
 // the error of do.
-func valuesCommand(name, usage, failure string, args argRule, do func(ctx context.Context, c *call, s *session) ([][2]string, error)) *command {
+func valuesCommand(name, usage, failure string, args argRule, do func(ctx context.Context, c *call, s *session) ([]value, error)) *command {
 	return &command{
 		name:  name,
 		usage: usage,
@@ -342,10 +400,10 @@ Examples:
 
 var keyDecryptCommand = valuesCommand("decrypt", keyDecryptUsage, "failed to decrypt ciphertext",
 	argRule{min: 2, max: 3, what: "key name and ciphertext", base64: []string{1: "ciphertext", 2: "context"}, names: 1},
-	func(ctx context.Context, c *call, s *session) ([][2]string, error) {
+	func(ctx context.Context, c *call, s *session) ([]value, error) {
 		plaintext, err := s.client.Decrypt(ctx, c.args[0], c.decoded[1], c.decoded[2])
 		defer clear(plaintext)
-		return [][2]string{{"plaintext", base64.StdEncoding.EncodeToString(plaintext)}}, err
+		return []value{{"plaintext", base64.StdEncoding.EncodeToString(plaintext)}}, err
 	})
 
 const keyDEKUsage = `Usage:
@@ -355,6 +413,8 @@ Generates a data encryption key (DEK): 32 random bytes, in plaintext and
 encrypted with the key. The context, in base64, is associated data that
 decrypting the DEK must repeat. On a terminal both are printed as text,
 otherwise as JSON: {"plaintext":"<base64>","ciphertext":"<base64>"}.
+A key that was rotated adds the version that encrypted the DEK:
+{...,"version":<n>}.
 
 Options:
     --json                   Print JSON on a terminal, too.
@@ -366,20 +426,30 @@ Examples:
 
 var keyDEKCommand = valuesCommand("dek", keyDEKUsage, "failed to generate data encryption key",
 	argRule{min: 1, max: 2, what: "key name", base64: []string{1: "context"}, names: 1},
-	func(ctx context.Context, c *call, s *session) ([][2]string, error) {
+	func(ctx context.Context, c *call, s *session) ([]value, error) {
 		dek, err := s.client.GenerateKey(ctx, c.args[0], c.decoded[1])
 		defer clear(dek.Plaintext)
-		return [][2]string{
+		values := []value{
 			{"plaintext", base64.StdEncoding.EncodeToString(dek.Plaintext)},
 			{"ciphertext", base64.StdEncoding.EncodeToString(dek.Ciphertext)},
-		}, err
+		}
+		if dek.Version > 0 {
+			values = append(values, value{"version", dek.Version})
+		}
+		return values, err
 	})
+
+// value is a named value that printValues prints: a string or a number.
+type value struct {
+	name string
+	v    any
+}
 
 // printValues prints name/value pairs as upstream's encrypt, decrypt and
 // dek do: on a terminal (and without --json) as a blank line and one
 // "name: value" line each, values aligned; else as a JSON object with the
 // names as keys, in order.
-func (e *env) printValues(jsonOut bool, values [][2]string) error {
+func (e *env) printValues(jsonOut bool, values []value) error {
 	if jsonOut || !e.outTTY {
 		var b strings.Builder
 		b.WriteByte('{')
@@ -387,8 +457,8 @@ func (e *env) printValues(jsonOut bool, values [][2]string) error {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			k, _ := marshalJSON(v[0], false)
-			s, _ := marshalJSON(v[1], false)
+			k, _ := marshalJSON(v.name, false)
+			s, _ := marshalJSON(v.v, false)
 			b.Write(k)
 			b.WriteByte(':')
 			if jsonOut && e.outTTY {
@@ -405,13 +475,13 @@ func (e *env) printValues(jsonOut bool, values [][2]string) error {
 	}
 	width := 0
 	for _, v := range values {
-		width = max(width, len(v[0]))
+		width = max(width, len(v.name))
 	}
 	label := e.style(sgrBold)
 	var b strings.Builder
 	b.WriteByte('\n')
 	for _, v := range values {
-		fmt.Fprintf(&b, "%s %s%s\n", label.wrap(v[0]+":"), strings.Repeat(" ", width-len(v[0])), v[1])
+		fmt.Fprintf(&b, "%s %s%v\n", label.wrap(v.name+":"), strings.Repeat(" ", width-len(v.name)), v.v)
 	}
 	_, err := io.WriteString(e.stdout, b.String())
 	return err

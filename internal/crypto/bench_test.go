@@ -3,6 +3,8 @@ package crypto
 import (
 	"fmt"
 	"testing"
+
+	"github.com/openkes/openkes/internal/crypto/cryptotest"
 )
 
 func BenchmarkEncrypt(b *testing.B) {
@@ -45,7 +47,7 @@ func BenchmarkDecrypt(b *testing.B) {
 
 func BenchmarkDecryptLegacy(b *testing.B) {
 	key := newKey(b, AES256, make([]byte, 32))
-	for name, ct := range map[string][]byte{"json": []byte(vector0), "msgpack": b64(b, vector3)} {
+	for name, ct := range map[string][]byte{"json": []byte(cryptotest.Vector0), "msgpack": b64(b, cryptotest.Vector3)} {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -6,102 +6,62 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/openkes/openkes/internal/crypto/cryptotest"
 )
 
 // The fixtures were recorded from the original KES server with an fs key
 // store; see testdata/kes-fixtures/kes-crypto-fixtures.json.
 const fixtureDir = "../../testdata/kes-fixtures"
 
-type fixtureKey struct {
-	Name             string `json:"name"`
-	Algorithm        string `json:"algorithm"`
-	KeyHex           string `json:"key_hex"`
-	HasHMACKey       bool   `json:"has_hmac_key"`
-	KeystoreFileText string `json:"keystore_file_text"`
-	Decoded          struct {
-		Format           string `json:"format"`
-		CreatedAtRFC3339 string `json:"created_at_rfc3339"`
-		CreatedBy        string `json:"created_by"`
-		ProtobufHex      string `json:"protobuf_hex"`
-		HMACKey          struct {
-			Hash   uint32 `json:"hash"`
-			KeyHex string `json:"key_hex"`
-		} `json:"hmac_key"`
-		Key struct {
-			KeyHex string `json:"key_hex"`
-			Type   uint32 `json:"type"`
-		} `json:"key"`
-		Fields struct { // legacy JSON only
-			Algorithm string `json:"algorithm"`
-			Bytes     string `json:"bytes"`
-			CreatedAt string `json:"created_at"`
-			CreatedBy string `json:"created_by"`
-		} `json:"fields"`
-	} `json:"keystore_file_decoded"`
-}
-
-type fixtureCipher struct {
-	ID         string `json:"id"`
-	Key        string `json:"key"`
-	Plaintext  string `json:"plaintext_b64"`
-	Context    string `json:"context_b64"`
-	HasContext bool   `json:"has_context"`
-	Ciphertext string `json:"ciphertext_b64"`
-	Len        int    `json:"ciphertext_len"`
-	WantStatus int    `json:"want_status"`
-	WantMsg    string `json:"want_message"`
-}
-
-type fixtureHMAC struct {
-	ID         string `json:"id"`
-	Key        string `json:"key"`
-	Message    string `json:"message_b64"`
-	MACHex     string `json:"mac_hex"`
-	ErrStatus  int    `json:"err_status"`
-	ErrMessage string `json:"err_message"`
-}
-
-type fixtures struct {
-	Keys     []fixtureKey    `json:"keys"`
-	Encrypt  []fixtureCipher `json:"encrypt"`
-	Generate []fixtureCipher `json:"generate"`
-	Negative []fixtureCipher `json:"negative"`
-	Legacy   []fixtureCipher `json:"legacy_ciphertext_formats"`
-	HMAC     []fixtureHMAC   `json:"hmac"`
-}
-
 // loadFixtures reads the fixture file and parses every keystore file.
-func loadFixtures(t testing.TB) (*fixtures, map[string]KeyVersion) {
+func loadFixtures(t testing.TB) (*cryptotest.Fixtures, map[string]KeyVersion) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtureDir, "kes-crypto-fixtures.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f fixtures
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	if len(f.Keys) == 0 || len(f.Encrypt) == 0 || len(f.Generate) == 0 || len(f.Negative) == 0 || len(f.Legacy) == 0 || len(f.HMAC) == 0 {
-		t.Fatalf("fixture file has an empty section")
-	}
+	f, files := cryptotest.LoadFixtures(t, fixtureDir)
 	keys := make(map[string]KeyVersion)
-	for _, k := range f.Keys {
-		file, err := os.ReadFile(filepath.Join(fixtureDir, "keystore", k.Name))
-		if err != nil {
-			t.Fatal(err)
-		}
+	for name, file := range files {
 		v, err := ParseKeyVersion(file)
 		if err != nil {
-			t.Fatalf("ParseKeyVersion(keystore/%s) = %v", k.Name, err)
+			t.Fatalf("ParseKeyVersion(keystore/%s) = %v", name, err)
 		}
-		keys[k.Name] = v
+		keys[name] = v
 	}
-	return &f, keys
+	return f, keys
 }
 
-func (c *fixtureCipher) ad(t testing.TB) []byte {
+// eachCase runs f for every case in a parallel subtest named by the case's
+// ID, with the parsed key version the case names.
+func eachCase(t *testing.T, keys map[string]KeyVersion, cases []cryptotest.FixtureCase, f func(t *testing.T, c cryptotest.FixtureCase, v KeyVersion)) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.ID, func(t *testing.T) {
+			t.Parallel()
+			v, ok := keys[c.Key]
+			if !ok {
+				t.Fatalf("unknown key %q", c.Key)
+			}
+			f(t, c, v)
+		})
+	}
+}
+
+// checkBytes fails t if err is not nil or got is not want; what names the
+// call.
+func checkBytes(t *testing.T, what string, got []byte, err error, want []byte) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s = %v", what, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s = %x, want %x", what, got, want)
+	}
+}
+
+// ad returns the associated data of c: nil if it has no context.
+func ad(t testing.TB, c cryptotest.FixtureCase) []byte {
 	if !c.HasContext {
 		return nil
 	}
@@ -189,30 +149,14 @@ func TestFixtureKeystoreFiles(t *testing.T) {
 func TestFixtureDecrypt(t *testing.T) {
 	t.Parallel()
 	f, keys := loadFixtures(t)
-	var cases []fixtureCipher
-	cases = append(cases, f.Encrypt...)
-	cases = append(cases, f.Generate...)
-	cases = append(cases, f.Legacy...)
-	for _, c := range cases {
-		t.Run(c.ID, func(t *testing.T) {
-			t.Parallel()
-			v, ok := keys[c.Key]
-			if !ok {
-				t.Fatalf("unknown key %q", c.Key)
-			}
-			ct := b64(t, c.Ciphertext)
-			if len(ct) != c.Len {
-				t.Fatalf("fixture: ciphertext is %d bytes, want %d", len(ct), c.Len)
-			}
-			got, err := v.Key.Decrypt(ct, c.ad(t))
-			if err != nil {
-				t.Fatalf("Decrypt() = %v", err)
-			}
-			if want := b64(t, c.Plaintext); !bytes.Equal(got, want) {
-				t.Errorf("Decrypt() = %x, want %x", got, want)
-			}
-		})
-	}
+	eachCase(t, keys, slices.Concat(f.Encrypt, f.Generate, f.Legacy), func(t *testing.T, c cryptotest.FixtureCase, v KeyVersion) {
+		ct := b64(t, c.Ciphertext)
+		if len(ct) != c.CiphertextLen {
+			t.Fatalf("fixture: ciphertext is %d bytes, want %d", len(ct), c.CiphertextLen)
+		}
+		got, err := v.Key.Decrypt(ct, ad(t, c))
+		checkBytes(t, "Decrypt()", got, err, b64(t, c.Plaintext))
+	})
 }
 
 // TestFixtureEncrypt reproduces every ciphertext of the original server by
@@ -220,66 +164,49 @@ func TestFixtureDecrypt(t *testing.T) {
 func TestFixtureEncrypt(t *testing.T) {
 	t.Parallel()
 	f, keys := loadFixtures(t)
-	for _, c := range append(append([]fixtureCipher(nil), f.Encrypt...), f.Generate...) {
-		t.Run(c.ID, func(t *testing.T) {
-			t.Parallel()
-			v := keys[c.Key]
-			want := b64(t, c.Ciphertext)
-			pt := b64(t, c.Plaintext)
-			if len(want) != len(pt)+Overhead {
-				t.Errorf("fixture: len(ciphertext) = %d, want len(plaintext)+%d", len(want), Overhead)
-			}
-			got, err := v.Key.Encrypt(pt, c.ad(t), bytes.NewReader(want[len(want)-28:]))
-			if err != nil {
-				t.Fatalf("Encrypt() = %v", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("Encrypt() = %x, want %x", got, want)
-			}
-		})
-	}
+	eachCase(t, keys, slices.Concat(f.Encrypt, f.Generate), func(t *testing.T, c cryptotest.FixtureCase, v KeyVersion) {
+		want := b64(t, c.Ciphertext)
+		pt := b64(t, c.Plaintext)
+		if len(want) != len(pt)+Overhead {
+			t.Errorf("fixture: len(ciphertext) = %d, want len(plaintext)+%d", len(want), Overhead)
+		}
+		got, err := v.Key.Encrypt(pt, ad(t, c), bytes.NewReader(want[len(want)-28:]))
+		checkBytes(t, "Encrypt()", got, err, want)
+	})
 }
 
 func TestFixtureNegative(t *testing.T) {
 	t.Parallel()
 	f, keys := loadFixtures(t)
-	for _, c := range f.Negative {
-		t.Run(c.ID, func(t *testing.T) {
-			t.Parallel()
-			v := keys[c.Key]
-			got, err := v.Key.Decrypt(b64(t, c.Ciphertext), c.ad(t))
-			if err != ErrDecrypt {
-				t.Errorf("Decrypt() = %x, %v; want ErrDecrypt", got, err)
-			}
-			if c.WantStatus != 400 || c.WantMsg != ErrDecrypt.Error() {
-				t.Errorf("fixture wants %d %q; ErrDecrypt is %q (400)", c.WantStatus, c.WantMsg, ErrDecrypt)
-			}
-		})
-	}
+	eachCase(t, keys, f.Negative, func(t *testing.T, c cryptotest.FixtureCase, v KeyVersion) {
+		got, err := v.Key.Decrypt(b64(t, c.Ciphertext), ad(t, c))
+		if err != ErrDecrypt {
+			t.Errorf("Decrypt() = %x, %v; want ErrDecrypt", got, err)
+		}
+		if c.WantStatus != 400 || c.WantMessage != ErrDecrypt.Error() {
+			t.Errorf("fixture wants %d %q; ErrDecrypt is %q (400)", c.WantStatus, c.WantMessage, ErrDecrypt)
+		}
+	})
 }
 
 func TestFixtureHMAC(t *testing.T) {
 	t.Parallel()
 	f, keys := loadFixtures(t)
-	for _, c := range f.HMAC {
-		t.Run(c.ID, func(t *testing.T) {
-			t.Parallel()
-			v := keys[c.Key]
-			got, err := v.HMAC(b64(t, c.Message))
-			if c.ErrMessage != "" {
-				if err != ErrNoHMAC || c.ErrMessage != ErrNoHMAC.Error() || c.ErrStatus != 409 {
-					t.Errorf("HMAC() = %x, %v; fixture wants %d %q", got, err, c.ErrStatus, c.ErrMessage)
-				}
-				return
+	eachCase(t, keys, f.HMAC, func(t *testing.T, c cryptotest.FixtureCase, v KeyVersion) {
+		got, err := v.HMAC(b64(t, c.Message))
+		if c.ErrMessage != "" {
+			if err != ErrNoHMAC || c.ErrMessage != ErrNoHMAC.Error() || c.ErrStatus != 409 {
+				t.Errorf("HMAC() = %x, %v; fixture wants %d %q", got, err, c.ErrStatus, c.ErrMessage)
 			}
-			if err != nil {
-				t.Fatalf("HMAC() = %v", err)
-			}
-			if hex.EncodeToString(got) != c.MACHex {
-				t.Errorf("HMAC() = %x, want %s", got, c.MACHex)
-			}
-		})
-	}
+			return
+		}
+		if err != nil {
+			t.Fatalf("HMAC() = %v", err)
+		}
+		if hex.EncodeToString(got) != c.MACHex {
+			t.Errorf("HMAC() = %x, want %s", got, c.MACHex)
+		}
+	})
 }
 
 // The fixture ciphertexts must also decrypt when re-wrapped in the MessagePack
@@ -287,24 +214,15 @@ func TestFixtureHMAC(t *testing.T) {
 func TestFixtureMsgpackRewrap(t *testing.T) {
 	t.Parallel()
 	f, keys := loadFixtures(t)
-	for _, c := range f.Encrypt {
-		t.Run(c.ID, func(t *testing.T) {
-			t.Parallel()
-			v := keys[c.Key]
-			raw := b64(t, c.Ciphertext)
-			n := len(raw) - 28
-			env := msgpackEnvelope(v.Key.Algorithm().String(), "00000000000000000000000000000000", raw[n:n+16], raw[n+16:], raw[:n], 1, 2)
-			got, err := v.Key.Decrypt(env, c.ad(t))
-			if err != nil {
-				t.Fatalf("Decrypt(msgpack) = %v", err)
-			}
-			if want := b64(t, c.Plaintext); !bytes.Equal(got, want) {
-				t.Errorf("Decrypt(msgpack) = %x, want %x", got, want)
-			}
-			js, _ := json.Marshal(jsonCiphertext{AEAD: "ChaCha20Poly1305", IV: raw[n : n+16], Nonce: raw[n+16:], Bytes: raw[:n]})
-			if got, err := v.Key.Decrypt(js, c.ad(t)); err != nil || !bytes.Equal(got, b64(t, c.Plaintext)) {
-				t.Errorf("Decrypt(json) = %x, %v", got, err)
-			}
-		})
-	}
+	eachCase(t, keys, f.Encrypt, func(t *testing.T, c cryptotest.FixtureCase, v KeyVersion) {
+		raw := b64(t, c.Ciphertext)
+		n := len(raw) - 28
+		env := msgpackEnvelope(v.Key.Algorithm().String(), "00000000000000000000000000000000", raw[n:n+16], raw[n+16:], raw[:n], 1, 2)
+		got, err := v.Key.Decrypt(env, ad(t, c))
+		checkBytes(t, "Decrypt(msgpack)", got, err, b64(t, c.Plaintext))
+		js, _ := json.Marshal(jsonCiphertext{AEAD: "ChaCha20Poly1305", IV: raw[n : n+16], Nonce: raw[n+16:], Bytes: raw[:n]})
+		if got, err := v.Key.Decrypt(js, ad(t, c)); err != nil || !bytes.Equal(got, b64(t, c.Plaintext)) {
+			t.Errorf("Decrypt(json) = %x, %v", got, err)
+		}
+	})
 }

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/openkes/openkes/internal/crypto/cryptotest"
 )
 
 // seededRand returns a deterministic reader for reproducible tests.
@@ -184,16 +186,16 @@ func TestEqual(t *testing.T) {
 
 func TestEncryptDecryptRoundTrip(t *testing.T) {
 	t.Parallel()
-	key67 := b64(t, vectorKey67)
+	key67 := b64(t, cryptotest.Key67)
 	plaintexts := map[string][]byte{
 		"empty":    nil,
 		"16-zero":  make([]byte, 16),
-		"vector67": b64(t, vectorPT67),
+		"vector67": b64(t, cryptotest.PT67),
 		"1KiB":     bytes.Repeat([]byte("0123456789abcdef"), 64),
 	}
 	ads := map[string][]byte{
 		"no-ad":  nil,
-		"ad-16":  b64(t, vectorAD67),
+		"ad-16":  b64(t, cryptotest.AD67),
 		"ad-ctx": []byte(`{"MinIO admin API":"ServerInfoHandler"}`),
 	}
 	for _, alg := range []Algorithm{AES256, ChaCha20} {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/openkes/openkes/internal/crypto/cryptotest"
 )
 
 func b64(t testing.TB, s string) []byte {
@@ -39,22 +41,6 @@ func newKey(t testing.TB, alg Algorithm, b []byte) SecretKey {
 	return k
 }
 
-// Spec §7.8.
-const (
-	vector0 = `{"aead":"AES-256-GCM-HMAC-SHA-256","iv":"xLxIN3tSCkg2xMafuvwUwg==","nonce":"gu0mGwUkwcvMEoi5","bytes":"WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc="}`
-	vector1 = `{"aead":"ChaCha20Poly1305","iv":"s3fSZ6vk5m+DfQA8yZWeUg==","nonce":"8/kHMnCMs3h9NZ2a","bytes":"cw22HjLq/4cx8507SW4hhSrYbDiMuRao4b5+GE+XfbE="}`
-	vector2 = `{"aead":"ChaCha20Poly1305","id":"66687aadf862bd776c8fc18b8e9f8e20","iv":"EC0eZp7Pqt+LnkOae5xaAg==","nonce":"X1ejXKmH/ugFZPkk","bytes":"wIGBTDs6aOvsqJfekZ0PYRT/OHyFX2TXqeNwl1SLXOI="}`
-	vector3 = "lbFBRVMyNTYtR0NNX1NIQTI1NtkgNjY2ODdhYWRmODYyYmQ3NzZjOGZjMThiOGU5ZjhlMjDEEExv7LAd4oz0SaHZrX5LBufEDEKME1ow1CDfUFrqv8QgJuy7Sw+jVqz99TK1HV851LT3K4mwwDv46TB2ngWkAJQ="
-	vector4 = "lbJYQ0hBQ0hBMjAtUE9MWTEzMDXZIDY2Njg3YWFkZjg2MmJkNzc2YzhmYzE4YjhlOWY4ZTIwxBBAr+aptD4x2+qfOhiErbnkxAxYs8RmNC1JJXD1hiHEIJ2KqM0jjkME7ndx8nyVseesN83Np0rM5ejVUun+fNFu"
-	vector5 = "zwdDgHeRlIFRnJ7+DIhs/ka7GFK2CFSfDELqg1VCyTQzZ58o7MAdupMLk3ZjlMo2ZUDwldL2o41nAWDc"
-	vector6 = "s2gmfQHeGdlyL8x1yEWSACUV3GrSoz3t160hugMgzKWgyqesXDVUJ5Dw5Mt076rR1PNiU9X4YjLH14D8a81t2r2xsz4gVZac"
-	vector7 = "gO4woRIswAJdjUjW7z2ApsSQxJlwB24yjLrmH4eI7sB0uh5nfEJfk9ybTPFft5FRFaZCVBmzhx7OJs9n0WWtxH3sySIxecIK"
-
-	vectorKey67 = "dDHbTWgo+Yh3u804SYB5OyVMy6RiLeJYBQth1f6KlEU="
-	vectorAD67  = "AAAAAAAAAAAAAAAAAAAAAA=="
-	vectorPT67  = "CLcJoykFCWZDkEIiUq9bJRqwCwW9ZDvdgu8EMA=="
-)
-
 type decryptVector struct {
 	name       string
 	alg        Algorithm
@@ -68,14 +54,14 @@ func specDecryptVectors(t testing.TB) []decryptVector {
 	zero := make([]byte, 32)
 	zero16 := make([]byte, 16)
 	return []decryptVector{
-		{"0/json/AES256", AES256, zero, nil, []byte(vector0), zero16},
-		{"1/json/ChaCha20", ChaCha20, zero, nil, []byte(vector1), zero16},
-		{"2/json-with-id/ChaCha20", ChaCha20, zero, nil, []byte(vector2), zero16},
-		{"3/msgpack/AES256", AES256, zero, nil, b64(t, vector3), zero16},
-		{"4/msgpack/ChaCha20", ChaCha20, zero, nil, b64(t, vector4), zero16},
-		{"5/raw/AES256", AES256, zero, nil, b64(t, vector5), zero16},
-		{"6/raw-ad/AES256", AES256, b64(t, vectorKey67), b64(t, vectorAD67), b64(t, vector6), b64(t, vectorPT67)},
-		{"7/raw-ad/ChaCha20", ChaCha20, b64(t, vectorKey67), b64(t, vectorAD67), b64(t, vector7), b64(t, vectorPT67)},
+		{"0/json/AES256", AES256, zero, nil, []byte(cryptotest.Vector0), zero16},
+		{"1/json/ChaCha20", ChaCha20, zero, nil, []byte(cryptotest.Vector1), zero16},
+		{"2/json-with-id/ChaCha20", ChaCha20, zero, nil, []byte(cryptotest.Vector2), zero16},
+		{"3/msgpack/AES256", AES256, zero, nil, b64(t, cryptotest.Vector3), zero16},
+		{"4/msgpack/ChaCha20", ChaCha20, zero, nil, b64(t, cryptotest.Vector4), zero16},
+		{"5/raw/AES256", AES256, zero, nil, b64(t, cryptotest.Vector5), zero16},
+		{"6/raw-ad/AES256", AES256, b64(t, cryptotest.Key67), b64(t, cryptotest.AD67), b64(t, cryptotest.Vector6), b64(t, cryptotest.PT67)},
+		{"7/raw-ad/ChaCha20", ChaCha20, b64(t, cryptotest.Key67), b64(t, cryptotest.AD67), b64(t, cryptotest.Vector7), b64(t, cryptotest.PT67)},
 	}
 }
 
@@ -137,23 +123,23 @@ func TestDecryptMustFail(t *testing.T) {
 	zero := make([]byte, 32)
 	aes := newKey(t, AES256, zero)
 	chacha := newKey(t, ChaCha20, zero)
-	v3 := b64(t, vector3)
+	v3 := b64(t, cryptotest.Vector3)
 
 	tests := []struct {
 		name       string
 		key        SecretKey
 		ciphertext []byte
 	}{
-		{"json/unknown-aead", aes, []byte(strings.Replace(vector0, `"AES-256-GCM-HMAC-SHA-256"`, `"AES-256-GCM"`, 1))},
-		{"json/iv-20-bytes", aes, []byte(strings.Replace(vector0, "xLxIN3tSCkg2xMafuvwUwg==", "EjOY4JKqjIrPmQ5z1KSR8zlhggY=", 1))},
-		{"json/nonce-8-bytes", aes, []byte(strings.Replace(vector0, "gu0mGwUkwcvMEoi5", "SXAbms731/c=", 1))},
-		{"json/nonce-8-bytes-2", chacha, []byte(strings.Replace(vector1, "8/kHMnCMs3h9NZ2a", "efY+4kYF9n8=", 1))},
-		{"json/tampered-bytes/AES256", aes, []byte(strings.Replace(vector0, "WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=", "QTza1g5oX3f9cGJMbY1xJwWPj1F7R2VnNl6XpFKYQy0=", 1))},
-		{"json/tampered-bytes/ChaCha20", chacha, []byte(strings.Replace(vector1, "cw22HjLq/4cx8507SW4hhSrYbDiMuRao4b5+GE+XfbE=", "TTi8pkO+Jh1JWAHvPxZeUk/iVoBPUCE4ZSVGBy3fW2s=", 1))},
-		{"json/missing-comma", aes, []byte(strings.Replace(vector0, `==","nonce"`, `==" "nonce"`, 1))},
-		{"json/trailing-data", aes, []byte(vector0 + "{}")},
-		{"json/iv-not-base64", aes, []byte(strings.Replace(vector0, "xLxIN3tSCkg2xMafuvwUwg==", "xLxIN3tSCkg2xMafuvwUwg", 1))},
-		{"json/envelope-name-of-msgpack", aes, []byte(strings.Replace(vector0, `"AES-256-GCM-HMAC-SHA-256"`, `"AES256"`, 1))},
+		{"json/unknown-aead", aes, []byte(strings.Replace(cryptotest.Vector0, `"AES-256-GCM-HMAC-SHA-256"`, `"AES-256-GCM"`, 1))},
+		{"json/iv-20-bytes", aes, []byte(strings.Replace(cryptotest.Vector0, "xLxIN3tSCkg2xMafuvwUwg==", "EjOY4JKqjIrPmQ5z1KSR8zlhggY=", 1))},
+		{"json/nonce-8-bytes", aes, []byte(strings.Replace(cryptotest.Vector0, "gu0mGwUkwcvMEoi5", "SXAbms731/c=", 1))},
+		{"json/nonce-8-bytes-2", chacha, []byte(strings.Replace(cryptotest.Vector1, "8/kHMnCMs3h9NZ2a", "efY+4kYF9n8=", 1))},
+		{"json/tampered-bytes/AES256", aes, []byte(strings.Replace(cryptotest.Vector0, "WVgRjeIJm3w50C/l+y7y2i6mbNg5NCAqN1zvOYWZKmc=", "QTza1g5oX3f9cGJMbY1xJwWPj1F7R2VnNl6XpFKYQy0=", 1))},
+		{"json/tampered-bytes/ChaCha20", chacha, []byte(strings.Replace(cryptotest.Vector1, "cw22HjLq/4cx8507SW4hhSrYbDiMuRao4b5+GE+XfbE=", "TTi8pkO+Jh1JWAHvPxZeUk/iVoBPUCE4ZSVGBy3fW2s=", 1))},
+		{"json/missing-comma", aes, []byte(strings.Replace(cryptotest.Vector0, `==","nonce"`, `==" "nonce"`, 1))},
+		{"json/trailing-data", aes, []byte(cryptotest.Vector0 + "{}")},
+		{"json/iv-not-base64", aes, []byte(strings.Replace(cryptotest.Vector0, "xLxIN3tSCkg2xMafuvwUwg==", "xLxIN3tSCkg2xMafuvwUwg", 1))},
+		{"json/envelope-name-of-msgpack", aes, []byte(strings.Replace(cryptotest.Vector0, `"AES-256-GCM-HMAC-SHA-256"`, `"AES256"`, 1))},
 		{"json/empty-object", aes, []byte(`{}`)},
 		{"msgpack/trailing-byte", aes, append(bytes.Clone(v3), 0)},
 		{"msgpack/truncated", aes, v3[:len(v3)-1]},
@@ -186,16 +172,16 @@ func TestDecryptEnvelopeAlgorithmIgnored(t *testing.T) {
 	t.Parallel()
 	zero := make([]byte, 32)
 	aes := newKey(t, AES256, zero)
-	v3 := b64(t, vector3)
+	v3 := b64(t, cryptotest.Vector3)
 	tests := []struct {
 		name       string
 		ciphertext []byte
 	}{
-		{"json/chacha-name-aes-key", []byte(strings.Replace(vector0, `"AES-256-GCM-HMAC-SHA-256"`, `"ChaCha20Poly1305"`, 1))},
+		{"json/chacha-name-aes-key", []byte(strings.Replace(cryptotest.Vector0, `"AES-256-GCM-HMAC-SHA-256"`, `"ChaCha20Poly1305"`, 1))},
 		{"msgpack/chacha-name-aes-key", bytes.Replace(v3, []byte("\xb1AES256-GCM_SHA256"), []byte("\xb2XCHACHA20-POLY1305"), 1)},
 		{"msgpack/short-name", bytes.Replace(v3, []byte("\xb1AES256-GCM_SHA256"), []byte("\xa8ChaCha20"), 1)},
-		{"json/case-insensitive-names", []byte(strings.Replace(vector0, `"aead"`, `"AEAD"`, 1))},
-		{"json/unknown-field", []byte(strings.Replace(vector0, `{`, `{"x":[1,2],`, 1))},
+		{"json/case-insensitive-names", []byte(strings.Replace(cryptotest.Vector0, `"aead"`, `"AEAD"`, 1))},
+		{"json/unknown-field", []byte(strings.Replace(cryptotest.Vector0, `{`, `{"x":[1,2],`, 1))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,10 +235,10 @@ func msgpackEnvelope(alg, id string, iv, nonce, sealed []byte, strWidth, binWidt
 func TestDecryptMsgpackEncodings(t *testing.T) {
 	t.Parallel()
 	key := newKey(t, AES256, make([]byte, 32))
-	raw := b64(t, vector5)
+	raw := b64(t, cryptotest.Vector5)
 	sealed, iv, nonce := raw[:len(raw)-28], raw[len(raw)-28:len(raw)-12], raw[len(raw)-12:]
 	// The byte layout of spec §7.5 for vector 3.
-	if got := b64(t, vector3); !bytes.Equal(got[:19], append([]byte{0x95, 0xb1}, "AES256-GCM_SHA256"...)) || len(got) != 119 {
+	if got := b64(t, cryptotest.Vector3); !bytes.Equal(got[:19], append([]byte{0x95, 0xb1}, "AES256-GCM_SHA256"...)) || len(got) != 119 {
 		t.Fatalf("vector 3 layout differs from spec §7.5")
 	}
 	tests := []struct {

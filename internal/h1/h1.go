@@ -1237,12 +1237,15 @@ func (w *ResponseWriter) writeHeader(p []byte) {
 			switch err {
 			case nil:
 				tooBig = true
-			case http.ErrBodyReadAfterClose:
 			case io.EOF:
 				if b.Close() != nil {
 					w.closeAfterReply = true
 				}
 			default:
+				// A broken body (bad chunk framing or trailer: the
+				// request body then reports ErrBodyReadAfterClose, as
+				// net/http's own closed body), or a read error: what
+				// follows on the wire is no request.
 				w.closeAfterReply = true
 			}
 		}

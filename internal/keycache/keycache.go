@@ -3,19 +3,28 @@
 //
 // # Reads
 //
-// [Cache.Get] serves a cached key without locking or allocating, which
-// matters because every encrypt, decrypt and generate request goes
-// through it. On a miss, concurrent Gets for one name share a single
+// A cached key is a [keyring.Key]: all its versions and its deletion
+// state, read with [keyring.Ring.Load]. [Cache.Get] serves a cached key
+// without locking or allocating, which matters because every encrypt,
+// decrypt and generate request goes through it. On a miss, concurrent Gets for one name share a single
 // store read (single flight), while misses for different names proceed
 // independently. Only successfully decoded keys are cached: "not found"
 // and errors are not.
+//
+// [Cache.GetVersion] is Get for a ciphertext of one version: if the cached
+// key lacks that version (another server rotated the key since it was
+// cached), the key is read again from the store, at most once per key per
+// second (reloadInterval), so that a ciphertext made elsewhere after a
+// rotation decrypts at once while ciphertexts naming versions that do not
+// exist cannot make every request read the store.
 //
 // # Writes
 //
 // [Cache.Create] writes to the store only; the key enters the cache on
 // its first Get, so the cache never serves a key the store has not
-// committed. [Cache.Delete] drops the entry after the store has deleted
-// the key.
+// committed. [Cache.Delete], [Cache.Rotate], [Cache.ScheduleDeletion],
+// [Cache.Restore] and [Cache.Sweep] change the store through a
+// [keyring.Ring], then drop the entries they changed.
 //
 // # Expiry
 //
@@ -52,8 +61,17 @@ import (
 	"time"
 
 	"github.com/openkes/openkes/internal/crypto"
+	"github.com/openkes/openkes/internal/keyring"
 	"github.com/openkes/openkes/keystore"
 )
+
+// reloadInterval bounds how often GetVersion reads a key again because a
+// ciphertext names a version the cached key does not have.
+const reloadInterval = time.Second
+
+// maxReloads is the size of the reload bookkeeping past which entries
+// older than reloadInterval are dropped.
+const maxReloads = 1024
 
 // DefaultProbeInterval is the interval of the store Status probe when
 // Config.ProbeInterval is not positive.
@@ -114,6 +132,7 @@ type Observer interface {
 // Cache is a key cache. Safe for concurrent use.
 type Cache struct {
 	store keystore.Store
+	ring  *keyring.Ring
 	conf  Config
 	log   *slog.Logger
 
@@ -126,6 +145,9 @@ type Cache struct {
 	// as well, so that they are ordered with respect to Delete.
 	mu       sync.Mutex
 	inflight map[string]*call
+	// reloads holds when GetVersion last read a key again for a missing
+	// version (see reloadInterval).
+	reloads map[string]time.Time
 	// epoch is incremented by every Delete. A store read that began in
 	// an older epoch is returned to its callers but not cached, so a
 	// read racing with a Delete cannot resurrect the deleted key.
@@ -143,14 +165,14 @@ type Cache struct {
 // entry is a cached key. v is never modified after the entry has been
 // published in Cache.entries.
 type entry struct {
-	v    crypto.KeyVersion
+	k    *keyring.Key
 	used atomic.Bool
 }
 
 // call is a store read in flight, shared by all Gets for one name.
 type call struct {
-	done chan struct{} // closed when v and err are set
-	v    crypto.KeyVersion
+	done chan struct{} // closed when k and err are set
+	k    *keyring.Key
 	err  error
 	// retry reports that the read failed because the context of the Get
 	// doing it ended. Waiters whose own context is still alive then
@@ -176,6 +198,8 @@ func New(store keystore.Store, conf Config, log *slog.Logger) *Cache {
 	ctx, stop := context.WithCancel(context.Background())
 	c := &Cache{
 		store:       store,
+		ring:        keyring.New(store),
+		reloads:     make(map[string]time.Time),
 		conf:        conf,
 		log:         log,
 		inflight:    make(map[string]*call),
@@ -203,20 +227,20 @@ func New(store keystore.Store, conf Config, log *slog.Logger) *Cache {
 	return c
 }
 
-// Get returns the decoded key version, a copy the caller may keep.
-// It serves the key from the cache if it can, and reads it from the store
-// otherwise.
+// Get returns the decoded key with all its versions and its deletion
+// state. The Key is shared and must not be modified. Get serves the key
+// from the cache if it can, and reads it from the store otherwise.
 //
 // Store errors are wrapped, so errors.Is(err, keystore.ErrNotFound) and
 // keystore.IsUnreachable(err) work on them. A stored value that cannot be
 // decoded yields a *DecodeError. If ctx ends while Get waits for a read
 // started by another Get, the error wraps ctx's error.
-func (c *Cache) Get(ctx context.Context, name string) (crypto.KeyVersion, error) {
-	if v, ok := c.lookup(name); ok {
+func (c *Cache) Get(ctx context.Context, name string) (*keyring.Key, error) {
+	if k, ok := c.lookup(name); ok {
 		if o := c.conf.Observer; o != nil {
 			o.CacheHit(c.offline.Load())
 		}
-		return v, nil
+		return k, nil
 	}
 	if o := c.conf.Observer; o != nil {
 		o.CacheMiss()
@@ -224,11 +248,51 @@ func (c *Cache) Get(ctx context.Context, name string) (crypto.KeyVersion, error)
 	return c.getSlow(ctx, name)
 }
 
+// GetVersion is Get for a use of version n of the key: if the key has no
+// version n, it is read from the store again (once for concurrent
+// callers, and at most once per key per second), and the key read is
+// returned. The caller checks whether it has version n.
+func (c *Cache) GetVersion(ctx context.Context, name string, n int) (*keyring.Key, error) {
+	k, err := c.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := k.Version(n); ok {
+		return k, nil
+	}
+	if c.mayReload(name) {
+		c.Invalidate(name)
+	}
+	// Without a reload of its own, a caller still gets the result of a
+	// reload in flight or just done by another.
+	return c.Get(ctx, name)
+}
+
+// mayReload reports whether GetVersion may read name again now, and if
+// so records that it does.
+func (c *Cache) mayReload(name string) bool {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if last, ok := c.reloads[name]; ok && now.Sub(last) < reloadInterval {
+		return false
+	}
+	if len(c.reloads) >= maxReloads {
+		for n, t := range c.reloads {
+			if now.Sub(t) >= reloadInterval {
+				delete(c.reloads, n)
+			}
+		}
+	}
+	c.reloads[name] = now
+	return true
+}
+
 // lookup is the hit path of Get.
-func (c *Cache) lookup(name string) (crypto.KeyVersion, bool) {
+func (c *Cache) lookup(name string) (*keyring.Key, bool) {
 	e, ok := c.entries.Load(name)
 	if !ok {
-		return crypto.KeyVersion{}, false
+		return nil, false
 	}
 	en := e.(*entry)
 	// Load before Store: hot keys are nearly always marked already, and
@@ -236,36 +300,36 @@ func (c *Cache) lookup(name string) (crypto.KeyVersion, bool) {
 	if !en.used.Load() {
 		en.used.Store(true)
 	}
-	return en.v, true
+	return en.k, true
 }
 
-func (c *Cache) getSlow(ctx context.Context, name string) (crypto.KeyVersion, error) {
+func (c *Cache) getSlow(ctx context.Context, name string) (*keyring.Key, error) {
 	for {
 		c.mu.Lock()
 		// Re-check under mu: a read for name may have completed since
 		// the lock-free lookup missed.
-		if v, ok := c.lookup(name); ok {
+		if k, ok := c.lookup(name); ok {
 			c.mu.Unlock()
-			return v, nil
+			return k, nil
 		}
 		if cl, ok := c.inflight[name]; ok {
 			c.mu.Unlock()
 			select {
 			case <-cl.done:
 			case <-ctx.Done():
-				return crypto.KeyVersion{}, fmt.Errorf("keycache: get %q: %w", name, context.Cause(ctx))
+				return nil, fmt.Errorf("keycache: get %q: %w", name, context.Cause(ctx))
 			}
 			if cl.retry && ctx.Err() == nil {
 				continue
 			}
-			return cl.v, cl.err
+			return cl.k, cl.err
 		}
 		cl := &call{done: make(chan struct{})}
 		c.inflight[name] = cl
 		epoch := c.epoch
 		c.mu.Unlock()
 		c.fill(ctx, name, cl, epoch)
-		return cl.v, cl.err
+		return cl.k, cl.err
 	}
 }
 
@@ -275,11 +339,11 @@ func (c *Cache) fill(ctx context.Context, name string, cl *call, epoch uint64) {
 	completed := false
 	defer func() {
 		if !completed {
-			cl.v, cl.err, cl.retry = crypto.KeyVersion{}, errLeaderPanicked, false
+			cl.k, cl.err, cl.retry = nil, errLeaderPanicked, false
 		}
 		c.mu.Lock()
 		if completed && cl.err == nil && c.epoch == epoch {
-			e := &entry{v: cl.v}
+			e := &entry{k: cl.k}
 			e.used.Store(true)
 			c.entries.Store(name, e)
 		}
@@ -287,23 +351,23 @@ func (c *Cache) fill(ctx context.Context, name string, cl *call, epoch uint64) {
 		c.mu.Unlock()
 		close(cl.done)
 	}()
-	cl.v, cl.err = c.load(ctx, name)
+	cl.k, cl.err = c.load(ctx, name)
 	cl.retry = cl.err != nil && ctx.Err() != nil
 	completed = true
 }
 
-// load reads and decodes one key from the store.
-func (c *Cache) load(ctx context.Context, name string) (crypto.KeyVersion, error) {
-	b, err := c.store.Get(ctx, name)
+// load reads and decodes one key with its versions from the store.
+func (c *Cache) load(ctx context.Context, name string) (*keyring.Key, error) {
+	k, err := c.ring.Load(ctx, name)
+	var de *keyring.DecodeError
+	if errors.As(err, &de) {
+		return nil, &DecodeError{Name: de.Name, Err: de.Err}
+	}
 	c.observe(err)
 	if err != nil {
-		return crypto.KeyVersion{}, fmt.Errorf("keycache: get %q: %w", name, err)
+		return nil, fmt.Errorf("keycache: get %q: %w", name, err)
 	}
-	v, err := crypto.ParseKeyVersion(b)
-	if err != nil {
-		return crypto.KeyVersion{}, &DecodeError{Name: name, Err: err}
-	}
-	return v, nil
+	return k, nil
 }
 
 // Create encodes v and creates it in the store under name. It does not
@@ -328,12 +392,65 @@ func (c *Cache) Create(ctx context.Context, name string, v *crypto.KeyVersion) e
 	return nil
 }
 
-// Delete deletes name from the store, then drops it from the cache. The
-// entry is dropped too if the store reports that the key does not exist,
-// but not on other errors. Store errors are wrapped, so errors.Is(err,
+// Rotate adds v as the newest version of the key name (see
+// [keyring.Ring.Rotate]) and returns its number. The cached key is
+// dropped whatever the outcome, so the next Get reads the new version.
+func (c *Cache) Rotate(ctx context.Context, name string, v *crypto.KeyVersion) (int, error) {
+	n, err := c.ring.Rotate(ctx, name, v)
+	c.Invalidate(name)
+	c.observe(err)
+	if err != nil {
+		return 0, fmt.Errorf("keycache: rotate %q: %w", name, err)
+	}
+	return n, nil
+}
+
+// ScheduleDeletion marks the key name for deletion (see
+// [keyring.Ring.ScheduleDeletion]) and drops it from the cache.
+func (c *Cache) ScheduleDeletion(ctx context.Context, name string, d keyring.Deletion) error {
+	err := c.ring.ScheduleDeletion(ctx, name, d)
+	c.Invalidate(name)
+	c.observe(err)
+	if err != nil {
+		return fmt.Errorf("keycache: schedule deletion of %q: %w", name, err)
+	}
+	return nil
+}
+
+// Restore cancels the scheduled deletion of the key name (see
+// [keyring.Ring.Restore]) and drops it from the cache.
+func (c *Cache) Restore(ctx context.Context, name string) error {
+	err := c.ring.Restore(ctx, name)
+	c.Invalidate(name)
+	c.observe(err)
+	if err != nil {
+		return fmt.Errorf("keycache: restore %q: %w", name, err)
+	}
+	return nil
+}
+
+// Sweep deletes the keys whose deletion window has ended at now (see
+// [keyring.Ring.Sweep]), drops them from the cache and returns their
+// names.
+func (c *Cache) Sweep(ctx context.Context, now time.Time) ([]string, error) {
+	removed, err := c.ring.Sweep(ctx, now)
+	for _, name := range removed {
+		c.Invalidate(name)
+	}
+	c.observe(err)
+	if err != nil {
+		return removed, fmt.Errorf("keycache: sweep: %w", err)
+	}
+	return removed, nil
+}
+
+// Delete deletes name with all its versions from the store (see
+// [keyring.Ring.Delete]), then drops it from the cache. The entry is
+// dropped too if the store reports that the key does not exist, but not
+// on other errors. Store errors are wrapped, so errors.Is(err,
 // keystore.ErrNotFound) works.
 func (c *Cache) Delete(ctx context.Context, name string) error {
-	err := c.store.Delete(ctx, name)
+	err := c.ring.Delete(ctx, name)
 	if err == nil || errors.Is(err, keystore.ErrNotFound) {
 		c.mu.Lock()
 		c.epoch++
@@ -348,10 +465,14 @@ func (c *Cache) Delete(ctx context.Context, name string) error {
 }
 
 // Invalidate drops name from the cache, or every entry if name is "".
-// A store read of name in flight when Invalidate is called returns its
-// result to its callers but does not cache it, so a key changed elsewhere
-// is read again by the next Get.
+// The name of a version or deletion entry (see [keyring.ParseEntryName])
+// drops the key it belongs to. A store read of name in flight when
+// Invalidate is called returns its result to its callers but does not
+// cache it, so a key changed elsewhere is read again by the next Get.
 func (c *Cache) Invalidate(name string) {
+	if key, _, _, ok := keyring.ParseEntryName(name); ok {
+		name = key
+	}
 	c.mu.Lock()
 	c.epoch++
 	if name == "" {
@@ -362,15 +483,22 @@ func (c *Cache) Invalidate(name string) {
 	c.mu.Unlock()
 }
 
-// List passes through to the store's List (see [keystore.Store]). Store
-// errors are wrapped.
+// List lists the key names of the store (see [keyring.Ring.List]), without
+// the entries of versions and deletions. Store errors are wrapped.
 func (c *Cache) List(ctx context.Context, prefix string, n int) ([]string, string, error) {
-	names, next, err := c.store.List(ctx, prefix, n)
+	names, _, next, err := c.ListScheduled(ctx, prefix, n)
+	return names, next, err
+}
+
+// ListScheduled is List that also returns the set of listed keys that
+// are scheduled for deletion (see [keyring.Ring.ListScheduled]).
+func (c *Cache) ListScheduled(ctx context.Context, prefix string, n int) ([]string, map[string]bool, string, error) {
+	names, scheduled, next, err := c.ring.ListScheduled(ctx, prefix, n)
 	c.observe(err)
 	if err != nil {
-		return nil, "", fmt.Errorf("keycache: list %q: %w", prefix, err)
+		return nil, nil, "", fmt.Errorf("keycache: list %q: %w", prefix, err)
 	}
-	return names, next, nil
+	return names, scheduled, next, nil
 }
 
 // Status reports the store's state. While the cache has marked the store

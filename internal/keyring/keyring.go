@@ -416,15 +416,30 @@ func (r *Ring) Delete(ctx context.Context, name string) error {
 // deletions. It lists all names of the prefix from the store and pages
 // them itself, so a page is never cut short by hidden entries.
 func (r *Ring) List(ctx context.Context, prefix string, n int) (names []string, next string, err error) {
+	names, _, next, err = r.ListScheduled(ctx, prefix, n)
+	return names, next, err
+}
+
+// ListScheduled is List that also returns which of the listed keys are
+// scheduled for deletion, from the same store listing (nil if none is).
+func (r *Ring) ListScheduled(ctx context.Context, prefix string, n int) (names []string, scheduled map[string]bool, next string, err error) {
 	all, _, err := r.store.List(ctx, prefix, 0)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
+	}
+	for _, entry := range all {
+		if name, _, deletion, ok := ParseEntryName(entry); ok && deletion {
+			if scheduled == nil {
+				scheduled = map[string]bool{}
+			}
+			scheduled[name] = true
+		}
 	}
 	names = keysOnly(all)
 	if n > 0 && len(names) > n {
-		return names[:n:n], names[n], nil
+		return names[:n:n], scheduled, names[n], nil
 	}
-	return names, "", nil
+	return names, scheduled, "", nil
 }
 
 // keysOnly drops version and deletion entries from names, in place.

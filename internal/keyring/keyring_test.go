@@ -1,10 +1,11 @@
-package keyring
+package keyring_test
 
 import (
 	"strings"
 	"testing"
 
 	"github.com/openkes/openkes/internal/api"
+	"github.com/openkes/openkes/internal/keyring"
 )
 
 func TestParseEntryName(t *testing.T) {
@@ -38,9 +39,9 @@ func TestParseEntryName(t *testing.T) {
 		{"k-v+2-", "", 0, false, false},
 	}
 	for _, tt := range tests {
-		name, n, deletion, ok := ParseEntryName(tt.entry)
+		name, n, deletion, ok := keyring.ParseEntryName(tt.entry)
 		if name != tt.name || n != tt.n || deletion != tt.deletion || ok != tt.ok {
-			t.Errorf("ParseEntryName(%q) = %q, %d, %v, %v; want %q, %d, %v, %v",
+			t.Errorf("keyring.ParseEntryName(%q) = %q, %d, %v, %v; want %q, %d, %v, %v",
 				tt.entry, name, n, deletion, ok, tt.name, tt.n, tt.deletion, tt.ok)
 		}
 	}
@@ -56,31 +57,31 @@ func FuzzParseEntryName(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, entry string) {
 		if api.ValidName(entry) {
-			if _, _, _, ok := ParseEntryName(entry); ok {
+			if _, _, _, ok := keyring.ParseEntryName(entry); ok {
 				t.Fatalf("valid key name %q taken for an entry", entry)
 			}
-			for _, e := range []string{VersionName(entry, 2), VersionName(entry, 1<<31), DeletionName(entry)} {
+			for _, e := range []string{keyring.VersionName(entry, 2), keyring.VersionName(entry, 1<<31), keyring.DeletionName(entry)} {
 				if api.ValidName(e) {
 					t.Fatalf("entry %q of key %q is a valid key name", e, entry)
 				}
-				if name, _, _, ok := ParseEntryName(e); !ok || name != entry {
-					t.Fatalf("ParseEntryName(%q) = %q, %v; want %q", e, name, ok, entry)
+				if name, _, _, ok := keyring.ParseEntryName(e); !ok || name != entry {
+					t.Fatalf("keyring.ParseEntryName(%q) = %q, %v; want %q", e, name, ok, entry)
 				}
 			}
 		}
-		name, n, deletion, ok := ParseEntryName(entry)
+		name, n, deletion, ok := keyring.ParseEntryName(entry)
 		if !ok {
 			return
 		}
 		if strings.HasSuffix(name, "-") || name == "" {
-			t.Fatalf("ParseEntryName(%q) = name %q", entry, name)
+			t.Fatalf("keyring.ParseEntryName(%q) = name %q", entry, name)
 		}
-		want := DeletionName(name)
+		want := keyring.DeletionName(name)
 		if !deletion {
-			want = VersionName(name, n)
+			want = keyring.VersionName(name, n)
 		}
 		if want != entry {
-			t.Fatalf("ParseEntryName(%q) = %q, %d, %v, which names entry %q", entry, name, n, deletion, want)
+			t.Fatalf("keyring.ParseEntryName(%q) = %q, %d, %v, which names entry %q", entry, name, n, deletion, want)
 		}
 	})
 }

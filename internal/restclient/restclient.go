@@ -1,8 +1,10 @@
 // Package restclient holds what the REST key stores (keystore/gemalto,
 // keystore/fortanix, keystore/entrust) share: an HTTP client that trusts
 // a configured CA, a request helper that bounds every call by a timeout
-// and classifies outages as [*keystore.UnreachableError], and a [Session]
-// that keeps a short-lived access token fresh in the background.
+// and classifies outages as [*keystore.UnreachableError], a [Session]
+// that keeps a short-lived access token fresh in the background, and
+// [Open], [Check] and [ResponseError] for the stores' Connect and
+// answers. keystore/vault uses its [Backoff].
 //
 // # Errors
 //

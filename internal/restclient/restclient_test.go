@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
 
 func TestDo(t *testing.T) {
@@ -152,24 +153,13 @@ func (a *fakeAuth) renew(_ context.Context, old Token) (Token, error) {
 	return Token{Value: old.Value + "+", Expiry: time.Now().Add(a.ttl)}, nil
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestSessionRefreshes(t *testing.T) {
 	t.Parallel()
 	a := &fakeAuth{ttl: 1200 * time.Millisecond}
 	s := NewSession(SessionConfig{Name: "test", Login: a.login})
 	t.Cleanup(s.Close)
 	// Logins happen in the background, one per half lifetime.
-	waitUntil(t, "three logins", func() bool { return a.logins.Load() >= 3 })
+	keystoretest.WaitUntil(t, "three logins", func() bool { return a.logins.Load() >= 3 })
 	if _, err := s.Token(t.Context()); err != nil {
 		t.Fatalf("Token = %v", err)
 	}
@@ -180,7 +170,7 @@ func TestSessionRenews(t *testing.T) {
 	a := &fakeAuth{ttl: 1200 * time.Millisecond}
 	s := NewSession(SessionConfig{Name: "test", Login: a.login, Renew: a.renew})
 	t.Cleanup(s.Close)
-	waitUntil(t, "two renewals", func() bool { return a.renews.Load() >= 2 })
+	keystoretest.WaitUntil(t, "two renewals", func() bool { return a.renews.Load() >= 2 })
 	if n := a.logins.Load(); n != 1 {
 		t.Errorf("%d logins, want 1 (renewals replace the rest)", n)
 	}
@@ -200,7 +190,7 @@ func TestSessionFailure(t *testing.T) {
 		t.Fatalf("Token while logins fail = %v, want an UnreachableError", err)
 	}
 	a.fail.Store(false)
-	waitUntil(t, "a login after recovery", func() bool { return a.logins.Load() >= 1 })
+	keystoretest.WaitUntil(t, "a login after recovery", func() bool { return a.logins.Load() >= 1 })
 	tok, err := s.Token(t.Context())
 	if err != nil {
 		t.Fatalf("Token after recovery = %v", err)
@@ -228,7 +218,7 @@ func TestSessionReachable(t *testing.T) {
 	}
 	a.fail.Store(false)
 	s.Reachable()
-	waitUntil(t, "a login after Reachable", func() bool { return a.logins.Load() >= 1 })
+	keystoretest.WaitUntil(t, "a login after Reachable", func() bool { return a.logins.Load() >= 1 })
 	if _, err := s.Token(t.Context()); err != nil {
 		t.Fatalf("Token after Reachable = %v", err)
 	}

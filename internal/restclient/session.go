@@ -250,7 +250,7 @@ func (s *Session) refresh(old *issued) {
 			return
 		}
 		s.failures++
-		wait := backoff(s.failures, s.conf.BackoffMin, s.conf.BackoffMax)
+		wait := Backoff(s.failures, s.conf.BackoffMin, s.conf.BackoffMax)
 		s.next, s.lastErr = time.Now().Add(wait), err
 		s.conf.Log.Warn(s.conf.Name+": login failed", "error", err, "failures", s.failures, "retry_in", wait.Round(time.Millisecond))
 		return
@@ -308,10 +308,10 @@ func (s *Session) loop() {
 	}
 }
 
-// backoff returns the wait after the n-th consecutive failure: doubling
+// Backoff returns the wait after the n-th consecutive failure: doubling
 // from min up to max, with jitter between half and all of it, so that
-// several servers do not retry in lockstep.
-func backoff(n int, min, max time.Duration) time.Duration {
+// several servers do not retry in lockstep. keystore/vault uses it too.
+func Backoff(n int, min, max time.Duration) time.Duration {
 	d := max
 	if n < 30 {
 		if e := min << (n - 1); e > 0 && e < max {

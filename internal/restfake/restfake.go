@@ -7,13 +7,19 @@
 package restfake
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -64,6 +70,17 @@ func Start(tb testing.TB, h http.Handler) *Server {
 // example.com.
 func (s *Server) CACertPEM() []byte { return slices.Clone(s.caPEM) }
 
+// CAFile writes CACertPEM to a file in a temporary directory of tb and
+// returns its path, for tls.ca.
+func (s *Server) CAFile(tb testing.TB) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, s.caPEM, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
 // Client returns an HTTP client that trusts the server.
 func (s *Server) Client() *http.Client { return s.srv.Client() }
 
@@ -79,3 +96,31 @@ func (s *Server) SetDown(down bool) {
 // SetThrottle makes the server answer every request with code (429 or
 // 503); 0 serves again.
 func (s *Server) SetThrottle(code int) { s.throttle.Store(int32(code)) }
+
+// WriteJSON answers with status and v as an application/json body.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// RandomHex returns n random bytes in hex, for tokens and IDs.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Locked returns f() computed with mu held, for the getters of fakes.
+func Locked[T any](mu *sync.Mutex, f func() T) T {
+	mu.Lock()
+	defer mu.Unlock()
+	return f()
+}
+
+// WithLock calls f with mu held, for the setters of fakes.
+func WithLock(mu *sync.Mutex, f func()) {
+	mu.Lock()
+	defer mu.Unlock()
+	f()
+}

@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -114,19 +112,9 @@ func TestListPages(t *testing.T) {
 func TestOriginalLayout(t *testing.T) {
 	t.Parallel()
 	fake := awstest.New(t, awstest.Options{})
-	dir := filepath.Join("..", "..", "testdata", "kes-fixtures", "keystore")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string][]byte{}
-	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[e.Name()] = data
-		fake.PutString(e.Name(), string(data))
+	files := keystoretest.Fixtures(t)
+	for name, data := range files {
+		fake.PutString(name, string(data))
 	}
 	fake.PutBinary("binary-key", []byte(`{"bytes":"AAAA"}`))
 	s := open(t, fakeConfig(fake), nil)
@@ -346,8 +334,8 @@ func TestScheduledDeletion(t *testing.T) {
 // logger, and not standard error.
 func TestSDKLog(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logs keystoretest.LogBuffer
+	log := keystoretest.Logger(&logs)
 	sdkLogger{log}.Logf("WARN", "shared credentials file %s is malformed", "x")
 	sdkLogger{log}.Logf("DEBUG", "retrying")
 	got := logs.String()
@@ -386,24 +374,6 @@ func chainEnv(t *testing.T, fake *awstest.Server) {
 	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", fake.CredentialsURL())
 }
 
-// syncBuffer collects log output of concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestCredentialRenewal uses temporary credentials from the default
 // chain. Credentials that expire early are renewed without a failed
 // operation; credentials that live shorter than the renewal window are
@@ -411,7 +381,7 @@ func (b *syncBuffer) String() string {
 // Nothing of them is logged.
 func TestCredentialRenewal(t *testing.T) {
 	// Not parallel: t.Setenv.
-	var logs syncBuffer
+	var logs keystoretest.LogBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	t.Run("expired-early", func(t *testing.T) {
@@ -473,11 +443,7 @@ func TestCredentialRenewal(t *testing.T) {
 // checkNoSecrets fails if text contains any of secrets.
 func checkNoSecrets(t *testing.T, text string, secrets []string) {
 	t.Helper()
-	for _, s := range secrets {
-		if s != "" && strings.Contains(text, s) {
-			t.Errorf("a credential (%d bytes) appears in the logs or errors", len(s))
-		}
-	}
+	keystoretest.CheckNoSecrets(t, []string{text}, secrets...)
 }
 
 // TestNoSecretsInLogsAndErrors runs successful and failing operations
@@ -485,7 +451,7 @@ func checkNoSecrets(t *testing.T, text string, secrets []string) {
 // contain the secret key, the token or a stored value.
 func TestNoSecretsInLogsAndErrors(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs keystoretest.LogBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	fake := awstest.New(t, awstest.Options{})
 	value := []byte(`{"bytes":"c2VjcmV0LWtleS1ieXRlcy1zZWNyZXQta2V5LWJ5dGU=","algorithm":"AES256-GCM_SHA256"}`)
@@ -548,11 +514,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var got []string
-			if err := tt.conf.Validate(); err != nil {
-				got = strings.Split(err.Error(), "\n")
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, keystoretest.ErrorLines(tt.conf.Validate())); diff != "" {
 				t.Errorf("Validate() mismatch (-want +got):\n%s", diff)
 			}
 			if _, err := New(context.Background(), &tt.conf, nil); (err != nil) != (len(tt.want) > 0) {

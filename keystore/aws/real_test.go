@@ -1,8 +1,6 @@
 package aws
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"slices"
@@ -10,6 +8,7 @@ import (
 	"time"
 
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
 
 // TestRealService runs against the real AWS Secrets Manager when
@@ -47,32 +46,9 @@ func TestRealService(t *testing.T) {
 	s := open(t, conf, nil)
 	ctx := t.Context()
 
-	b := make([]byte, 6)
-	rand.Read(b)
-	prefix := "openkes-test-" + hex.EncodeToString(b) + "-"
-	names := []string{prefix + "text", prefix + "binary"}
-	values := [][]byte{[]byte("CiQKIH4h7SlvgBKnShwinacNnDzvWORqyQ3cjw8TbSLrPGW9EAES"), {0xff, 0x00, 0x01}}
-	t.Cleanup(func() {
-		for _, name := range names {
-			s.Delete(t.Context(), name)
-		}
-	})
-
-	if _, err := s.Status(ctx); err != nil {
-		t.Fatalf("Status() = %v", err)
-	}
-	for i, name := range names {
-		if err := s.Create(ctx, name, values[i]); err != nil {
-			t.Fatalf("Create(%q) = %v", name, err)
-		}
-		if err := s.Create(ctx, name, values[i]); !errors.Is(err, keystore.ErrExists) {
-			t.Errorf("second Create(%q) = %v, want %v", name, err, keystore.ErrExists)
-		}
-		got, err := s.Get(ctx, name)
-		if err != nil || string(got) != string(values[i]) {
-			t.Errorf("Get(%q) = %x, %v; want %x", name, got, err, values[i])
-		}
-	}
+	prefix, names := keystoretest.LiveNames(t, s, "openkes-test", "text", "binary")
+	values := map[string][]byte{names[0]: []byte("CiQKIH4h7SlvgBKnShwinacNnDzvWORqyQ3cjw8TbSLrPGW9EAES"), names[1]: {0xff, 0x00, 0x01}}
+	keystoretest.CheckCreateGet(t, s, names, func(name string) []byte { return values[name] })
 	if _, err := s.Get(ctx, prefix+"missing"); !errors.Is(err, keystore.ErrNotFound) {
 		t.Errorf("Get(missing) = %v, want %v", err, keystore.ErrNotFound)
 	}

@@ -5,12 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,24 +16,6 @@ import (
 	"github.com/openkes/openkes/keystore/azure/azuretest"
 	"github.com/openkes/openkes/keystore/keystoretest"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent use, for logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // fakeConfig returns a config for the fake with client-secret
 // credentials, reaching it through its transport.
@@ -53,13 +31,9 @@ func fakeConfig(f *azuretest.Server) *Config {
 }
 
 // open connects a store for conf; its log goes to logs if not nil.
-func open(t *testing.T, conf *Config, logs *syncBuffer) *Store {
+func open(t *testing.T, conf *Config, logs *keystoretest.LogBuffer) *Store {
 	t.Helper()
-	var log *slog.Logger
-	if logs != nil {
-		log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	st, err := conf.Connect(t.Context(), log)
+	st, err := conf.Connect(t.Context(), keystoretest.Logger(logs))
 	if err != nil {
 		t.Fatalf("Connect() = %v", err)
 	}
@@ -78,23 +52,10 @@ func TestConformance(t *testing.T) {
 // back unchanged.
 func TestFixtures(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join("..", "..", "testdata", "kes-fixtures", "keystore")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := azuretest.New(t, azuretest.Options{})
-	want := map[string][]byte{}
-	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[e.Name()] = data
-		f.AddVersion(e.Name(), string(data), time.Now().Add(-time.Hour))
-	}
-	if len(want) == 0 {
-		t.Fatal("no fixture keys")
+	want := keystoretest.Fixtures(t)
+	for name, data := range want {
+		f.AddVersion(name, string(data), time.Now().Add(-time.Hour))
 	}
 	st := open(t, fakeConfig(f), nil)
 	for name, data := range want {
@@ -260,7 +221,7 @@ func TestSoftDeletedByOthers(t *testing.T) {
 		t.Run(fmt.Sprint("purge-protection=", protected), func(t *testing.T) {
 			t.Parallel()
 			f := azuretest.New(t, azuretest.Options{PurgeProtection: protected})
-			logs := new(syncBuffer)
+			logs := new(keystoretest.LogBuffer)
 			st := open(t, fakeConfig(f), logs)
 			ctx := t.Context()
 			if err := st.Create(ctx, "my-key", []byte("one")); err != nil {
@@ -297,7 +258,7 @@ func TestUnreachable(t *testing.T) {
 	t.Parallel()
 	f := azuretest.New(t, azuretest.Options{})
 	f.SetDown(true)
-	logs := new(syncBuffer)
+	logs := new(keystoretest.LogBuffer)
 	st := open(t, fakeConfig(f), logs)
 	ctx := t.Context()
 
@@ -316,7 +277,7 @@ func TestUnreachable(t *testing.T) {
 	check("down at start")
 
 	f.SetDown(false)
-	waitFor(t, func() error { _, err := st.Status(ctx); return err })
+	keystoretest.Eventually(t, 20*time.Second, func() error { _, err := st.Status(ctx); return err })
 	if err := st.Create(ctx, "my-key", []byte("v")); err != nil {
 		t.Fatalf("Create() after recovery = %v", err)
 	}
@@ -334,37 +295,14 @@ func TestUnreachable(t *testing.T) {
 	f.SetDown(true)
 	check("down while running")
 	f.SetDown(false)
-	waitFor(t, func() error { _, err := st.Get(ctx, "my-key"); return err })
+	keystoretest.Eventually(t, 20*time.Second, func() error { _, err := st.Get(ctx, "my-key"); return err })
 	checkNoSecrets(t, f, logs.String())
-}
-
-// waitFor polls f until it returns nil, for at most 20 s.
-func waitFor(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after 20 s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // checkNoSecrets fails if text holds the client secret or a token.
 func checkNoSecrets(t *testing.T, f *azuretest.Server, text string) {
 	t.Helper()
-	if strings.Contains(text, f.Options().ClientSecret) {
-		t.Errorf("the client secret appears in:\n%s", text)
-	}
-	for _, tok := range f.Tokens() {
-		if strings.Contains(text, tok) {
-			t.Errorf("an access token appears in:\n%s", text)
-		}
-	}
+	keystoretest.CheckNoSecrets(t, []string{text}, append(f.Tokens(), f.Options().ClientSecret)...)
 }
 
 // TestTokenExpiry lets the fake issue tokens that live for 1 s and
@@ -372,7 +310,7 @@ func checkNoSecrets(t *testing.T, f *azuretest.Server, text string) {
 func TestTokenExpiry(t *testing.T) {
 	t.Parallel()
 	f := azuretest.New(t, azuretest.Options{TokenTTL: time.Second})
-	logs := new(syncBuffer)
+	logs := new(keystoretest.LogBuffer)
 	st := open(t, fakeConfig(f), logs)
 	ctx := t.Context()
 	var errs []string
@@ -404,7 +342,7 @@ func TestBadCredentials(t *testing.T) {
 	f := azuretest.New(t, azuretest.Options{})
 	conf := fakeConfig(f)
 	conf.Credentials.ClientSecret = keystore.NewSecret("wrong-secret-value")
-	logs := new(syncBuffer)
+	logs := new(keystoretest.LogBuffer)
 	st := open(t, conf, logs)
 	var errText []string
 	for range 5 {
@@ -475,7 +413,7 @@ func TestNoValuesInErrors(t *testing.T) {
 	t.Parallel()
 	const value = "S2V5IGJ5dGVzIHRoYXQgbXVzdCBuZXZlciBiZSBsb2dnZWQ="
 	f := azuretest.New(t, azuretest.Options{PurgeProtection: true})
-	logs := new(syncBuffer)
+	logs := new(keystoretest.LogBuffer)
 	st := open(t, fakeConfig(f), logs)
 	ctx := t.Context()
 	var texts []string
@@ -515,31 +453,9 @@ func TestCreateRaceAcrossServers(t *testing.T) {
 	for round := range 5 {
 		f := azuretest.New(t, azuretest.Options{})
 		stores := []*Store{open(t, fakeConfig(f), nil), open(t, fakeConfig(f), nil)}
-		const workers = 8
-		var (
-			wg    sync.WaitGroup
-			start = make(chan struct{})
-			errs  = make([]error, workers)
-		)
-		for i := range workers {
-			wg.Go(func() {
-				<-start
-				errs[i] = stores[i%2].Create(t.Context(), "my-key", []byte(fmt.Sprint("value-", i)))
-			})
-		}
-		close(start)
-		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch {
-			case err == nil && winner >= 0:
-				t.Fatalf("round %d: Create succeeded in workers %d and %d", round, winner, i)
-			case err == nil:
-				winner = i
-			case !errors.Is(err, keystore.ErrExists):
-				t.Fatalf("round %d: losing Create = %v, want ErrExists", round, err)
-			}
-		}
+		winner := keystoretest.RaceCreate(t, fmt.Sprint("round ", round), 8, func(i int) error {
+			return stores[i%2].Create(t.Context(), "my-key", []byte(fmt.Sprint("value-", i)))
+		})
 		got, err := stores[0].Get(t.Context(), "my-key")
 		if err != nil {
 			t.Fatalf("round %d: Get() = %v", round, err)

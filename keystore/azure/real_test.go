@@ -1,14 +1,13 @@
 package azure
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"slices"
 	"testing"
 
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
 
 // TestRealService runs against a real Key Vault when KES_TEST_AZURE_ENDPOINT
@@ -35,30 +34,8 @@ func TestRealService(t *testing.T) {
 	}
 	st := open(t, conf, nil)
 	ctx := t.Context()
-	b := make([]byte, 4)
-	rand.Read(b)
-	prefix := "kes-test-" + hex.EncodeToString(b) + "-"
-	names := []string{prefix + "a", prefix + "B_c"}
-	t.Cleanup(func() {
-		for _, n := range names {
-			st.Delete(t.Context(), n)
-		}
-	})
-	if _, err := st.Status(ctx); err != nil {
-		t.Fatalf("Status() = %v", err)
-	}
-	for _, n := range names {
-		if err := st.Create(ctx, n, []byte("value-"+n)); err != nil {
-			t.Fatalf("Create(%q) = %v", n, err)
-		}
-		if err := st.Create(ctx, n, []byte("other")); !errors.Is(err, keystore.ErrExists) {
-			t.Errorf("second Create(%q) = %v, want ErrExists", n, err)
-		}
-		got, err := st.Get(ctx, n)
-		if err != nil || string(got) != "value-"+n {
-			t.Errorf("Get(%q) = %q, %v", n, got, err)
-		}
-	}
+	prefix, names := keystoretest.LiveNames(t, st, "kes-test", "a", "B_c")
+	keystoretest.CheckCreateGet(t, st, names, func(n string) []byte { return []byte("value-" + n) })
 	listed, _, err := st.List(ctx, prefix, 0)
 	if err != nil || !slices.Equal(listed, []string{prefix + "B_c", prefix + "a"}) {
 		t.Errorf("List(%q) = %q, %v", prefix, listed, err)

@@ -61,11 +61,7 @@ type Config struct {
 		Password keystore.Secret `yaml:"password"`
 	} `yaml:"credentials"`
 
-	TLS struct {
-		// CA is a PEM file or a directory of PEM files of CAs to trust
-		// besides the system roots.
-		CA string `yaml:"ca"`
-	} `yaml:"tls"`
+	TLS restclient.TLS `yaml:"tls"`
 }
 
 var _ keystore.Config = (*Config)(nil)
@@ -96,15 +92,9 @@ func (c *Config) Validate() error {
 // CA files that cannot be loaded. log receives login and renewal
 // records; nil discards them.
 func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("entrust: %w", err)
-	}
-	base, client, err := restclient.NewHTTPClient(c.Endpoint, c.TLS.CA)
+	base, client, err := restclient.Open(ctx, "entrust", c.Validate, c.Endpoint, c.TLS.CA)
 	if err != nil {
-		return nil, fmt.Errorf("entrust: %w", err)
+		return nil, err
 	}
 	s := &Store{base: base, http: client, conf: *c}
 	s.session = restclient.NewSession(restclient.SessionConfig{Name: "entrust", Login: s.login, Renew: s.renew, Log: log})
@@ -127,23 +117,9 @@ func (s *Store) String() string { return "Entrust KeyControl: " + s.base }
 // GoString is String.
 func (s *Store) GoString() string { return s.String() }
 
-// ResponseError is an error answer of KeyControl.
-type ResponseError struct {
-	StatusCode int
-	Message    string // the "error" of the JSON body, or the plain-text body
-}
-
-func (e *ResponseError) Error() string {
-	s := fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	return s
-}
-
-func responseError(resp *restclient.Response) *ResponseError {
-	return &ResponseError{StatusCode: resp.Status, Message: restclient.Message(resp.Body, "error")}
-}
+// ResponseError is an error answer of KeyControl. Its Message is the
+// "error" of the JSON body, or the plain-text body.
+type ResponseError = restclient.ResponseError
 
 // defaultLifetime is assumed for a token without expires_at, as by the
 // original.
@@ -175,44 +151,35 @@ func decodeToken(body []byte, now time.Time) (restclient.Token, error) {
 // login logs in with the user name and password.
 func (s *Store) login(ctx context.Context) (restclient.Token, error) {
 	body := map[string]string{"username": s.conf.Credentials.Username, "password": s.conf.Credentials.Password.Reveal()}
-	now := time.Now()
-	resp, err := restclient.Do(ctx, s.http, &restclient.Request{
+	defer clear(body)
+	return s.token(ctx, "login", &restclient.Request{
 		Method: http.MethodPost,
 		URL:    s.base + "/vault/1.0/Login/" + url.PathEscape(s.conf.VaultID) + "/",
 		Body:   body,
 	})
-	clear(body)
-	if err != nil {
-		return restclient.Token{}, fmt.Errorf("login: %w", err)
-	}
-	if resp.Status != http.StatusOK {
-		return restclient.Token{}, fmt.Errorf("login: %w", responseError(resp))
-	}
-	tok, err := decodeToken(resp.Body, now)
-	if err != nil {
-		return restclient.Token{}, fmt.Errorf("login: %w", err)
-	}
-	return tok, nil
 }
 
 // renew exchanges old for a token with a new lifetime.
 func (s *Store) renew(ctx context.Context, old restclient.Token) (restclient.Token, error) {
-	now := time.Now()
-	resp, err := restclient.Do(ctx, s.http, &restclient.Request{
+	return s.token(ctx, "renew", &restclient.Request{
 		Method: http.MethodPost,
 		URL:    s.base + "/vault/1.0/Renew/",
 		Body:   struct{}{},
 		Header: http.Header{"X-Vault-Auth": {old.Value}},
 	})
-	if err != nil {
-		return restclient.Token{}, fmt.Errorf("renew: %w", err)
-	}
-	if resp.Status != http.StatusOK {
-		return restclient.Token{}, fmt.Errorf("renew: %w", responseError(resp))
+}
+
+// token sends req, a login or a renewal, and decodes the token of the
+// answer; errors start with what.
+func (s *Store) token(ctx context.Context, what string, req *restclient.Request) (restclient.Token, error) {
+	now := time.Now()
+	resp, err := restclient.Do(ctx, s.http, req)
+	if err := restclient.Check(resp, err, restclient.OK, "error"); err != nil {
+		return restclient.Token{}, fmt.Errorf("%s: %w", what, err)
 	}
 	tok, err := decodeToken(resp.Body, now)
 	if err != nil {
-		return restclient.Token{}, fmt.Errorf("renew: %w", err)
+		return restclient.Token{}, fmt.Errorf("%s: %w", what, err)
 	}
 	return tok, nil
 }
@@ -221,56 +188,31 @@ func (s *Store) renew(ctx context.Context, old restclient.Token) (restclient.Tok
 // expired early or was revoked), it logs in again and repeats the
 // request once.
 func (s *Store) do(ctx context.Context, op string, body any) (*restclient.Response, error) {
-	for retry := 0; ; retry++ {
-		tok, err := s.session.Token(ctx)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := restclient.Do(ctx, s.http, &restclient.Request{
+	return s.session.Do(ctx, s.http, func(tok restclient.Token) *restclient.Request {
+		return &restclient.Request{
 			Method: http.MethodPost,
 			URL:    s.base + "/vault/1.0/" + op + "/",
 			Body:   body,
 			Header: http.Header{"X-Vault-Auth": {tok.Value}},
-		})
-		if err != nil {
-			return nil, err
 		}
-		if resp.Status == http.StatusUnauthorized && retry == 0 {
-			s.session.Invalidate(tok)
-			continue
-		}
-		return resp, nil
-	}
+	})
 }
 
 // Create stores value as the secret name.
 func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	body := map[string]string{"box_id": s.conf.BoxID, "name": name, "secret_data": base64.StdEncoding.EncodeToString(value)}
 	resp, err := s.do(ctx, "CreateSecret", body)
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Created, "error"); err != nil {
 		return fmt.Errorf("entrust: create %q: %w", name, err)
 	}
-	switch resp.Status {
-	case http.StatusOK, http.StatusCreated:
-		return nil
-	case http.StatusConflict:
-		return fmt.Errorf("entrust: create %q: %w", name, keystore.ErrExists)
-	}
-	return fmt.Errorf("entrust: create %q: %w", name, responseError(resp))
+	return nil
 }
 
 // Get checks the secret out and decodes it.
 func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 	resp, err := s.do(ctx, "CheckoutSecret", map[string]string{"box_id": s.conf.BoxID, "secret_id": name})
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Found, "error"); err != nil {
 		return nil, fmt.Errorf("entrust: get %q: %w", name, err)
-	}
-	switch resp.Status {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return nil, fmt.Errorf("entrust: get %q: %w", name, keystore.ErrNotFound)
-	default:
-		return nil, fmt.Errorf("entrust: get %q: %w", name, responseError(resp))
 	}
 	var secret struct {
 		Data *string `json:"secret_data"`
@@ -290,16 +232,10 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 // Delete removes the secret name.
 func (s *Store) Delete(ctx context.Context, name string) error {
 	resp, err := s.do(ctx, "DeleteSecret", map[string]string{"box_id": s.conf.BoxID, "secret_id": name})
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Deleted, "error"); err != nil {
 		return fmt.Errorf("entrust: delete %q: %w", name, err)
 	}
-	switch resp.Status {
-	case http.StatusOK, http.StatusNoContent:
-		return nil
-	case http.StatusNotFound:
-		return fmt.Errorf("entrust: delete %q: %w", name, keystore.ErrNotFound)
-	}
-	return fmt.Errorf("entrust: delete %q: %w", name, responseError(resp))
+	return nil
 }
 
 // maxItems is the page size asked for; KeyControl may return fewer.
@@ -323,11 +259,8 @@ func (s *Store) List(ctx context.Context, prefix string, n int) ([]string, strin
 			body["next_token"] = token
 		}
 		resp, err := s.do(ctx, "ListSecretIds", body)
-		if err != nil {
+		if err := restclient.Check(resp, err, restclient.OK, "error"); err != nil {
 			return nil, "", fmt.Errorf("entrust: list: %w", err)
-		}
-		if resp.Status != http.StatusOK {
-			return nil, "", fmt.Errorf("entrust: list: %w", responseError(resp))
 		}
 		page, next, err := decodeList(resp.Body, time.Now())
 		if err != nil {
@@ -378,11 +311,8 @@ func decodeList(body []byte, now time.Time) (names []string, next string, err er
 func (s *Store) Status(ctx context.Context) (keystore.State, error) {
 	start := time.Now()
 	resp, err := s.do(ctx, "GetBox", map[string]string{"box_id": s.conf.BoxID})
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.OK, "error"); err != nil {
 		return keystore.State{}, fmt.Errorf("entrust: status: %w", err)
-	}
-	if resp.Status != http.StatusOK {
-		return keystore.State{}, fmt.Errorf("entrust: status: %w", responseError(resp))
 	}
 	return keystore.State{Latency: time.Since(start)}, nil
 }

@@ -2,17 +2,12 @@ package entrust_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,23 +24,6 @@ const (
 	password = "entrust-password-4f7d9e"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func newFake(t *testing.T, opts entrusttest.Options) *entrusttest.Server {
 	t.Helper()
 	opts.VaultID, opts.BoxID, opts.Username, opts.Password = vaultID, boxID, username, password
@@ -59,37 +37,21 @@ func newConfig(url string) *entrust.Config {
 	return conf
 }
 
-func connect(t *testing.T, fake *entrusttest.Server, logs *syncBuffer) *entrust.Store {
+func connect(t *testing.T, fake *entrusttest.Server, logs *keystoretest.LogBuffer) *entrust.Store {
 	t.Helper()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, fake.CACertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	conf := newConfig(fake.URL)
-	conf.TLS.CA = ca
-	log := slog.New(slog.DiscardHandler)
-	if logs != nil {
-		log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	st, err := conf.Connect(t.Context(), log)
+	conf.TLS.CA = fake.CAFile(t)
+	st, err := conf.Connect(t.Context(), keystoretest.Logger(logs))
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
 	return st.(*entrust.Store)
 }
 
+// checkNoSecrets fails if texts hold the password or a token.
 func checkNoSecrets(t *testing.T, fake *entrusttest.Server, texts ...string) {
 	t.Helper()
-	for _, s := range texts {
-		if strings.Contains(s, password) {
-			t.Errorf("the password leaked into %q", s)
-		}
-		for _, tok := range fake.Tokens() {
-			if strings.Contains(s, tok) {
-				t.Errorf("a token leaked into %q", s)
-			}
-		}
-	}
+	keystoretest.CheckNoSecrets(t, texts, append(fake.Tokens(), password)...)
 }
 
 func TestConformance(t *testing.T) {
@@ -98,40 +60,6 @@ func TestConformance(t *testing.T) {
 	keystoretest.Run(t, func(t *testing.T) keystore.Store {
 		return connect(t, newFake(t, entrusttest.Options{PageSize: 3}), nil)
 	})
-}
-
-func TestValidate(t *testing.T) {
-	t.Parallel()
-	const p = "(kesconf: invalid Entrust KeyControl keystore: "
-	tests := []struct {
-		name string
-		conf *entrust.Config
-		want []string
-	}{
-		{"empty", &entrust.Config{}, []string{
-			"endpoint: required " + p + "no endpoint specified)",
-			"vault_id: required " + p + "no vault ID specified)",
-			"box_id: required " + p + "no box ID specified)",
-			"credentials.username: required " + p + "no username specified)",
-			"credentials.password: required " + p + "no password specified)",
-		}},
-		{"no box", func() *entrust.Config { c := newConfig("https://keycontrol"); c.BoxID = ""; return c }(), []string{
-			"box_id: required " + p + "no box ID specified)",
-		}},
-		{"ok", newConfig("https://keycontrol"), nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.conf.Validate()
-			var got []string
-			if err != nil {
-				got = strings.Split(err.Error(), "\n")
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("Validate() = %q, want %q", got, tt.want)
-			}
-		})
-	}
 }
 
 // TestUpstreamLayout reads a secret as the original server stores it,
@@ -174,16 +102,10 @@ func TestTokenRenewal(t *testing.T) {
 		t.Run(fmt.Sprint("noRenew=", noRenew), func(t *testing.T) {
 			t.Parallel()
 			fake := newFake(t, entrusttest.Options{TokenLifetime: 2 * time.Second, NoRenew: noRenew})
-			logs := &syncBuffer{}
+			logs := &keystoretest.LogBuffer{}
 			st := connect(t, fake, logs)
 			t.Cleanup(func() { st.Close() })
-			for i := range 40 {
-				name := fmt.Sprintf("key-%02d", i)
-				if err := st.Create(t.Context(), name, []byte("v")); err != nil {
-					t.Fatalf("Create(%q) = %v", name, err)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			keystoretest.CreateKeys(t, st, 40, 100*time.Millisecond)
 			logins, renews, expired := fake.Counts()
 			if noRenew && logins < 3 {
 				t.Errorf("%d logins in 4 s with 2 s tokens and no renewal, want at least 3", logins)
@@ -218,40 +140,8 @@ func TestNoExpiry(t *testing.T) {
 func TestOutage(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t, entrusttest.Options{})
-	fake.SetDown(true)
-	logs := &syncBuffer{}
-	st := connect(t, fake, logs)
-	t.Cleanup(func() { st.Close() })
-	ctx := t.Context()
-	var errs []string
-	if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
-		t.Errorf("Status while down = %v, want an UnreachableError", err)
-	}
-	if err := st.Create(ctx, "k", []byte("v")); !keystore.IsUnreachable(err) {
-		t.Errorf("Create while down = %v, want an UnreachableError", err)
-	} else {
-		errs = append(errs, err.Error())
-	}
-	fake.SetDown(false)
-	eventually(t, func() error { return st.Create(ctx, "k", []byte("v")) })
-	for _, code := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
-		fake.SetThrottle(code)
-		_, err := st.Get(ctx, "k")
-		if !keystore.IsUnreachable(err) {
-			t.Errorf("Get while answering %d = %v, want an UnreachableError", code, err)
-		}
-		if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
-			t.Errorf("Status while answering %d = %v, want an UnreachableError", code, err)
-		}
-		fake.SetThrottle(0)
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-		if v, err := st.Get(ctx, "k"); err != nil || string(v) != "v" {
-			t.Errorf("Get after throttling = %q, %v", v, err)
-		}
-	}
-	checkNoSecrets(t, fake, append(errs, logs.String())...)
+	texts := keystoretest.CheckOutage(t, fake, func(logs *keystoretest.LogBuffer) keystore.Store { return connect(t, fake, logs) })
+	checkNoSecrets(t, fake, texts...)
 }
 
 // TestBadCredentials: a wrong password is not an outage.
@@ -266,21 +156,6 @@ func TestBadCredentials(t *testing.T) {
 		t.Fatalf("Status with a wrong password = %v, want a 401 ResponseError", err)
 	}
 	checkNoSecrets(t, fake, err.Error())
-}
-
-func eventually(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // TestRealService runs against a real KeyControl when
@@ -300,30 +175,5 @@ func TestRealService(t *testing.T) {
 	if conf.Validate() != nil {
 		t.Skip("KES_TEST_ENTRUST_{ENDPOINT,VAULT_ID,BOX_ID,USERNAME,PASSWORD} are not all set")
 	}
-	st, err := conf.Connect(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	name := fmt.Sprintf("kes-test-%d", time.Now().UnixNano())
-	if err := st.Create(t.Context(), name, []byte("value")); err != nil {
-		t.Fatal(err)
-	}
-	defer st.Delete(context.Background(), name)
-	if err := st.Create(t.Context(), name, []byte("value")); !errors.Is(err, keystore.ErrExists) {
-		t.Errorf("second Create = %v, want %v", err, keystore.ErrExists)
-	}
-	if v, err := st.Get(t.Context(), name); err != nil || string(v) != "value" {
-		t.Errorf("Get = %q, %v", v, err)
-	}
-	names, _, err := st.List(t.Context(), name, 0)
-	if err != nil || len(names) != 1 || names[0] != name {
-		t.Errorf("List = %q, %v", names, err)
-	}
-	if err := st.Delete(t.Context(), name); err != nil {
-		t.Error(err)
-	}
-	if _, err := st.Get(t.Context(), name); !errors.Is(err, keystore.ErrNotFound) {
-		t.Errorf("Get after Delete = %v, want %v", err, keystore.ErrNotFound)
-	}
+	keystoretest.CheckLive(t, conf)
 }

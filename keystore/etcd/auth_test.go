@@ -1,7 +1,6 @@
 package etcd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,25 +16,8 @@ import (
 	"github.com/openkes/openkes/internal/testpki"
 	"github.com/openkes/openkes/keystore"
 	"github.com/openkes/openkes/keystore/etcd/etcdtest"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestAuth uses etcd's password authentication.
 func TestAuth(t *testing.T) {
@@ -50,8 +31,8 @@ func TestAuth(t *testing.T) {
 		Username:  "kes",
 		Password:  keystore.NewSecret(password),
 	}
-	var logs syncBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logs keystoretest.LogBuffer
+	log := keystoretest.Logger(&logs)
 	defer func() {
 		if strings.Contains(logs.String(), password) {
 			t.Errorf("the logs contain the password:\n%s", logs.String())
@@ -191,8 +172,8 @@ func TestTLS(t *testing.T) {
 
 func TestZapLogger(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
-	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var buf keystoretest.LogBuffer
+	log := keystoretest.Logger(&buf)
 	lg := newZapLogger(log).Named("etcd-client").With(zap.String("target", "etcd"))
 	lg.Warn("retrying", zap.Int("attempt", 2), zap.Error(errors.New("boom")))
 	got := buf.String()
@@ -203,7 +184,7 @@ func TestZapLogger(t *testing.T) {
 	}
 
 	// Above debug level nothing is even formatted.
-	var quiet syncBuffer
+	var quiet keystoretest.LogBuffer
 	lg = newZapLogger(slog.New(slog.NewTextHandler(&quiet, nil)))
 	if lg.Core().Enabled(zap.ErrorLevel) {
 		t.Error("Enabled(error) = true with an info-level slog logger, want false")

@@ -13,23 +13,8 @@ import (
 
 	"github.com/openkes/openkes/config"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
-
-// errorStrings returns the messages joined in err, sorted as they were
-// joined.
-func errorStrings(err error) []string {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []string
-		for _, e := range j.Unwrap() {
-			out = append(out, errorStrings(e)...)
-		}
-		return out
-	}
-	return []string{err.Error()}
-}
 
 func TestValidate(t *testing.T) {
 	t.Parallel()
@@ -100,7 +85,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			err := tt.conf.Validate()
-			if diff := cmp.Diff(tt.want, errorStrings(err)); diff != "" {
+			if diff := cmp.Diff(tt.want, keystoretest.ErrorLines(err)); diff != "" {
 				t.Errorf("Validate() mismatch (-want +got):\n%s", diff)
 			}
 			if err != nil && strings.Contains(err.Error(), "secret") {
@@ -225,7 +210,7 @@ keystore:
 		"keystore.etcd.tls.key: required when tls.cert is set",
 		"keystore.etcd.timeout: invalid duration '-1s'",
 	}
-	if diff := cmp.Diff(want, errorStrings(err)); diff != "" {
+	if diff := cmp.Diff(want, keystoretest.ErrorLines(err)); diff != "" {
 		t.Errorf("config.Parse() errors mismatch (-want +got):\n%s", diff)
 	}
 }

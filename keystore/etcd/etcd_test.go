@@ -454,30 +454,9 @@ func testRacingServers(t *testing.T, c *etcdtest.Cluster) {
 	}
 	for round := range 10 {
 		name := fmt.Sprintf("key-%d", round)
-		var (
-			start = make(chan struct{})
-			errs  = make([]error, len(stores))
-			wg    sync.WaitGroup
-		)
-		for i, s := range stores {
-			wg.Go(func() {
-				<-start
-				errs[i] = s.Create(t.Context(), name, []byte(fmt.Sprintf("value-%d", i)))
-			})
-		}
-		close(start)
-		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch {
-			case err == nil && winner >= 0:
-				t.Fatalf("Create(%q) succeeded through stores %d and %d, want one success", name, winner, i)
-			case err == nil:
-				winner = i
-			case !errors.Is(err, keystore.ErrExists):
-				t.Fatalf("losing Create(%q) = %v, want an error wrapping %v", name, err, keystore.ErrExists)
-			}
-		}
+		winner := keystoretest.RaceCreate(t, fmt.Sprintf("Create(%q) through several stores", name), len(stores), func(i int) error {
+			return stores[i].Create(t.Context(), name, []byte(fmt.Sprintf("value-%d", i)))
+		})
 		if winner < 0 {
 			t.Fatalf("no Create(%q) succeeded", name)
 		}

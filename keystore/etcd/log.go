@@ -3,6 +3,7 @@ package etcd
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
@@ -48,11 +49,7 @@ func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	for _, f := range fields {
 		f.AddTo(enc)
 	}
-	keys := make([]string, 0, len(enc.Fields))
-	for k := range enc.Fields {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(enc.Fields))
 	attrs := make([]slog.Attr, 0, len(keys)+1)
 	attrs = append(attrs, slog.String("etcd_level", e.Level.String()))
 	for _, k := range keys {

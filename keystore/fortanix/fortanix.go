@@ -58,11 +58,7 @@ type Config struct {
 		Key keystore.Secret `yaml:"key"`
 	} `yaml:"credentials"`
 
-	TLS struct {
-		// CA is a PEM file or a directory of PEM files of CAs to trust
-		// besides the system roots.
-		CA string `yaml:"ca"`
-	} `yaml:"tls"`
+	TLS restclient.TLS `yaml:"tls"`
 }
 
 var _ keystore.Config = (*Config)(nil)
@@ -89,15 +85,9 @@ func (c *Config) Validate() error {
 // files that cannot be loaded. log receives the result of the background
 // API key check; nil discards it.
 func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("fortanix: %w", err)
-	}
-	base, client, err := restclient.NewHTTPClient(c.Endpoint, c.TLS.CA)
+	base, client, err := restclient.Open(ctx, "fortanix", c.Validate, c.Endpoint, c.TLS.CA)
 	if err != nil {
-		return nil, fmt.Errorf("fortanix: %w", err)
+		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -129,22 +119,12 @@ func (s *Store) String() string { return "Fortanix SDKMS: " + s.base }
 // GoString is String.
 func (s *Store) GoString() string { return s.String() }
 
-// ResponseError is an error answer of DSM.
-type ResponseError struct {
-	StatusCode int
-	Message    string // the plain-text body or its JSON "message"
-}
-
-func (e *ResponseError) Error() string {
-	s := fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	return s
-}
+// ResponseError is an error answer of DSM. Its Message is the plain-text
+// body or its JSON "message".
+type ResponseError = restclient.ResponseError
 
 func responseError(resp *restclient.Response) *ResponseError {
-	return &ResponseError{StatusCode: resp.Status, Message: restclient.Message(resp.Body, "message")}
+	return restclient.NewResponseError(resp, "message")
 }
 
 func (s *Store) do(ctx context.Context, method, path string, body any) (*restclient.Response, error) {
@@ -222,16 +202,10 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 		body["group_id"] = s.conf.GroupID
 	}
 	resp, err := s.do(ctx, http.MethodPut, "/crypto/v1/keys", body)
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Created, "message"); err != nil {
 		return fmt.Errorf("fortanix: create %q: %w", name, err)
 	}
-	switch resp.Status {
-	case http.StatusCreated, http.StatusOK:
-		return nil
-	case http.StatusConflict:
-		return fmt.Errorf("fortanix: create %q: %w", name, keystore.ErrExists)
-	}
-	return fmt.Errorf("fortanix: create %q: %w", name, responseError(resp))
+	return nil
 }
 
 // sobject is the part of a security object the store reads.
@@ -245,15 +219,8 @@ type sobject struct {
 // export returns the object named name with its value.
 func (s *Store) export(ctx context.Context, name string) (*sobject, error) {
 	resp, err := s.do(ctx, http.MethodPost, "/crypto/v1/keys/export", map[string]string{"name": name})
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Found, "message"); err != nil {
 		return nil, err
-	}
-	switch resp.Status {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return nil, keystore.ErrNotFound
-	default:
-		return nil, responseError(resp)
 	}
 	var obj sobject
 	err = json.Unmarshal(resp.Body, &obj)
@@ -293,16 +260,10 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("fortanix: delete %q: no kid in the response", name)
 	}
 	resp, err := s.do(ctx, http.MethodDelete, "/crypto/v1/keys/"+url.PathEscape(obj.KID), nil)
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Deleted, "message"); err != nil {
 		return fmt.Errorf("fortanix: delete %q: %w", name, err)
 	}
-	switch resp.Status {
-	case http.StatusNoContent, http.StatusOK:
-		return nil
-	case http.StatusNotFound:
-		return fmt.Errorf("fortanix: delete %q: %w", name, keystore.ErrNotFound)
-	}
-	return fmt.Errorf("fortanix: delete %q: %w", name, responseError(resp))
+	return nil
 }
 
 // pageLimit is the page size asked for; DSM may return fewer.
@@ -329,11 +290,8 @@ func (s *Store) List(ctx context.Context, prefix string, n int) ([]string, strin
 			q.Set("group_id", s.conf.GroupID)
 		}
 		resp, err := s.do(ctx, http.MethodGet, "/crypto/v1/keys?"+q.Encode(), nil)
-		if err != nil {
+		if err := restclient.Check(resp, err, restclient.OK, "message"); err != nil {
 			return nil, "", fmt.Errorf("fortanix: list: %w", err)
-		}
-		if resp.Status != http.StatusOK {
-			return nil, "", fmt.Errorf("fortanix: list: %w", responseError(resp))
 		}
 		var page []sobject
 		if err := json.Unmarshal(resp.Body, &page); err != nil {

@@ -2,17 +2,13 @@ package fortanix_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,37 +20,12 @@ import (
 
 const apiKey = "NjE4ZjQ1ZjQtYXBwOnNlY3JldC1hcGkta2V5LTAxMjM0NQ=="
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func connect(t *testing.T, fake *fortanixtest.Server, group string, logs *syncBuffer) *fortanix.Store {
+func connect(t *testing.T, fake *fortanixtest.Server, group string, logs *keystoretest.LogBuffer) *fortanix.Store {
 	t.Helper()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, fake.CACertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	conf := &fortanix.Config{Endpoint: fake.URL, GroupID: group}
 	conf.Credentials.Key = keystore.NewSecret(apiKey)
-	conf.TLS.CA = ca
-	log := slog.New(slog.DiscardHandler)
-	if logs != nil {
-		log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	st, err := conf.Connect(t.Context(), log)
+	conf.TLS.CA = fake.CAFile(t)
+	st, err := conf.Connect(t.Context(), keystoretest.Logger(logs))
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -69,38 +40,6 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func TestValidate(t *testing.T) {
-	t.Parallel()
-	withKey := fortanix.Config{Endpoint: "https://sdkms"}
-	withKey.Credentials.Key = keystore.NewSecret("k")
-	tests := []struct {
-		name string
-		conf fortanix.Config
-		want []string
-	}{
-		{"empty", fortanix.Config{}, []string{
-			"endpoint: required (kesconf: invalid fortanix SDKMS keystore: no endpoint specified)",
-			"credentials.key: required (kesconf: invalid fortanix SDKMS keystore: no API key specified)",
-		}},
-		{"no key", fortanix.Config{Endpoint: "https://sdkms"}, []string{
-			"credentials.key: required (kesconf: invalid fortanix SDKMS keystore: no API key specified)",
-		}},
-		{"ok", withKey, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.conf.Validate()
-			var got []string
-			if err != nil {
-				got = strings.Split(err.Error(), "\n")
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("Validate() = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 // TestUpstreamLayout reads an object as the original server stores it
 // and checks that new keys are stored the same way.
 func TestUpstreamLayout(t *testing.T) {
@@ -108,7 +47,7 @@ func TestUpstreamLayout(t *testing.T) {
 	fake := fortanixtest.New(t, fortanixtest.Options{APIKey: apiKey})
 	value := []byte(`{"bytes":"dGVzdA==","algorithm":"AES256-GCM_SHA256"}`)
 	fake.Put("upstream-key", "group-1", value)
-	logs := &syncBuffer{}
+	logs := &keystoretest.LogBuffer{}
 	st := connect(t, fake, "group-1", logs)
 	t.Cleanup(func() { st.Close() })
 	ctx := t.Context()
@@ -130,7 +69,7 @@ func TestUpstreamLayout(t *testing.T) {
 	if got, want := st.String(), "Fortanix SDKMS: "+fake.URL; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
-	eventually(t, func() error {
+	keystoretest.Eventually(t, 30*time.Second, func() error {
 		if !strings.Contains(logs.String(), "API key accepted") {
 			return errors.New("no log record of the API key check")
 		}
@@ -171,51 +110,15 @@ func TestListAdvances(t *testing.T) {
 func TestOutage(t *testing.T) {
 	t.Parallel()
 	fake := fortanixtest.New(t, fortanixtest.Options{APIKey: apiKey})
-	fake.SetDown(true)
-	logs := &syncBuffer{}
-	st := connect(t, fake, "", logs)
-	t.Cleanup(func() { st.Close() })
-	ctx := t.Context()
-	var errs []string
-	if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
-		t.Errorf("Status while down = %v, want an UnreachableError", err)
-	}
-	if err := st.Create(ctx, "k", []byte("v")); !keystore.IsUnreachable(err) {
-		t.Errorf("Create while down = %v, want an UnreachableError", err)
-	} else {
-		errs = append(errs, err.Error())
-	}
-	fake.SetDown(false)
-	eventually(t, func() error { return st.Create(ctx, "k", []byte("v")) })
-	for _, code := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
-		fake.SetThrottle(code)
-		_, err := st.Get(ctx, "k")
-		if !keystore.IsUnreachable(err) {
-			t.Errorf("Get while answering %d = %v, want an UnreachableError", code, err)
-		}
-		if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
-			t.Errorf("Status while answering %d = %v, want an UnreachableError", code, err)
-		}
-		fake.SetThrottle(0)
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-		if v, err := st.Get(ctx, "k"); err != nil || string(v) != "v" {
-			t.Errorf("Get after throttling = %q, %v", v, err)
-		}
-	}
-	for _, s := range append(errs, logs.String()) {
-		if strings.Contains(s, apiKey) {
-			t.Errorf("the API key leaked into %q", s)
-		}
-	}
+	texts := keystoretest.CheckOutage(t, fake, func(logs *keystoretest.LogBuffer) keystore.Store { return connect(t, fake, "", logs) })
+	keystoretest.CheckNoSecrets(t, texts, apiKey)
 }
 
 // TestBadAPIKey: a wrong API key is not an outage, and is logged once.
 func TestBadAPIKey(t *testing.T) {
 	t.Parallel()
 	fake := fortanixtest.New(t, fortanixtest.Options{APIKey: "another-key"})
-	logs := &syncBuffer{}
+	logs := &keystoretest.LogBuffer{}
 	st := connect(t, fake, "", logs)
 	t.Cleanup(func() { st.Close() })
 	_, err := st.Get(t.Context(), "k")
@@ -226,7 +129,7 @@ func TestBadAPIKey(t *testing.T) {
 	if !strings.Contains(err.Error(), "Authentication required") {
 		t.Errorf("Get error %q does not carry the service's message", err)
 	}
-	eventually(t, func() error {
+	keystoretest.Eventually(t, 30*time.Second, func() error {
 		if !strings.Contains(logs.String(), "API key check failed") {
 			return errors.New("no log record of the failed API key check")
 		}
@@ -234,21 +137,6 @@ func TestBadAPIKey(t *testing.T) {
 	})
 	if strings.Contains(err.Error()+logs.String(), apiKey) {
 		t.Errorf("the API key leaked")
-	}
-}
-
-func eventually(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -264,30 +152,5 @@ func TestRealService(t *testing.T) {
 	conf := &fortanix.Config{Endpoint: endpoint, GroupID: os.Getenv("KES_TEST_FORTANIX_GROUP_ID")}
 	conf.Credentials.Key = keystore.NewSecret(key)
 	conf.TLS.CA = os.Getenv("KES_TEST_FORTANIX_CA")
-	st, err := conf.Connect(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	name := fmt.Sprintf("kes-test-%d", time.Now().UnixNano())
-	if err := st.Create(t.Context(), name, []byte("value")); err != nil {
-		t.Fatal(err)
-	}
-	defer st.Delete(context.Background(), name)
-	if err := st.Create(t.Context(), name, []byte("value")); !errors.Is(err, keystore.ErrExists) {
-		t.Errorf("second Create = %v, want %v", err, keystore.ErrExists)
-	}
-	if v, err := st.Get(t.Context(), name); err != nil || string(v) != "value" {
-		t.Errorf("Get = %q, %v", v, err)
-	}
-	names, _, err := st.List(t.Context(), name, 0)
-	if err != nil || len(names) != 1 || names[0] != name {
-		t.Errorf("List = %q, %v", names, err)
-	}
-	if err := st.Delete(t.Context(), name); err != nil {
-		t.Error(err)
-	}
-	if _, err := st.Get(t.Context(), name); !errors.Is(err, keystore.ErrNotFound) {
-		t.Errorf("Get after Delete = %v, want %v", err, keystore.ErrNotFound)
-	}
+	keystoretest.CheckLive(t, conf)
 }

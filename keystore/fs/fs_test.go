@@ -140,20 +140,11 @@ func TestOnDisk(t *testing.T) {
 func TestOriginalFixtures(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	entries, err := os.ReadDir(fixtures)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string][]byte{}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(fixtures, e.Name()))
-		if err != nil {
+	want := keystoretest.Fixtures(t)
+	for name, b := range want {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		want[e.Name()] = b
 	}
 
 	s := newStore(t, dir)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/openkes/openkes/keystore"
 	"github.com/openkes/openkes/keystore/gcp/gcptest"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
 
 // TestNewConfig: keystore/all registers NewConfig as the section's
@@ -55,13 +56,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var got []string
-			if err := tt.conf.Validate(); err != nil {
-				for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-					got = append(got, e.Error())
-				}
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, keystoretest.ErrorLines(tt.conf.Validate())); diff != "" {
 				t.Errorf("Validate() mismatch (-want +got):\n%s", diff)
 			}
 		})

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,6 +76,17 @@ func (f *fixture) open(t *testing.T, conf *Config, log *slog.Logger) *Store {
 	return s
 }
 
+// openStore starts a fixture whose tokens live for lifetime and opens a
+// store in it that is closed when t ends.
+func openStore(t *testing.T, lifetime time.Duration) (*fixture, *Store) {
+	t.Helper()
+	ts, sa := newTokens(t, lifetime)
+	f := newFixture(t, ts, sa)
+	s := f.open(t, nil, nil)
+	mustClose(t, s)
+	return f, s
+}
+
 func mustClose(t *testing.T, s *Store) {
 	t.Helper()
 	t.Cleanup(func() {
@@ -99,10 +109,7 @@ func TestConformance(t *testing.T) {
 // secrets too.
 func TestListPaging(t *testing.T) {
 	t.Parallel()
-	ts, sa := newTokens(t, time.Hour)
-	f := newFixture(t, ts, sa)
-	s := f.open(t, nil, nil)
-	mustClose(t, s)
+	f, s := openStore(t, time.Hour)
 	var want []string
 	for i := range 11 {
 		name := fmt.Sprintf("key-%02d", i)
@@ -131,10 +138,7 @@ func equal(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, 
 // them: secret ID = key name, value = version 1.
 func TestLayout(t *testing.T) {
 	t.Parallel()
-	ts, sa := newTokens(t, time.Hour)
-	f := newFixture(t, ts, sa)
-	s := f.open(t, nil, nil)
-	mustClose(t, s)
+	f, s := openStore(t, time.Hour)
 	ctx := t.Context()
 
 	value := []byte("CiA7/7m8Sx8dEq0y9m0xvdGxRxu2R2sGOmzQ6U3A3qzwkRIgAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
@@ -176,10 +180,7 @@ func TestLayout(t *testing.T) {
 // leaves no empty secret behind, so it can be retried.
 func TestCreateCleanup(t *testing.T) {
 	t.Parallel()
-	ts, sa := newTokens(t, time.Hour)
-	f := newFixture(t, ts, sa)
-	s := f.open(t, nil, nil)
-	mustClose(t, s)
+	f, s := openStore(t, time.Hour)
 	ctx := t.Context()
 
 	f.sm.Fail("AddSecretVersion", codes.PermissionDenied)
@@ -196,9 +197,7 @@ func TestCreateCleanup(t *testing.T) {
 
 func TestBadNames(t *testing.T) {
 	t.Parallel()
-	ts, sa := newTokens(t, time.Hour)
-	s := newFixture(t, ts, sa).open(t, nil, nil)
-	mustClose(t, s)
+	_, s := openStore(t, time.Hour)
 	for _, name := range []string{"", "a/b", "../x", "a.b", strings.Repeat("a", 256), "ü"} {
 		if err := s.Create(t.Context(), name, []byte("v")); err == nil || errors.Is(err, keystore.ErrExists) {
 			t.Errorf("Create(%q) = %v, want an invalid name error", name, err)
@@ -224,7 +223,7 @@ func TestOutage(t *testing.T) {
 		t.Errorf("Status() while down = %v, want an UnreachableError", err)
 	}
 	f.sm.Start(t)
-	eventually(t, 15*time.Second, func() error { return s.Create(ctx, "my-key", []byte("v1")) })
+	keystoretest.Eventually(t, 15*time.Second, func() error { return s.Create(ctx, "my-key", []byte("v1")) })
 
 	f.sm.Stop()
 	checks := map[string]func() error{
@@ -240,7 +239,7 @@ func TestOutage(t *testing.T) {
 		}
 	}
 	f.sm.Start(t)
-	eventually(t, 15*time.Second, func() error { _, err := s.Status(ctx); return err })
+	keystoretest.Eventually(t, 15*time.Second, func() error { _, err := s.Status(ctx); return err })
 	if got, err := s.Get(ctx, "my-key"); err != nil || string(got) != "v1" {
 		t.Errorf("Get after the outage = %q, %v; want v1", got, err)
 	}
@@ -289,10 +288,8 @@ func TestErrorCodes(t *testing.T) {
 // while the tokens are renewed.
 func TestTokenRefresh(t *testing.T) {
 	t.Parallel()
-	ts, sa := newTokens(t, 2*time.Second)
-	f := newFixture(t, ts, sa)
-	s := f.open(t, nil, nil)
-	mustClose(t, s)
+	f, s := openStore(t, 2*time.Second)
+	ts := f.ts
 	ctx := t.Context()
 	if err := s.Create(ctx, "my-key", []byte("v")); err != nil {
 		t.Fatal(err)
@@ -316,10 +313,8 @@ func TestTokenRefresh(t *testing.T) {
 // the store unreachable, and that it recovers with backoff.
 func TestTokenEndpointDown(t *testing.T) {
 	t.Parallel()
-	ts, sa := newTokens(t, time.Hour)
-	f := newFixture(t, ts, sa)
-	s := f.open(t, nil, nil)
-	mustClose(t, s)
+	f, s := openStore(t, time.Hour)
+	ts := f.ts
 	ctx := t.Context()
 
 	ts.SetDown(true)
@@ -341,7 +336,7 @@ func TestTokenEndpointDown(t *testing.T) {
 		t.Errorf("Status without a token = %v, want an UnreachableError", err)
 	}
 	ts.SetDown(false)
-	eventually(t, 15*time.Second, func() error { return s.Create(ctx, "my-key", []byte("v")) })
+	keystoretest.Eventually(t, 15*time.Second, func() error { return s.Create(ctx, "my-key", []byte("v")) })
 }
 
 // TestUnknownServiceAccount checks that rejected credentials are not an
@@ -372,8 +367,8 @@ func TestNoSecretsLeak(t *testing.T) {
 	t.Parallel()
 	ts, sa := newTokens(t, 2*time.Second)
 	f := newFixture(t, ts, sa)
-	var logs syncBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logs keystoretest.LogBuffer
+	log := keystoretest.Logger(&logs)
 	conf := f.config()
 	s := f.open(t, conf, log)
 	mustClose(t, s)
@@ -426,37 +421,4 @@ func TestNoSecretsLeak(t *testing.T) {
 	if !strings.Contains(logs.String(), "access token") {
 		t.Errorf("the token endpoint outage was not logged:\n%s", logs.String())
 	}
-}
-
-// eventually calls f until it returns nil, for at most d.
-func eventually(t *testing.T, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

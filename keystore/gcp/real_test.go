@@ -1,15 +1,13 @@
 package gcp
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
 
 // TestRealService runs against GCP Secret Manager when
@@ -40,51 +38,14 @@ func TestRealService(t *testing.T) {
 	}
 	mustClose(t, s)
 	ctx := t.Context()
-	var r [6]byte
-	rand.Read(r[:])
-	prefix := "openkes-test-" + hex.EncodeToString(r[:]) + "-"
-	names := []string{prefix + "a", prefix + "b", prefix + "race"}
-	t.Cleanup(func() {
-		for _, n := range names {
-			s.Delete(t.Context(), n)
-		}
-	})
-
-	if _, err := s.Status(ctx); err != nil {
-		t.Fatalf("Status() = %v", err)
-	}
-	for _, n := range names[:2] {
-		if err := s.Create(ctx, n, []byte("value-"+n)); err != nil {
-			t.Fatalf("Create(%q) = %v", n, err)
-		}
-		if got, err := s.Get(ctx, n); err != nil || string(got) != "value-"+n {
-			t.Fatalf("Get(%q) = %q, %v", n, got, err)
-		}
-	}
-	if err := s.Create(ctx, names[0], []byte("again")); !errors.Is(err, keystore.ErrExists) {
-		t.Errorf("second Create = %v, want ErrExists", err)
-	}
+	prefix, names := keystoretest.LiveNames(t, s, "openkes-test", "a", "b", "race")
+	keystoretest.CheckCreateGet(t, s, names[:2], func(n string) []byte { return []byte("value-" + n) })
 	if got, _, err := s.List(ctx, prefix, 0); err != nil || !slices.Equal(got, names[:2]) {
 		t.Errorf("List(%q) = %q, %v; want %q", prefix, got, err, names[:2])
 	}
 
-	var wg sync.WaitGroup
-	errs := make([]error, 8)
-	for i := range errs {
-		wg.Go(func() { errs[i] = s.Create(ctx, names[2], []byte("race")) })
-	}
-	wg.Wait()
-	wins := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			wins++
-		case !errors.Is(err, keystore.ErrExists):
-			t.Errorf("losing Create = %v, want ErrExists", err)
-		}
-	}
-	if wins != 1 {
-		t.Errorf("%d concurrent Creates succeeded, want 1", wins)
+	if keystoretest.RaceCreate(t, "concurrent Creates", 8, func(int) error { return s.Create(ctx, names[2], []byte("race")) }) < 0 {
+		t.Errorf("no concurrent Create succeeded, want 1")
 	}
 
 	for _, n := range names {

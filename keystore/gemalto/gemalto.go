@@ -53,11 +53,7 @@ type Config struct {
 
 	Credentials Credentials `yaml:"credentials"`
 
-	TLS struct {
-		// CA is a PEM file or a directory of PEM files of CAs to trust
-		// besides the system roots.
-		CA string `yaml:"ca"`
-	} `yaml:"tls"`
+	TLS restclient.TLS `yaml:"tls"`
 }
 
 // Credentials is the "credentials" subsection.
@@ -106,15 +102,9 @@ func isBlank(s string) bool {
 // CA files that cannot be loaded. log receives login records; nil
 // discards them.
 func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("gemalto: %w", err)
-	}
-	base, client, err := restclient.NewHTTPClient(c.Endpoint, c.TLS.CA)
+	base, client, err := restclient.Open(ctx, "gemalto", c.Validate, c.Endpoint, c.TLS.CA)
 	if err != nil {
-		return nil, fmt.Errorf("gemalto: %w", err)
+		return nil, err
 	}
 	s := &Store{base: base, http: client, conf: *c}
 	s.session = restclient.NewSession(restclient.SessionConfig{Name: "gemalto", Login: s.login, Log: log})
@@ -148,11 +138,8 @@ func (s *Store) login(ctx context.Context) (restclient.Token, error) {
 	start := time.Now()
 	resp, err := restclient.Do(ctx, s.http, &restclient.Request{Method: http.MethodPost, URL: s.base + "/api/v1/auth/tokens", Body: body})
 	clear(body)
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.OK, "codeDesc"); err != nil {
 		return restclient.Token{}, fmt.Errorf("login: %w", err)
-	}
-	if resp.Status != http.StatusOK {
-		return restclient.Token{}, fmt.Errorf("login: %w", responseError(resp))
 	}
 	var auth struct {
 		Type     string `json:"token_type"`
@@ -173,48 +160,22 @@ func (s *Store) login(ctx context.Context) (restclient.Token, error) {
 	return restclient.Token{Value: auth.JWT, Expiry: start.Add(time.Duration(auth.Duration) * time.Second)}, nil
 }
 
-// ResponseError is an error answer of the service.
-type ResponseError struct {
-	StatusCode int
-	Message    string // codeDesc, or the plain-text body
-}
-
-func (e *ResponseError) Error() string {
-	s := fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	return s
-}
-
-func responseError(resp *restclient.Response) error {
-	return &ResponseError{StatusCode: resp.Status, Message: restclient.Message(resp.Body, "codeDesc")}
-}
+// ResponseError is an error answer of the service. Its Message is the
+// codeDesc of the JSON body, or the plain-text body.
+type ResponseError = restclient.ResponseError
 
 // do sends an authenticated request. If the service rejects the JWT (it
 // expired early or was revoked), it logs in again and repeats the
 // request once.
 func (s *Store) do(ctx context.Context, method, path string, body any) (*restclient.Response, error) {
-	for retry := 0; ; retry++ {
-		tok, err := s.session.Token(ctx)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := restclient.Do(ctx, s.http, &restclient.Request{
+	return s.session.Do(ctx, s.http, func(tok restclient.Token) *restclient.Request {
+		return &restclient.Request{
 			Method: method,
 			URL:    s.base + path,
 			Body:   body,
 			Header: http.Header{"Authorization": {"Bearer " + tok.Value}},
-		})
-		if err != nil {
-			return nil, err
 		}
-		if resp.Status == http.StatusUnauthorized && retry == 0 {
-			s.session.Invalidate(tok)
-			continue
-		}
-		return resp, nil
-	}
+	})
 }
 
 // Create stores value as a "seed" secret named name.
@@ -226,30 +187,17 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	}
 	body := map[string]string{"dataType": "seed", "material": string(value), "name": name}
 	resp, err := s.do(ctx, http.MethodPost, "/api/v1/vault/secrets", body)
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Created, "codeDesc"); err != nil {
 		return fmt.Errorf("gemalto: create %q: %w", name, err)
 	}
-	switch resp.Status {
-	case http.StatusCreated, http.StatusOK:
-		return nil
-	case http.StatusConflict:
-		return fmt.Errorf("gemalto: create %q: %w", name, keystore.ErrExists)
-	}
-	return fmt.Errorf("gemalto: create %q: %w", name, responseError(resp))
+	return nil
 }
 
 // Get exports the secret named name.
 func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 	resp, err := s.do(ctx, http.MethodPost, "/api/v1/vault/secrets/"+url.PathEscape(name)+"/export?type=name", nil)
-	if err != nil {
+	if err := restclient.Check(resp, err, restclient.Found, "codeDesc"); err != nil {
 		return nil, fmt.Errorf("gemalto: get %q: %w", name, err)
-	}
-	switch resp.Status {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return nil, fmt.Errorf("gemalto: get %q: %w", name, keystore.ErrNotFound)
-	default:
-		return nil, fmt.Errorf("gemalto: get %q: %w", name, responseError(resp))
 	}
 	var secret struct {
 		Material *string `json:"material"`
@@ -267,15 +215,14 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 // (404) is success, as for the original.
 func (s *Store) Delete(ctx context.Context, name string) error {
 	resp, err := s.do(ctx, http.MethodDelete, "/api/v1/vault/secrets/"+url.PathEscape(name)+"?type=name", nil)
-	if err != nil {
+	if err := restclient.Check(resp, err, deleted, "codeDesc"); err != nil {
 		return fmt.Errorf("gemalto: delete %q: %w", name, err)
 	}
-	switch resp.Status {
-	case http.StatusNoContent, http.StatusOK, http.StatusNotFound:
-		return nil
-	}
-	return fmt.Errorf("gemalto: delete %q: %w", name, responseError(resp))
+	return nil
 }
+
+// deleted: a missing secret is no error (see Delete).
+var deleted = restclient.Outcomes{http.StatusOK: nil, http.StatusNoContent: nil, http.StatusNotFound: nil}
 
 // pageLimit is the page size asked for; the service may return fewer.
 const pageLimit = 200
@@ -286,11 +233,8 @@ func (s *Store) List(ctx context.Context, prefix string, n int) ([]string, strin
 	var names []string
 	for skip := 0; ; {
 		resp, err := s.do(ctx, http.MethodGet, "/api/v1/vault/secrets?limit="+strconv.Itoa(pageLimit)+"&skip="+strconv.Itoa(skip), nil)
-		if err != nil {
+		if err := restclient.Check(resp, err, restclient.OK, "codeDesc"); err != nil {
 			return nil, "", fmt.Errorf("gemalto: list: %w", err)
-		}
-		if resp.Status != http.StatusOK {
-			return nil, "", fmt.Errorf("gemalto: list: %w", responseError(resp))
 		}
 		var page struct {
 			Skip      int `json:"skip"`

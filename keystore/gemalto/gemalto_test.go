@@ -1,16 +1,11 @@
 package gemalto_test
 
 import (
-	"bytes"
-	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,39 +17,13 @@ import (
 
 const refreshToken = "refresh-token-0123456789abcdef"
 
-// syncBuffer collects log output of concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // connect opens a store on fake, trusting its certificate through a
 // tls.ca file. Log records go to logs, if not nil.
-func connect(t *testing.T, fake *gemaltotest.Server, logs *syncBuffer) *gemalto.Store {
+func connect(t *testing.T, fake *gemaltotest.Server, logs *keystoretest.LogBuffer) *gemalto.Store {
 	t.Helper()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, fake.CACertPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	conf := &gemalto.Config{Endpoint: fake.URL, Credentials: gemalto.Credentials{Token: keystore.NewSecret(refreshToken), Domain: "kes"}}
-	conf.TLS.CA = ca
-	log := slog.New(slog.DiscardHandler)
-	if logs != nil {
-		log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	st, err := conf.Connect(t.Context(), log)
+	conf.TLS.CA = fake.CAFile(t)
+	st, err := conf.Connect(t.Context(), keystoretest.Logger(logs))
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -73,36 +42,6 @@ func TestConformance(t *testing.T) {
 	keystoretest.RunWith(t, func(t *testing.T) keystore.Store {
 		return connect(t, newFake(t, gemaltotest.Options{PageSize: 3}), nil)
 	}, keystoretest.Options{DeleteMissingOK: true, TextOnly: true})
-}
-
-func TestValidate(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name string
-		conf gemalto.Config
-		want []string
-	}{
-		{"empty", gemalto.Config{}, []string{
-			"endpoint: required (kesconf: invalid gemalto keysecure keystore: no endpoint specified)",
-			"credentials.token: required (kesconf: invalid gemalto keysecure keystore: no token specified)",
-		}},
-		{"no token", gemalto.Config{Endpoint: "https://keysecure"}, []string{
-			"credentials.token: required (kesconf: invalid gemalto keysecure keystore: no token specified)",
-		}},
-		{"ok", gemalto.Config{Endpoint: "https://keysecure", Credentials: gemalto.Credentials{Token: keystore.NewSecret("t")}}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := tt.conf.Validate()
-			var got []string
-			if err != nil {
-				got = strings.Split(err.Error(), "\n")
-			}
-			if strings.Join(got, "|") != strings.Join(tt.want, "|") {
-				t.Errorf("Validate() = %q, want %q", got, tt.want)
-			}
-		})
-	}
 }
 
 func TestConnectErrors(t *testing.T) {
@@ -159,16 +98,10 @@ func TestUpstreamLayout(t *testing.T) {
 func TestTokenRenewal(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t, gemaltotest.Options{TokenDuration: 2 * time.Second})
-	logs := &syncBuffer{}
+	logs := &keystoretest.LogBuffer{}
 	st := connect(t, fake, logs)
 	t.Cleanup(func() { st.Close() })
-	for i := 0; i < 40; i++ {
-		name := fmt.Sprintf("key-%02d", i)
-		if err := st.Create(t.Context(), name, []byte("v")); err != nil {
-			t.Fatalf("Create(%q) = %v", name, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	keystoretest.CreateKeys(t, st, 40, 100*time.Millisecond)
 	if n := fake.Logins(); n < 3 {
 		t.Errorf("%d logins in 4 s with 2 s tokens, want at least 3", n)
 	}
@@ -178,18 +111,10 @@ func TestTokenRenewal(t *testing.T) {
 	checkNoSecrets(t, fake, logs.String())
 }
 
+// checkNoSecrets fails if texts hold the refresh token or a JWT.
 func checkNoSecrets(t *testing.T, fake *gemaltotest.Server, texts ...string) {
 	t.Helper()
-	for _, s := range texts {
-		if strings.Contains(s, refreshToken) {
-			t.Errorf("the refresh token leaked into %q", s)
-		}
-		for _, jwt := range fake.JWTs() {
-			if strings.Contains(s, jwt) {
-				t.Errorf("a JWT leaked into %q", s)
-			}
-		}
-	}
+	keystoretest.CheckNoSecrets(t, texts, append(fake.JWTs(), refreshToken)...)
 }
 
 // TestOutage starts the store while the service is down, then throttles
@@ -198,42 +123,9 @@ func checkNoSecrets(t *testing.T, fake *gemaltotest.Server, texts ...string) {
 func TestOutage(t *testing.T) {
 	t.Parallel()
 	fake := newFake(t, gemaltotest.Options{})
-	fake.SetDown(true)
-	logs := &syncBuffer{}
-	st := connect(t, fake, logs)
-	t.Cleanup(func() { st.Close() })
-	ctx := t.Context()
-	var errs []string
-	if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
-		t.Errorf("Status while down = %v, want an UnreachableError", err)
-	}
-	if err := st.Create(ctx, "k", []byte("v")); !keystore.IsUnreachable(err) {
-		t.Errorf("Create while down = %v, want an UnreachableError", err)
-	} else {
-		errs = append(errs, err.Error())
-	}
-	fake.SetDown(false)
-	eventually(t, func() error { return st.Create(ctx, "k", []byte("v")) })
-
-	for _, code := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
-		fake.SetThrottle(code)
-		_, err := st.Get(ctx, "k")
-		if !keystore.IsUnreachable(err) {
-			t.Errorf("Get while answering %d = %v, want an UnreachableError", code, err)
-		}
-		if _, err := st.Status(ctx); !keystore.IsUnreachable(err) {
-			t.Errorf("Status while answering %d = %v, want an UnreachableError", code, err)
-		}
-		fake.SetThrottle(0)
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-		if v, err := st.Get(ctx, "k"); err != nil || string(v) != "v" {
-			t.Errorf("Get after throttling = %q, %v", v, err)
-		}
-	}
-	checkNoSecrets(t, fake, append(errs, logs.String())...)
-	for _, e := range errs {
+	texts := keystoretest.CheckOutage(t, fake, func(logs *keystoretest.LogBuffer) keystore.Store { return connect(t, fake, logs) })
+	checkNoSecrets(t, fake, texts...)
+	for _, e := range texts[:len(texts)-1] { // the errors, not the logs
 		if strings.Contains(e, `"v"`) {
 			t.Errorf("an error contains the value: %q", e)
 		}
@@ -254,21 +146,6 @@ func TestBadCredentials(t *testing.T) {
 	checkNoSecrets(t, fake, err.Error())
 }
 
-func eventually(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestRealService runs the conformance suite against a real KeySecure /
 // CipherTrust Manager when KES_TEST_GEMALTO_ENDPOINT and
 // KES_TEST_GEMALTO_TOKEN are set (KES_TEST_GEMALTO_DOMAIN and
@@ -281,30 +158,5 @@ func TestRealService(t *testing.T) {
 	}
 	conf := &gemalto.Config{Endpoint: endpoint, Credentials: gemalto.Credentials{Token: keystore.NewSecret(token), Domain: os.Getenv("KES_TEST_GEMALTO_DOMAIN")}}
 	conf.TLS.CA = os.Getenv("KES_TEST_GEMALTO_CA")
-	st, err := conf.Connect(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	name := fmt.Sprintf("kes-test-%d", time.Now().UnixNano())
-	if err := st.Create(t.Context(), name, []byte("value")); err != nil {
-		t.Fatal(err)
-	}
-	defer st.Delete(context.Background(), name)
-	if err := st.Create(t.Context(), name, []byte("value")); !errors.Is(err, keystore.ErrExists) {
-		t.Errorf("second Create = %v, want %v", err, keystore.ErrExists)
-	}
-	if v, err := st.Get(t.Context(), name); err != nil || string(v) != "value" {
-		t.Errorf("Get = %q, %v", v, err)
-	}
-	names, _, err := st.List(t.Context(), name, 0)
-	if err != nil || len(names) != 1 || names[0] != name {
-		t.Errorf("List = %q, %v", names, err)
-	}
-	if err := st.Delete(t.Context(), name); err != nil {
-		t.Error(err)
-	}
-	if _, err := st.Get(t.Context(), name); !errors.Is(err, keystore.ErrNotFound) {
-		t.Errorf("Get after Delete = %v, want %v", err, keystore.ErrNotFound)
-	}
+	keystoretest.CheckLive(t, conf)
 }

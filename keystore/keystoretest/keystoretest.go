@@ -23,6 +23,16 @@
 //
 // Stores that cannot tell whether Delete removed anything, or that can only
 // hold text values, say so with [Options] and [RunWith].
+//
+// # Helpers
+//
+// The backends' own tests share the rest of the package: [LogBuffer] and
+// [Logger] for log output, [CheckNoSecrets] for leak checks,
+// [Eventually] and [WaitUntil] for polling, [CheckOutage] for a service
+// that is down or throttling, [RaceCreate] and [Concurrently] for
+// concurrent Creates, [Fixtures] for the original server's key files,
+// and [CheckLive], [LiveNames] and [CheckCreateGet] for tests against a
+// live service.
 package keystoretest
 
 import (
@@ -30,7 +40,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -360,31 +369,9 @@ const workers = 16
 // one may win, and the stored value must be the winner's.
 func (s *suite) testCreateRace(t *testing.T) {
 	st := s.store(t)
-	var (
-		start = make(chan struct{})
-		errs  = make([]error, workers)
-		wg    sync.WaitGroup
-	)
-	for i := range workers {
-		wg.Go(func() {
-			<-start
-			errs[i] = st.Create(t.Context(), "my-key", value(i))
-		})
-	}
-	close(start)
-	wg.Wait()
-
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil && winner >= 0:
-			t.Errorf("Create(%q) succeeded in goroutines %d and %d, want exactly one success", "my-key", winner, i)
-		case err == nil:
-			winner = i
-		case !errors.Is(err, keystore.ErrExists):
-			t.Errorf("losing Create(%q) = %v, want error wrapping %v", "my-key", err, keystore.ErrExists)
-		}
-	}
+	winner := RaceCreate(t, `Create("my-key")`, workers, func(i int) error {
+		return st.Create(t.Context(), "my-key", value(i))
+	})
 	if winner < 0 {
 		t.Fatalf("no concurrent Create(%q) succeeded", "my-key")
 	}
@@ -393,21 +380,11 @@ func (s *suite) testCreateRace(t *testing.T) {
 
 func (s *suite) testCreateConcurrent(t *testing.T) {
 	st := s.store(t)
-	var (
-		start = make(chan struct{})
-		errs  = make([]error, workers)
-		want  = make([]string, workers)
-		wg    sync.WaitGroup
-	)
-	for i := range workers {
+	want := make([]string, workers)
+	for i := range want {
 		want[i] = fmt.Sprintf("key-%02d", i)
-		wg.Go(func() {
-			<-start
-			errs[i] = st.Create(t.Context(), want[i], value(i))
-		})
 	}
-	close(start)
-	wg.Wait()
+	errs := Concurrently(workers, func(i int) error { return st.Create(t.Context(), want[i], value(i)) })
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("Create(%q) = %v, want nil", want[i], err)

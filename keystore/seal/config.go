@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
-	"sync"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/internal/registry"
 )
 
 // KEKConfig is the configuration of a KEK kept in a KMS, as decoded from
@@ -28,42 +27,16 @@ type KEKConfig interface {
 	Open(ctx context.Context, log *slog.Logger) (KEK, error)
 }
 
-var (
-	kekMu    sync.RWMutex
-	kekKinds = map[string]func() KEKConfig{}
-)
+var kekKinds = registry.Registry[KEKConfig]{Caller: "seal: RegisterKEK"}
 
 // RegisterKEK makes a KMS available as a KEK under the given subsection
 // name of the seal section (for example "vault"). newConfig returns a
 // fresh, empty configuration into which the subsection is decoded with
 // yaml.v3. RegisterKEK panics if kind is registered twice.
-func RegisterKEK(kind string, newConfig func() KEKConfig) {
-	kekMu.Lock()
-	defer kekMu.Unlock()
-	if _, ok := kekKinds[kind]; ok {
-		panic(fmt.Sprintf("seal: RegisterKEK called twice for %q", kind))
-	}
-	kekKinds[kind] = newConfig
-}
+func RegisterKEK(kind string, newConfig func() KEKConfig) { kekKinds.Register(kind, newConfig) }
 
 // KEKKinds returns the sorted names of the registered KEK kinds.
-func KEKKinds() []string {
-	kekMu.RLock()
-	defer kekMu.RUnlock()
-	kinds := make([]string, 0, len(kekKinds))
-	for k := range kekKinds {
-		kinds = append(kinds, k)
-	}
-	slices.Sort(kinds)
-	return kinds
-}
-
-func lookupKEK(kind string) (func() KEKConfig, bool) {
-	kekMu.RLock()
-	defer kekMu.RUnlock()
-	newConfig, ok := kekKinds[kind]
-	return newConfig, ok
-}
+func KEKKinds() []string { return kekKinds.Kinds() }
 
 // notBuiltError is the error for a KEK kind left out of the binary by
 // its build tag.
@@ -108,7 +81,7 @@ func (c *VaultConfig) UnmarshalYAML(n *yaml.Node) error {
 }
 
 func decodeKEK(kind string, conf *KEKConfig, n *yaml.Node) error {
-	newConfig, ok := lookupKEK(kind)
+	newConfig, ok := kekKinds.Lookup(kind)
 	if !ok {
 		return errors.New(strings.TrimPrefix(notBuiltError(kind).Error(), kind+": "))
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/openkes/openkes/internal/restclient"
 	"github.com/openkes/openkes/keystore"
 )
 
@@ -44,19 +44,6 @@ func (t *token) usable(now time.Time) bool {
 // be renewed): after two thirds of its lease, which leaves a third for
 // retries and a new login.
 func (t *token) due() time.Time { return t.start.Add(t.lease * 2 / 3) }
-
-// backoff returns the wait after the n-th consecutive failure: doubling
-// from min up to max, with "equal jitter" (between half and all of it) so
-// that several servers do not retry in lockstep.
-func backoff(n int, min, max time.Duration) time.Duration {
-	d := max
-	if n < 30 {
-		if e := min << (n - 1); e > 0 && e < max {
-			d = e
-		}
-	}
-	return d/2 + rand.N(d/2+1)
-}
 
 // currentLocked returns the token to use at time now, or nil if there is
 // none. A pending token becomes the active one once its activation time
@@ -145,7 +132,7 @@ func (c *Client) runLogin(cl *call) {
 	var retryIn time.Duration
 	if err != nil {
 		c.failures++
-		retryIn = backoff(c.failures, c.t.backoffMin, c.t.backoffMax)
+		retryIn = restclient.Backoff(c.failures, c.t.backoffMin, c.t.backoffMax)
 		c.nextLogin = time.Now().Add(retryIn)
 		c.lastErr = err
 	} else {
@@ -231,7 +218,7 @@ func (c *Client) renew(tok *token) (lease time.Duration, start time.Time, err er
 	increment := int64(tok.ttl / time.Second)
 	c.mu.Unlock()
 	for attempt := 1; attempt <= 3; attempt++ {
-		if attempt > 1 && !c.sleep(backoff(attempt-1, c.t.backoffMin, c.t.backoffMax), nil) {
+		if attempt > 1 && !c.sleep(restclient.Backoff(attempt-1, c.t.backoffMin, c.t.backoffMax), nil) {
 			return 0, time.Time{}, errClosed
 		}
 		if err := c.ready(); err != nil {

@@ -40,6 +40,22 @@ func compareConfig(want, got *Config) string {
 		cmp.Comparer(func(a, b keystore.Secret) bool { return a.Reveal() == b.Reveal() }))
 }
 
+// k8sConfig is the config of the Kubernetes login files of TestConfigFiles,
+// which differ in the JWT only.
+func k8sConfig(jwt string) *Config {
+	return &Config{
+		ClientConfig: ClientConfig{
+			Endpoint:   "https://127.0.0.1:8200",
+			Namespace:  "ns1",
+			Kubernetes: KubernetesConfig{Engine: "kubernetes", Role: "kes", JWT: keystore.NewSecret(jwt)},
+			Status:     StatusConfig{Ping: 10 * time.Second},
+		},
+		Engine:  "kv",
+		Version: "v1",
+		Prefix:  "tenant-1",
+	}
+}
+
 func TestConfigFiles(t *testing.T) {
 	// Not parallel: t.Chdir, for the relative JWT path of one file.
 	t.Chdir("../../config")
@@ -65,34 +81,8 @@ func TestConfigFiles(t *testing.T) {
 				Prefix:  "tenant-1",
 			},
 		},
-		{
-			file: "vault-k8s.yml",
-			want: &Config{
-				ClientConfig: ClientConfig{
-					Endpoint:   "https://127.0.0.1:8200",
-					Namespace:  "ns1",
-					Kubernetes: KubernetesConfig{Engine: "kubernetes", Role: "kes", JWT: keystore.NewSecret("eyJhbGciOiJub25lIn0.eyJzdWIiOiJrZXMtdGVzdCJ9.")},
-					Status:     StatusConfig{Ping: 10 * time.Second},
-				},
-				Engine:  "kv",
-				Version: "v1",
-				Prefix:  "tenant-1",
-			},
-		},
-		{
-			file: "vault-k8s-jwtfile.yml",
-			want: &Config{
-				ClientConfig: ClientConfig{
-					Endpoint:   "https://127.0.0.1:8200",
-					Namespace:  "ns1",
-					Kubernetes: KubernetesConfig{Engine: "kubernetes", Role: "kes", JWT: keystore.NewSecret("./testdata/vault-k8s-service-account")},
-					Status:     StatusConfig{Ping: 10 * time.Second},
-				},
-				Engine:  "kv",
-				Version: "v1",
-				Prefix:  "tenant-1",
-			},
-		},
+		{file: "vault-k8s.yml", want: k8sConfig("eyJhbGciOiJub25lIn0.eyJzdWIiOiJrZXMtdGVzdCJ9.")},
+		{file: "vault-k8s-jwtfile.yml", want: k8sConfig("./testdata/vault-k8s-service-account")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

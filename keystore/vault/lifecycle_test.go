@@ -15,6 +15,7 @@ import (
 
 	"github.com/openkes/openkes/internal/testpki"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/vault/vaulttest"
 )
 
@@ -127,14 +128,10 @@ func TestTokenLifecycle(t *testing.T) {
 			},
 		},
 		{
-			name: "max-ttl",
-			tok:  vaulttest.TokenOptions{TTL: 2 * time.Second, MaxTTL: 3 * time.Second},
-			d:    4500 * time.Millisecond,
-			check: func(t *testing.T, f *vaulttest.Server) {
-				if n := f.Count(vaulttest.CountLogin); n < 2 {
-					t.Errorf("%d logins, want at least 2: a capped renewal leads to a new login", n)
-				}
-			},
+			name:  "max-ttl",
+			tok:   vaulttest.TokenOptions{TTL: 2 * time.Second, MaxTTL: 3 * time.Second},
+			d:     4500 * time.Millisecond,
+			check: minCount(vaulttest.CountLogin, 2, "logins, want at least 2: a capped renewal leads to a new login"),
 		},
 		{
 			name: "no-expiry",
@@ -150,36 +147,18 @@ func TestTokenLifecycle(t *testing.T) {
 			},
 		},
 		{
-			name: "revoked",
-			tok:  vaulttest.TokenOptions{TTL: time.Hour},
-			d:    2 * time.Second,
-			fault: func(f *vaulttest.Server) {
-				for range 8 {
-					time.Sleep(200 * time.Millisecond)
-					f.RevokeAll()
-				}
-			},
-			check: func(t *testing.T, f *vaulttest.Server) {
-				if n := f.Count(vaulttest.CountLogin); n < 5 {
-					t.Errorf("%d logins, want one after each revocation", n)
-				}
-			},
+			name:  "revoked",
+			tok:   vaulttest.TokenOptions{TTL: time.Hour},
+			d:     2 * time.Second,
+			fault: repeat(8, 200*time.Millisecond, (*vaulttest.Server).RevokeAll),
+			check: minCount(vaulttest.CountLogin, 5, "logins, want one after each revocation"),
 		},
 		{
-			name: "expired-early",
-			tok:  vaulttest.TokenOptions{TTL: time.Hour},
-			d:    2 * time.Second,
-			fault: func(f *vaulttest.Server) {
-				for range 8 {
-					time.Sleep(200 * time.Millisecond)
-					f.ExpireAll()
-				}
-			},
-			check: func(t *testing.T, f *vaulttest.Server) {
-				if n := f.Count(vaulttest.CountLogin); n < 5 {
-					t.Errorf("%d logins, want one after each expiry", n)
-				}
-			},
+			name:  "expired-early",
+			tok:   vaulttest.TokenOptions{TTL: time.Hour},
+			d:     2 * time.Second,
+			fault: repeat(8, 200*time.Millisecond, (*vaulttest.Server).ExpireAll),
+			check: minCount(vaulttest.CountLogin, 5, "logins, want one after each expiry"),
 		},
 		{
 			name: "revoked-while-replacing",
@@ -187,10 +166,7 @@ func TestTokenLifecycle(t *testing.T) {
 			d:    3500 * time.Millisecond,
 			fault: func(f *vaulttest.Server) {
 				f.FailRenewals(1 << 30)
-				for range 12 {
-					time.Sleep(250 * time.Millisecond)
-					f.RevokeAll()
-				}
+				repeat(12, 250*time.Millisecond, (*vaulttest.Server).RevokeAll)(f)
 			},
 		},
 		{
@@ -224,6 +200,26 @@ func TestTokenLifecycle(t *testing.T) {
 	}
 }
 
+// repeat returns a fault that calls f n times, each after a pause of d.
+func repeat(n int, d time.Duration, f func(*vaulttest.Server)) func(*vaulttest.Server) {
+	return func(srv *vaulttest.Server) {
+		for range n {
+			time.Sleep(d)
+			f(srv)
+		}
+	}
+}
+
+// minCount returns a check that the fake counted at least min requests
+// of kind; the error message is "<count> <what>".
+func minCount(kind string, min int, what string) func(*testing.T, *vaulttest.Server) {
+	return func(t *testing.T, f *vaulttest.Server) {
+		if n := f.Count(kind); n < min {
+			t.Errorf("%d %s", n, what)
+		}
+	}
+}
+
 // checkFast runs op and checks that it fails fast with an
 // UnreachableError whose text contains want.
 func checkFast(t *testing.T, what string, op func(ctx context.Context) error, want string) {
@@ -249,18 +245,6 @@ func storeOps(s *Store) map[string]func(ctx context.Context) error {
 		"Delete": func(ctx context.Context) error { return s.Delete(ctx, "k") },
 		"List":   func(ctx context.Context) error { _, _, err := s.List(ctx, "", 0); return err },
 		"Status": func(ctx context.Context) error { _, err := s.Status(ctx); return err },
-	}
-}
-
-// waitUntil polls cond every 20 ms for at most 10 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -293,7 +277,7 @@ func TestSealed(t *testing.T) {
 	}
 
 	f.Unseal()
-	waitUntil(t, "the store to work after unsealing", func() bool {
+	keystoretest.WaitUntil(t, "the store to work after unsealing", func() bool {
 		_, err := s.Get(t.Context(), "k")
 		return err == nil
 	})
@@ -306,7 +290,7 @@ func TestSealed(t *testing.T) {
 
 	// A seal seen by the health probe first.
 	f.Seal()
-	waitUntil(t, "the probe to see the seal", func() bool {
+	keystoretest.WaitUntil(t, "the probe to see the seal", func() bool {
 		_, err := s.Get(t.Context(), "k")
 		return err != nil
 	})
@@ -316,7 +300,7 @@ func TestSealed(t *testing.T) {
 		t.Errorf("%d requests reached Vault, want none", n)
 	}
 	f.Unseal()
-	waitUntil(t, "the store to work after unsealing", func() bool {
+	keystoretest.WaitUntil(t, "the store to work after unsealing", func() bool {
 		_, err := s.Get(t.Context(), "k")
 		return err == nil
 	})
@@ -331,7 +315,7 @@ func TestHealthStates(t *testing.T) {
 		checkFast(t, "Status", storeOps(s)["Status"], "not initialized")
 		checkFast(t, "Get", storeOps(s)["Get"], "not initialized")
 		srv.fake.SetInitialized(true)
-		waitUntil(t, "the store to work", func() bool {
+		keystoretest.WaitUntil(t, "the store to work", func() bool {
 			_, err := s.Get(t.Context(), "k")
 			return err == nil
 		})
@@ -401,7 +385,7 @@ func TestLoginFailures(t *testing.T) {
 		if !errors.Is(err, keystore.ErrNotFound) && (!keystore.IsUnreachable(err) || !strings.Contains(err.Error(), "not authenticated yet") || !strings.Contains(err.Error(), "internal error")) {
 			t.Errorf("first Get() = %v, want ErrNotFound or a 'not authenticated yet' UnreachableError with Vault's message", err)
 		}
-		waitUntil(t, "a login to succeed", func() bool {
+		keystoretest.WaitUntil(t, "a login to succeed", func() bool {
 			_, err := s.Get(t.Context(), "k")
 			return errors.Is(err, keystore.ErrNotFound)
 		})

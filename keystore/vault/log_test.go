@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/vault/vaulttest"
 )
 
@@ -54,7 +55,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	_, err := s.Get(t.Context(), "k")
 	note(err)
 	f.Unseal()
-	waitUntil(t, "the store to work after unsealing", func() bool {
+	keystoretest.WaitUntil(t, "the store to work after unsealing", func() bool {
 		_, err := s.Get(t.Context(), "k")
 		return err == nil
 	})

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -82,28 +82,11 @@ func TestCreateRaceAcrossStores(t *testing.T) {
 			}
 			for round := range 5 {
 				name := "race-" + string(rune('a'+round))
-				var wg sync.WaitGroup
-				errs := make([]error, n)
-				start := make(chan struct{})
-				for i, s := range stores {
-					wg.Go(func() {
-						<-start
-						errs[i] = s.Create(t.Context(), name, []byte("value-"+string(rune('0'+i))))
-					})
-				}
-				close(start)
-				wg.Wait()
-				wins := 0
-				for i, err := range errs {
-					switch {
-					case err == nil:
-						wins++
-					case !errors.Is(err, keystore.ErrExists):
-						t.Errorf("Create(%q) by store %d = %v, want nil or ErrExists", name, i, err)
-					}
-				}
-				if wins != 1 {
-					t.Errorf("round %d: %d Creates of %q succeeded, want exactly 1", round, wins, name)
+				winner := keystoretest.RaceCreate(t, fmt.Sprintf("round %d: Create(%q)", round, name), n, func(i int) error {
+					return stores[i].Create(t.Context(), name, []byte("value-"+string(rune('0'+i))))
+				})
+				if winner < 0 {
+					t.Errorf("round %d: no Create of %q succeeded, want exactly 1", round, name)
 				}
 			}
 		})
@@ -114,53 +97,40 @@ func TestCreateRaceAcrossStores(t *testing.T) {
 // the layout of the original server.
 func TestLayout(t *testing.T) {
 	t.Parallel()
-	for _, srv := range servers(t) {
-		for _, version := range []string{"v1", "v2"} {
-			t.Run(srv.name+"/"+version, func(t *testing.T) {
-				t.Parallel()
-				conf, ok := srv.config(t, storeConfig{version: version, prefix: true})
-				if !ok {
-					t.Skip("not available")
-				}
-				r := srv.raw(t, conf.Namespace)
-				if srv.fake == nil {
-					t.Cleanup(func() { cleanup(t, conf) })
-				}
-				s := open(t, conf, nil)
-				const name, value = "my-key", `{"bytes":"AAEC","algorithm":"AES256-GCM_SHA256"}`
-				if err := s.Create(t.Context(), name, []byte(value)); err != nil {
-					t.Fatalf("Create() = %v", err)
-				}
-				body := r.must(http.MethodGet, entryPath(conf, "data", name), nil, http.StatusOK)
-				var got struct {
-					Data map[string]any `json:"data"`
-				}
-				if err := json.Unmarshal(body, &got); err != nil {
-					t.Fatal(err)
-				}
-				data := got.Data
-				if version == "v2" {
-					md, _ := data["metadata"].(map[string]any)
-					if v, _ := md["version"].(float64); v != 1 {
-						t.Errorf("K/V v2 entry version = %v, want 1", md["version"])
-					}
-					data, _ = data["data"].(map[string]any)
-				}
-				if diff := cmp.Diff(map[string]any{name: value}, data); diff != "" {
-					t.Errorf("entry data mismatch (-want +got):\n%s", diff)
-				}
-
-				// Delete removes the entry (on v2 with its metadata).
-				if err := s.Delete(t.Context(), name); err != nil {
-					t.Fatalf("Delete() = %v", err)
-				}
-				r.must(http.MethodGet, entryPath(conf, "data", name), nil, http.StatusNotFound)
-				if version == "v2" {
-					r.must(http.MethodGet, entryPath(conf, "metadata", name), nil, http.StatusNotFound)
-				}
-			})
+	eachKV(t, func(t *testing.T, srv *server, version string, conf *Config, r *raw) {
+		s := open(t, conf, nil)
+		const name, value = "my-key", `{"bytes":"AAEC","algorithm":"AES256-GCM_SHA256"}`
+		if err := s.Create(t.Context(), name, []byte(value)); err != nil {
+			t.Fatalf("Create() = %v", err)
 		}
-	}
+		body := r.must(http.MethodGet, entryPath(conf, "data", name), nil, http.StatusOK)
+		var got struct {
+			Data map[string]any `json:"data"`
+		}
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatal(err)
+		}
+		data := got.Data
+		if version == "v2" {
+			md, _ := data["metadata"].(map[string]any)
+			if v, _ := md["version"].(float64); v != 1 {
+				t.Errorf("K/V v2 entry version = %v, want 1", md["version"])
+			}
+			data, _ = data["data"].(map[string]any)
+		}
+		if diff := cmp.Diff(map[string]any{name: value}, data); diff != "" {
+			t.Errorf("entry data mismatch (-want +got):\n%s", diff)
+		}
+
+		// Delete removes the entry (on v2 with its metadata).
+		if err := s.Delete(t.Context(), name); err != nil {
+			t.Fatalf("Delete() = %v", err)
+		}
+		r.must(http.MethodGet, entryPath(conf, "data", name), nil, http.StatusNotFound)
+		if version == "v2" {
+			r.must(http.MethodGet, entryPath(conf, "metadata", name), nil, http.StatusNotFound)
+		}
+	})
 }
 
 // TestForeignEntries checks entries written by others: in the original's
@@ -169,97 +139,84 @@ func TestLayout(t *testing.T) {
 // someone else.
 func TestForeignEntries(t *testing.T) {
 	t.Parallel()
-	for _, srv := range servers(t) {
-		for _, version := range []string{"v1", "v2"} {
-			t.Run(srv.name+"/"+version, func(t *testing.T) {
-				t.Parallel()
-				conf, ok := srv.config(t, storeConfig{version: version, prefix: true})
-				if !ok {
-					t.Skip("not available")
-				}
-				r := srv.raw(t, conf.Namespace)
-				if srv.fake == nil {
-					t.Cleanup(func() { cleanup(t, conf) })
-				}
-				put := func(name string, data map[string]any) {
-					t.Helper()
-					var body any = data
-					if version == "v2" {
-						body = map[string]any{"data": data}
-					}
-					r.must(http.MethodPut, entryPath(conf, "data", name), body, http.StatusOK, http.StatusNoContent)
-				}
-				s := open(t, conf, nil)
-				ctx := t.Context()
-
-				put("upstream", map[string]any{"upstream": "CiQKIAABAgMEBQYH"})
-				if got, err := s.Get(ctx, "upstream"); err != nil || string(got) != "CiQKIAABAgMEBQYH" {
-					t.Errorf("Get(upstream) = %q, %v; want the stored value", got, err)
-				}
-				if err := s.Create(ctx, "upstream", []byte("x")); !errors.Is(err, keystore.ErrExists) {
-					t.Errorf("Create(upstream) = %v, want ErrExists", err)
-				}
-
-				put("no-field", map[string]any{"other": "value"})
-				var nf *NoFieldError
-				if _, err := s.Get(ctx, "no-field"); !errors.As(err, &nf) {
-					t.Errorf("Get(no-field) = %v, want *NoFieldError", err)
-				}
-				if err := s.Create(ctx, "no-field", []byte("x")); !errors.As(err, &nf) {
-					t.Errorf("Create(no-field) = %v, want *NoFieldError", err)
-				}
-				if err := s.Delete(ctx, "no-field"); !errors.As(err, &nf) {
-					t.Errorf("Delete(no-field) = %v, want *NoFieldError", err)
-				}
-
-				put("number", map[string]any{"number": 42})
-				if _, err := s.Get(ctx, "number"); err == nil || !strings.Contains(err.Error(), "not a string") {
-					t.Errorf("Get(number) = %v, want an error about the field type", err)
-				}
-
-				put("transit-value", map[string]any{"transit-value": "vault:v1:AAAA"})
-				if _, err := s.Get(ctx, "transit-value"); err == nil || !strings.Contains(err.Error(), "no transit key is configured") {
-					t.Errorf("Get(transit-value) = %v, want an error about transit", err)
-				}
-
-				names, _, err := s.List(ctx, "", 0)
-				if err != nil {
-					t.Fatalf("List() = %v", err)
-				}
-				if want := []string{"no-field", "number", "transit-value", "upstream"}; !slices.Equal(names, want) {
-					t.Errorf("List() = %q, want %q", names, want)
-				}
-
-				if version != "v2" {
-					return
-				}
-				// A second version by someone else: version 1 is the key.
-				put("upstream", map[string]any{"upstream": "changed"})
-				if got, err := s.Get(ctx, "upstream"); err != nil || string(got) != "CiQKIAABAgMEBQYH" {
-					t.Errorf("Get(upstream) after a second version = %q, %v; want version 1", got, err)
-				}
-				for _, op := range []string{"delete", "destroy"} {
-					name := op + "d"
-					if err := s.Create(ctx, name, []byte("v")); err != nil {
-						t.Fatal(err)
-					}
-					r.must(http.MethodPost, join(conf.Engine, op, strings.Trim(conf.Prefix, "/"), name), map[string]any{"versions": []int{1}}, http.StatusNoContent)
-					if _, err := s.Get(ctx, name); !errors.Is(err, keystore.ErrNotFound) {
-						t.Errorf("Get(%s) of a %sd version = %v, want ErrNotFound", name, op, err)
-					}
-					if err := s.Create(ctx, name, []byte("v")); err == nil || !strings.Contains(err.Error(), "deleted outside of KES") {
-						t.Errorf("Create(%s) over a %sd version = %v, want an error", name, op, err)
-					}
-					if err := s.Delete(ctx, name); !errors.Is(err, keystore.ErrNotFound) {
-						t.Errorf("Delete(%s) of a %sd version = %v, want ErrNotFound", name, op, err)
-					}
-					if err := s.Create(ctx, name, []byte("again")); err != nil {
-						t.Errorf("Create(%s) after Delete = %v", name, err)
-					}
-				}
-			})
+	eachKV(t, func(t *testing.T, srv *server, version string, conf *Config, r *raw) {
+		put := func(name string, data map[string]any) {
+			t.Helper()
+			var body any = data
+			if version == "v2" {
+				body = map[string]any{"data": data}
+			}
+			r.must(http.MethodPut, entryPath(conf, "data", name), body, http.StatusOK, http.StatusNoContent)
 		}
-	}
+		s := open(t, conf, nil)
+		ctx := t.Context()
+
+		put("upstream", map[string]any{"upstream": "CiQKIAABAgMEBQYH"})
+		if got, err := s.Get(ctx, "upstream"); err != nil || string(got) != "CiQKIAABAgMEBQYH" {
+			t.Errorf("Get(upstream) = %q, %v; want the stored value", got, err)
+		}
+		if err := s.Create(ctx, "upstream", []byte("x")); !errors.Is(err, keystore.ErrExists) {
+			t.Errorf("Create(upstream) = %v, want ErrExists", err)
+		}
+
+		put("no-field", map[string]any{"other": "value"})
+		var nf *NoFieldError
+		if _, err := s.Get(ctx, "no-field"); !errors.As(err, &nf) {
+			t.Errorf("Get(no-field) = %v, want *NoFieldError", err)
+		}
+		if err := s.Create(ctx, "no-field", []byte("x")); !errors.As(err, &nf) {
+			t.Errorf("Create(no-field) = %v, want *NoFieldError", err)
+		}
+		if err := s.Delete(ctx, "no-field"); !errors.As(err, &nf) {
+			t.Errorf("Delete(no-field) = %v, want *NoFieldError", err)
+		}
+
+		put("number", map[string]any{"number": 42})
+		if _, err := s.Get(ctx, "number"); err == nil || !strings.Contains(err.Error(), "not a string") {
+			t.Errorf("Get(number) = %v, want an error about the field type", err)
+		}
+
+		put("transit-value", map[string]any{"transit-value": "vault:v1:AAAA"})
+		if _, err := s.Get(ctx, "transit-value"); err == nil || !strings.Contains(err.Error(), "no transit key is configured") {
+			t.Errorf("Get(transit-value) = %v, want an error about transit", err)
+		}
+
+		names, _, err := s.List(ctx, "", 0)
+		if err != nil {
+			t.Fatalf("List() = %v", err)
+		}
+		if want := []string{"no-field", "number", "transit-value", "upstream"}; !slices.Equal(names, want) {
+			t.Errorf("List() = %q, want %q", names, want)
+		}
+
+		if version != "v2" {
+			return
+		}
+		// A second version by someone else: version 1 is the key.
+		put("upstream", map[string]any{"upstream": "changed"})
+		if got, err := s.Get(ctx, "upstream"); err != nil || string(got) != "CiQKIAABAgMEBQYH" {
+			t.Errorf("Get(upstream) after a second version = %q, %v; want version 1", got, err)
+		}
+		for _, op := range []string{"delete", "destroy"} {
+			name := op + "d"
+			if err := s.Create(ctx, name, []byte("v")); err != nil {
+				t.Fatal(err)
+			}
+			r.must(http.MethodPost, join(conf.Engine, op, strings.Trim(conf.Prefix, "/"), name), map[string]any{"versions": []int{1}}, http.StatusNoContent)
+			if _, err := s.Get(ctx, name); !errors.Is(err, keystore.ErrNotFound) {
+				t.Errorf("Get(%s) of a %sd version = %v, want ErrNotFound", name, op, err)
+			}
+			if err := s.Create(ctx, name, []byte("v")); err == nil || !strings.Contains(err.Error(), "deleted outside of KES") {
+				t.Errorf("Create(%s) over a %sd version = %v, want an error", name, op, err)
+			}
+			if err := s.Delete(ctx, name); !errors.Is(err, keystore.ErrNotFound) {
+				t.Errorf("Delete(%s) of a %sd version = %v, want ErrNotFound", name, op, err)
+			}
+			if err := s.Create(ctx, name, []byte("again")); err != nil {
+				t.Errorf("Create(%s) after Delete = %v", name, err)
+			}
+		}
+	})
 }
 
 // TestTransit checks that values are stored as transit ciphertexts,
@@ -556,5 +513,29 @@ func TestConnectErrors(t *testing.T) {
 	cancel()
 	if _, err := base().Connect(ctx, nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("Connect(canceled) = %v, want context.Canceled", err)
+	}
+}
+
+// eachKV runs f as a parallel subtest for every server and K/V version,
+// with the config of a store below a prefix and a raw client in its
+// namespace. Entries a test writes to a real Vault are removed
+// afterwards; a server that is not available is skipped.
+func eachKV(t *testing.T, f func(t *testing.T, srv *server, version string, conf *Config, r *raw)) {
+	t.Helper()
+	for _, srv := range servers(t) {
+		for _, version := range []string{"v1", "v2"} {
+			t.Run(srv.name+"/"+version, func(t *testing.T) {
+				t.Parallel()
+				conf, ok := srv.config(t, storeConfig{version: version, prefix: true})
+				if !ok {
+					t.Skip("not available")
+				}
+				r := srv.raw(t, conf.Namespace)
+				if srv.fake == nil {
+					t.Cleanup(func() { cleanup(t, conf) })
+				}
+				f(t, srv, version, conf, r)
+			})
+		}
 	}
 }

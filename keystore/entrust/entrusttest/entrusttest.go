@@ -18,10 +18,9 @@
 package entrusttest
 
 import (
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -77,20 +76,12 @@ func New(tb testing.TB, opts Options) *Server {
 	return s
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	restfake.WriteJSON(w, status, map[string]string{"error": msg})
 }
 
 func (s *Server) issueLocked() map[string]any {
-	b := make([]byte, 24)
-	rand.Read(b)
-	tok := hex.EncodeToString(b)
+	tok := restfake.RandomHex(24)
 	exp := time.Now().Add(s.opts.TokenLifetime)
 	s.tokens[tok] = exp
 	m := map[string]any{"access_token": tok}
@@ -132,7 +123,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.logins++
 		body := s.issueLocked()
 		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, body)
+		restfake.WriteJSON(w, http.StatusOK, body)
 		return
 	}
 	s.mu.Lock()
@@ -153,7 +144,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.renews++
-		writeJSON(w, http.StatusOK, s.issueLocked())
+		restfake.WriteJSON(w, http.StatusOK, s.issueLocked())
 		return
 	}
 	if req.BoxID != s.opts.BoxID {
@@ -162,7 +153,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch op {
 	case "GetBox/":
-		writeJSON(w, http.StatusOK, map[string]any{"box_id": s.opts.BoxID, "name": "kes", "secret_count": len(s.secrets)})
+		restfake.WriteJSON(w, http.StatusOK, map[string]any{"box_id": s.opts.BoxID, "name": "kes", "secret_count": len(s.secrets)})
 	case "CreateSecret/":
 		if req.Name == "" {
 			writeError(w, http.StatusBadRequest, "Missing name")
@@ -177,21 +168,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.secrets[req.Name] = secret{data: req.SecretData}
-		writeJSON(w, http.StatusOK, map[string]any{"secret_id": req.Name, "box_id": req.BoxID})
+		restfake.WriteJSON(w, http.StatusOK, map[string]any{"secret_id": req.Name, "box_id": req.BoxID})
 	case "CheckoutSecret/":
 		sec, ok := s.secrets[req.SecretID]
 		if !ok || s.expiredLocked(sec) {
 			writeError(w, http.StatusNotFound, "Secret not found")
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"secret_id": req.SecretID, "box_id": req.BoxID, "secret_data": sec.data})
+		restfake.WriteJSON(w, http.StatusOK, map[string]any{"secret_id": req.SecretID, "box_id": req.BoxID, "secret_data": sec.data})
 	case "DeleteSecret/":
 		if _, ok := s.secrets[req.SecretID]; !ok {
 			writeError(w, http.StatusNotFound, "Secret not found")
 			return
 		}
 		delete(s.secrets, req.SecretID)
-		writeJSON(w, http.StatusOK, map[string]any{"secret_id": req.SecretID})
+		restfake.WriteJSON(w, http.StatusOK, map[string]any{"secret_id": req.SecretID})
 	case "ListSecretIds/":
 		s.list(w, req)
 	default:
@@ -243,16 +234,14 @@ func (s *Server) list(w http.ResponseWriter, req request) {
 		b, _ := json.Marshal(listToken{BoxID: req.BoxID, NextCtx: names[limit]})
 		next = base64.StdEncoding.EncodeToString(b)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"secrets": out, "next_token": next})
+	restfake.WriteJSON(w, http.StatusOK, map[string]any{"secrets": out, "next_token": next})
 }
 
 // Put stores a secret as the original KES server creates one: data is
 // the stored key, kept base64-encoded. A non-zero expiresAt makes the
 // secret expire then.
 func (s *Server) Put(name string, data []byte, expiresAt time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.secrets[name] = secret{data: base64.StdEncoding.EncodeToString(data), expiresAt: expiresAt}
+	restfake.WithLock(&s.mu, func() { s.secrets[name] = secret{data: base64.StdEncoding.EncodeToString(data), expiresAt: expiresAt} })
 }
 
 // SecretData returns the secret_data (base64) of the secret name.
@@ -273,11 +262,5 @@ func (s *Server) Counts() (logins, renews, expired int) {
 
 // Tokens returns every token issued, for leak checks.
 func (s *Server) Tokens() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for t := range s.tokens {
-		out = append(out, t)
-	}
-	return out
+	return restfake.Locked(&s.mu, func() []string { return slices.Sorted(maps.Keys(s.tokens)) })
 }

@@ -18,9 +18,7 @@
 package fortanixtest
 
 import (
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -77,16 +75,8 @@ func plain(w http.ResponseWriter, status int, msg string) {
 	w.Write([]byte(msg))
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
 func randomID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	h := hex.EncodeToString(b)
+	h := restfake.RandomHex(16)
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
@@ -102,14 +92,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case p == "/sys/v1/session/auth" && r.Method == http.MethodPost:
 		if r.Header.Get("Authorization") != "Basic "+s.opts.APIKey {
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Invalid API key"})
+			restfake.WriteJSON(w, http.StatusUnauthorized, map[string]string{"message": "Invalid API key"})
 			return
 		}
 		tok := randomID()
 		s.mu.Lock()
 		s.sessions[tok] = true
 		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "expires_in": 600, "token_type": "Bearer", "entity_id": randomID()})
+		restfake.WriteJSON(w, http.StatusOK, map[string]any{"access_token": tok, "expires_in": 600, "token_type": "Bearer", "entity_id": randomID()})
 		return
 	case p == "/sys/v1/session/terminate" && r.Method == http.MethodPost:
 		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -118,7 +108,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		delete(s.sessions, tok)
 		s.mu.Unlock()
 		if !ok {
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Invalid session"})
+			restfake.WriteJSON(w, http.StatusUnauthorized, map[string]string{"message": "Invalid session"})
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -129,7 +119,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.authorized(r) {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Authentication required"})
+		restfake.WriteJSON(w, http.StatusUnauthorized, map[string]string{"message": "Authentication required"})
 		return
 	}
 	switch {
@@ -190,7 +180,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	}
 	o := &Object{KID: randomID(), Name: req.Name, GroupID: req.GroupID, Value: req.Value, Enabled: req.Enabled == nil || *req.Enabled, KeyOps: req.KeyOps, ObjType: req.ObjType}
 	s.objects[req.Name] = o
-	writeJSON(w, http.StatusCreated, o.json(false))
+	restfake.WriteJSON(w, http.StatusCreated, o.json(false))
 }
 
 func (s *Server) export(w http.ResponseWriter, r *http.Request) {
@@ -213,7 +203,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		plain(w, http.StatusNotFound, "sobject does not exist")
 		return
 	}
-	writeJSON(w, http.StatusOK, body)
+	restfake.WriteJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) delete(w http.ResponseWriter, kid string) {
@@ -254,15 +244,15 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		page = append(page, s.objects[name].json(false))
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, page)
+	restfake.WriteJSON(w, http.StatusOK, page)
 }
 
 // Put stores an object as the original KES server creates one: value is
 // the stored key, which the fake keeps base64-encoded.
 func (s *Server) Put(name, groupID string, value []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.objects[name] = &Object{KID: randomID(), Name: name, GroupID: groupID, Value: base64.StdEncoding.EncodeToString(value), Enabled: true, KeyOps: []string{"EXPORT", "APPMANAGEABLE"}, ObjType: "OPAQUE"}
+	restfake.WithLock(&s.mu, func() {
+		s.objects[name] = &Object{KID: randomID(), Name: name, GroupID: groupID, Value: base64.StdEncoding.EncodeToString(value), Enabled: true, KeyOps: []string{"EXPORT", "APPMANAGEABLE"}, ObjType: "OPAQUE"}
+	})
 }
 
 // SetEnabled enables or disables the object name.
@@ -289,7 +279,5 @@ func (s *Server) Object(name string) (Object, bool) {
 
 // Lists returns the number of list requests served.
 func (s *Server) Lists() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lists
+	return restfake.Locked(&s.mu, func() int { return s.lists })
 }

@@ -25,6 +25,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"net"
 	"regexp"
 	"slices"
@@ -245,11 +246,7 @@ func (s *Server) Versions(id string) ([][]byte, bool) {
 func (s *Server) IDs() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := make([]string, 0, len(s.secrets))
-	for id := range s.secrets {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := slices.Sorted(maps.Keys(s.secrets))
 	return ids
 }
 

@@ -16,9 +16,8 @@
 package gemaltotest
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -70,22 +69,12 @@ func New(tb testing.TB, opts Options) *Server {
 	return s
 }
 
+// notFound answers 404 as the service does for a missing resource or
+// route.
+func notFound(w http.ResponseWriter) { writeError(w, http.StatusNotFound, 404, "Resource not found") }
+
 func writeError(w http.ResponseWriter, status, code int, desc string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"code": code, "codeDesc": desc})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+	restfake.WriteJSON(w, status, map[string]any{"code": code, "codeDesc": desc})
 }
 
 // ServeHTTP implements the routes.
@@ -111,10 +100,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case !strings.Contains(rest, "/") && r.Method == http.MethodDelete:
 			s.delete(w, r, rest)
 		default:
-			writeError(w, http.StatusNotFound, 404, "Resource not found")
+			notFound(w)
 		}
 	default:
-		writeError(w, http.StatusNotFound, 404, "Resource not found")
+		notFound(w)
 	}
 }
 
@@ -133,12 +122,12 @@ func (s *Server) auth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	secs := int64((s.opts.TokenDuration + time.Second - 1) / time.Second)
-	jwt := "eyJ" + randomHex(24)
+	jwt := "eyJ" + restfake.RandomHex(24)
 	s.mu.Lock()
 	s.jwts[jwt] = time.Now().Add(time.Duration(secs) * time.Second)
 	s.logins++
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"jwt": jwt, "duration": secs, "token_type": "Bearer", "refresh_token_id": randomHex(8)})
+	restfake.WriteJSON(w, http.StatusOK, map[string]any{"jwt": jwt, "duration": secs, "token_type": "Bearer", "refresh_token_id": restfake.RandomHex(8)})
 }
 
 func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
@@ -177,30 +166,30 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, 5, "NCERRResourceAlreadyExists: Resource already exists")
 		return
 	}
-	id := randomHex(16)
+	id := restfake.RandomHex(16)
 	s.secrets[req.Name] = secret{id: id, material: req.Material}
 	s.order = append(s.order, req.Name)
-	writeJSON(w, http.StatusCreated, map[string]any{"id": id, "name": req.Name, "dataType": req.DataType})
+	restfake.WriteJSON(w, http.StatusCreated, map[string]any{"id": id, "name": req.Name, "dataType": req.DataType})
 }
 
 func (s *Server) export(w http.ResponseWriter, r *http.Request, name string) {
 	if r.URL.Query().Get("type") != "name" {
-		writeError(w, http.StatusNotFound, 404, "Resource not found")
+		notFound(w)
 		return
 	}
 	s.mu.Lock()
 	sec, ok := s.secrets[name]
 	s.mu.Unlock()
 	if !ok {
-		writeError(w, http.StatusNotFound, 404, "Resource not found")
+		notFound(w)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": sec.id, "name": name, "material": sec.material})
+	restfake.WriteJSON(w, http.StatusOK, map[string]any{"id": sec.id, "name": name, "material": sec.material})
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request, name string) {
 	if r.URL.Query().Get("type") != "name" {
-		writeError(w, http.StatusNotFound, 404, "Resource not found")
+		notFound(w)
 		return
 	}
 	s.mu.Lock()
@@ -211,7 +200,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	s.mu.Unlock()
 	if !ok {
-		writeError(w, http.StatusNotFound, 404, "Resource not found")
+		notFound(w)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -234,7 +223,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	if res == nil {
 		res = []map[string]any{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"skip": skip, "limit": limit, "total": total, "resources": res})
+	restfake.WriteJSON(w, http.StatusOK, map[string]any{"skip": skip, "limit": limit, "total": total, "resources": res})
 }
 
 // Put stores a secret as the original KES server creates one.
@@ -244,7 +233,7 @@ func (s *Server) Put(name, material string) {
 	if _, ok := s.secrets[name]; !ok {
 		s.order = append(s.order, name)
 	}
-	s.secrets[name] = secret{id: randomHex(16), material: material}
+	s.secrets[name] = secret{id: restfake.RandomHex(16), material: material}
 }
 
 // Material returns the material of the secret name.
@@ -257,25 +246,15 @@ func (s *Server) Material(name string) (string, bool) {
 
 // Logins returns the number of successful logins.
 func (s *Server) Logins() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logins
+	return restfake.Locked(&s.mu, func() int { return s.logins })
 }
 
 // Expired returns the number of requests rejected for an expired JWT.
 func (s *Server) Expired() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.expired
+	return restfake.Locked(&s.mu, func() int { return s.expired })
 }
 
 // JWTs returns every JWT issued, for leak checks.
 func (s *Server) JWTs() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for j := range s.jwts {
-		out = append(out, j)
-	}
-	return out
+	return restfake.Locked(&s.mu, func() []string { return slices.Sorted(maps.Keys(s.jwts)) })
 }

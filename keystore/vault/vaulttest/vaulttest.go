@@ -54,6 +54,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -285,10 +286,7 @@ type AppRole struct {
 // namespace (if needed) and adds a role to it. Adding a role with an
 // existing role ID replaces it (e.g. to change its secret ID).
 func (s *Server) AddAppRole(namespace, mount string, r AppRole) {
-	m := s.addMount(namespace, "auth/"+cleanPath(mount), kindAppRole)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m.roles[r.RoleID] = &role{name: r.Name, secret: r.SecretID, token: r.Token}
+	s.addRole(namespace, mount, kindAppRole, r.RoleID, &role{name: r.Name, secret: r.SecretID, token: r.Token})
 }
 
 // KubernetesRole is a role of the Kubernetes auth method. A login
@@ -303,10 +301,14 @@ type KubernetesRole struct {
 // AddKubernetesRole enables the Kubernetes auth method at auth/<mount> in
 // namespace (if needed) and adds or replaces a role.
 func (s *Server) AddKubernetesRole(namespace, mount string, r KubernetesRole) {
-	m := s.addMount(namespace, "auth/"+cleanPath(mount), kindKubernetes)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m.roles[r.Name] = &role{name: r.Name, secret: r.JWT, token: r.Token}
+	s.addRole(namespace, mount, kindKubernetes, r.Name, &role{name: r.Name, secret: r.JWT, token: r.Token})
+}
+
+// addRole enables the auth method kind at auth/<mount> in namespace (if
+// needed) and adds or replaces the role with the login key id.
+func (s *Server) addRole(namespace, mount string, kind mountKind, id string, r *role) {
+	m := s.addMount(namespace, "auth/"+cleanPath(mount), kind)
+	s.locked(func() { m.roles[id] = r })
 }
 
 // NewToken issues a token in namespace directly, as "vault token create"
@@ -320,98 +322,77 @@ func (s *Server) NewToken(namespace string, opts TokenOptions) string {
 
 // Seal seals the server: every request but sys/health and sys/seal-status
 // gets 503 {"errors":["Vault is sealed"]}. Tokens survive, as in Vault.
-func (s *Server) Seal() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sealed = true
-}
+func (s *Server) Seal() { s.locked(func() { s.sealed = true }) }
 
 // Unseal unseals the server.
-func (s *Server) Unseal() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sealed = false
-}
+func (s *Server) Unseal() { s.locked(func() { s.sealed = false }) }
 
 // SetInitialized sets whether the server reports itself initialised. An
 // uninitialised Vault is also sealed.
-func (s *Server) SetInitialized(initialized bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.initialized = initialized
-}
+func (s *Server) SetInitialized(initialized bool) { s.locked(func() { s.initialized = initialized }) }
 
 // SetStandby sets whether the server reports itself as a standby node in
 // sys/health (429 by default). Requests are still served.
-func (s *Server) SetStandby(standby bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.standby = standby
-}
+func (s *Server) SetStandby(standby bool) { s.locked(func() { s.standby = standby }) }
 
 // SetLatency delays every response by d (0 for none). A request whose
 // client gives up during the delay gets no response.
-func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = d
-}
+func (s *Server) SetLatency(d time.Duration) { s.locked(func() { s.latency = d }) }
 
 // FailLogins makes the next n logins fail with 500 {"errors":["internal
 // error"]}, as a Vault with a broken storage backend would.
-func (s *Server) FailLogins(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failLogins = n
-}
+func (s *Server) FailLogins(n int) { s.locked(func() { s.failLogins = n }) }
 
 // FailRenewals makes the next n renew-self requests fail with 500
 // {"errors":["internal error"]}.
-func (s *Server) FailRenewals(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failRenews = n
-}
+func (s *Server) FailRenewals(n int) { s.locked(func() { s.failRenews = n }) }
 
 // RevokeAll revokes every token issued so far.
-func (s *Server) RevokeAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, t := range s.tokens {
-		t.revoked = true
-	}
-}
+func (s *Server) RevokeAll() { s.eachToken(func(t *token) { t.revoked = true }) }
 
 // Revoke revokes one token. It reports whether the token was known.
 func (s *Server) Revoke(tok string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.tokens[tok]
-	if ok {
-		t.revoked = true
-	}
-	return ok
+	return s.withToken(tok, func(t *token) { t.revoked = true })
 }
 
 // ExpireAll makes every token issued so far expire now, even tokens
 // without a TTL: as if their TTL ran out earlier than announced.
 func (s *Server) ExpireAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := time.Now()
-	for _, t := range s.tokens {
-		t.expires = now
-	}
+	s.eachToken(func(t *token) { t.expires = now })
 }
 
 // Expire makes one token expire now. It reports whether the token was
 // known.
 func (s *Server) Expire(tok string) bool {
+	now := time.Now()
+	return s.withToken(tok, func(t *token) { t.expires = now })
+}
+
+// locked calls f with s.mu held.
+func (s *Server) locked(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f()
+}
+
+// eachToken calls f, with s.mu held, for every token issued so far.
+func (s *Server) eachToken(f func(*token)) {
+	s.locked(func() {
+		for _, t := range s.tokens {
+			f(t)
+		}
+	})
+}
+
+// withToken calls f, with s.mu held, for the token tok if it is known,
+// and reports whether it is.
+func (s *Server) withToken(tok string, f func(*token)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.tokens[tok]
 	if ok {
-		t.expires = time.Now()
+		f(t)
 	}
 	return ok
 }
@@ -421,11 +402,7 @@ func (s *Server) Expire(tok string) bool {
 func (s *Server) Tokens() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.tokens))
-	for id := range s.tokens {
-		out = append(out, id)
-	}
-	slices.Sort(out)
+	out := slices.Sorted(maps.Keys(s.tokens))
 	return out
 }
 
