@@ -187,7 +187,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hw, _ := w.(*h1.ResponseWriter)
 	if hw != nil {
 		hw.SetWriteTimeout(deadline, rt.Timeout)
-	} else {
+	} else if st := streamTimeout(r); st == 0 || st != rt.Timeout {
+		// Unless the HTTP/2 stream started with this deadline (conn.go).
 		_ = http.NewResponseController(w).SetWriteDeadline(deadline)
 	}
 	if !rt.AcceptsMethod(r.Method) {
