@@ -245,8 +245,7 @@ func (s *Server) handleDeleteKey(rq *request) {
 	// A key scheduled while a window was configured is not deleted
 	// behind the schedule's back: restore it first. Any failure to read
 	// it is left to the delete, which answers as upstream.
-	if k, err := rq.st.cache.Get(rq.ctx, name); err == nil && k.Deletion != nil {
-		rq.reject(kes.ErrKeyScheduled)
+	if k, err := rq.st.cache.Get(rq.ctx, name); err == nil && !rq.unscheduled(k) {
 		return
 	}
 	rq.done(rq.st.cache.Delete(rq.ctx, name), "secret key '"+name+"' deleted")
@@ -271,14 +270,20 @@ func (rq *request) cryptoKey(req any, bodyOptional bool) (string, *keyring.Key, 
 // scheduled for deletion" for a scheduled key.
 func (rq *request) sealingKey(req any, bodyOptional bool) (string, *keyring.Key, *keyring.Version, bool) {
 	name, k, ok := rq.cryptoKey(req, bodyOptional)
-	if !ok {
-		return "", nil, nil, false
-	}
-	if k.Deletion != nil {
-		rq.reject(kes.ErrKeyScheduled)
+	if !ok || !rq.unscheduled(k) {
 		return "", nil, nil, false
 	}
 	return name, k, k.Latest(), true
+}
+
+// unscheduled reports whether k is not scheduled for deletion; a
+// scheduled key is answered with 409 "key is scheduled for deletion".
+func (rq *request) unscheduled(k *keyring.Key) bool {
+	if k.Deletion != nil {
+		rq.reject(kes.ErrKeyScheduled)
+		return false
+	}
+	return true
 }
 
 // seal encrypts plaintext with version v: a ciphertext of version 1 in

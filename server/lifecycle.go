@@ -11,7 +11,6 @@ import (
 	"github.com/openkes/openkes/internal/api"
 	"github.com/openkes/openkes/internal/crypto"
 	"github.com/openkes/openkes/internal/keyring"
-	"github.com/openkes/openkes/kes"
 )
 
 // The key lifecycle of OpenKES (docs/keys.md): versions and rotation,
@@ -80,11 +79,7 @@ func (rq *request) open(name string, k *keyring.Key, ciphertext, context []byte,
 // key's algorithm; answers {"version":<n>}.
 func (s *Server) handleRotateKey(rq *request) {
 	name, k, ok := rq.namedKey()
-	if !ok {
-		return
-	}
-	if k.Deletion != nil {
-		rq.reject(kes.ErrKeyScheduled)
+	if !ok || !rq.unscheduled(k) {
 		return
 	}
 	st := rq.st
