@@ -574,7 +574,7 @@ func (c *Cache) every(ctx context.Context, d time.Duration, f func()) {
 		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
-			if _, ok := next(ctx, nil, t.C); !ok {
+			if _, ok := await(ctx, nil, t.C); !ok {
 				return
 			}
 			f()
@@ -582,9 +582,9 @@ func (c *Cache) every(ctx context.Context, d time.Duration, f func()) {
 	})
 }
 
-// next waits for wake or tick: woken reports which came, ok is false
+// await waits for wake or tick: woken reports which came, ok is false
 // once ctx has ended.
-func next(ctx context.Context, wake <-chan struct{}, tick <-chan time.Time) (woken, ok bool) {
+func await(ctx context.Context, wake <-chan struct{}, tick <-chan time.Time) (woken, ok bool) {
 	select {
 	case <-ctx.Done():
 		return false, false
@@ -645,7 +645,7 @@ func (c *Cache) offlineLoop(ctx context.Context) {
 	t := time.NewTicker(c.conf.Offline)
 	defer t.Stop()
 	for {
-		woken, ok := next(ctx, c.wentOffline, t.C)
+		woken, ok := await(ctx, c.wentOffline, t.C)
 		switch {
 		case !ok:
 			return
@@ -668,7 +668,7 @@ func (c *Cache) probeLoop(ctx context.Context) {
 	t := time.NewTimer(c.conf.ProbeInterval)
 	defer t.Stop()
 	for {
-		woken, ok := next(ctx, c.probeNow, t.C)
+		woken, ok := await(ctx, c.probeNow, t.C)
 		if !ok {
 			return
 		}
