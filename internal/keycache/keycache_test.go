@@ -269,13 +269,19 @@ func equalKey(a, b crypto.KeyVersion) bool {
 		a.CreatedAt.Equal(b.CreatedAt) && a.CreatedBy == b.CreatedBy
 }
 
+// mustGet returns the first version of the key name.
 func mustGet(t testing.TB, c *Cache, name string) crypto.KeyVersion {
+	t.Helper()
+	return mustGetKey(t, c, name).Versions[0].Key
+}
+
+func mustGetKey(t testing.TB, c *Cache, name string) *keyring.Key {
 	t.Helper()
 	k, err := c.Get(t.Context(), name)
 	if err != nil {
-		t.Fatalf("Get(%q) error: %v", name, err)
+		t.Fatalf("Get(%q): %v", name, err)
 	}
-	return k.Versions[0].Key
+	return k
 }
 
 func TestGetHit(t *testing.T) {
@@ -459,12 +465,21 @@ func TestGetStorePanics(t *testing.T) {
 }
 
 func TestGetDoesNotAllocateOnHit(t *testing.T) {
+	get := func(ctx context.Context, c *Cache) error {
+		_, err := c.Get(ctx, "k")
+		return err
+	}
 	for _, tt := range []struct {
 		name     string
 		observer Observer
+		get      func(context.Context, *Cache) error
 	}{
-		{"without Observer", nil},
-		{"with Observer", new(countingObserver)},
+		{"Get", nil, get},
+		{"Get with an Observer", new(countingObserver), get},
+		{"GetVersion", nil, func(ctx context.Context, c *Cache) error {
+			_, err := c.GetVersion(ctx, "k", 1)
+			return err
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			conf := quiet
@@ -472,12 +487,12 @@ func TestGetDoesNotAllocateOnHit(t *testing.T) {
 			c, _ := warmCache(t, conf, "k")
 			ctx := t.Context()
 			allocs := testing.AllocsPerRun(1000, func() {
-				if _, err := c.Get(ctx, "k"); err != nil {
+				if err := tt.get(ctx, c); err != nil {
 					t.Fatal(err)
 				}
 			})
 			if allocs != 0 {
-				t.Errorf("Get on a hit %s allocates %v times, want 0", tt.name, allocs)
+				t.Errorf("%s on a hit allocates %v times, want 0", tt.name, allocs)
 			}
 		})
 	}
