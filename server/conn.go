@@ -59,6 +59,15 @@ const (
 	// answerWriteTimeout bounds writing answers that have no route
 	// timeout: redirects and 404s.
 	answerWriteTimeout = 10 * time.Second
+
+	// h2StreamTimeout is the WriteTimeout of Serve's HTTP/2 server, and
+	// 3/4 of it its ReadTimeout: net/http arms them for every stream as
+	// it opens, in the connection's own goroutine. Setting a deadline
+	// through http.ResponseController instead costs a round trip to that
+	// goroutine per call on HTTP/2, so the handlers only set the deadlines
+	// that differ. It is the default route timeout (15 s; a body gets 3/4
+	// of it, see bodyDeadline).
+	h2StreamTimeout = 15 * time.Second
 )
 
 // trackedConn is one accepted connection.
@@ -71,8 +80,10 @@ type trackedConn struct {
 // connServer accepts and dispatches the connections of one Serve call.
 type connServer struct {
 	s       *Server
-	hs      *http.Server  // HTTP/2, and HTTP/1.1 with Config.HTTP1Stdlib
+	hs      *http.Server  // HTTP/1.1 with Config.HTTP1Stdlib
 	hl      *connListener // feeds hs
+	h2      *http.Server  // HTTP/2
+	h2l     *connListener // feeds h2
 	h1      *h1.Server    // the own HTTP/1.1 loop
 	tlsConf *tls.Config
 	errLog  *log.Logger
@@ -88,11 +99,13 @@ type connServer struct {
 	wg      sync.WaitGroup            // the connection goroutines
 }
 
-func newConnServer(s *Server, hs *http.Server, handler http.Handler, addr net.Addr, stop chan struct{}) *connServer {
+func newConnServer(s *Server, hs, h2 *http.Server, handler http.Handler, addr net.Addr, stop chan struct{}) *connServer {
 	cs := &connServer{
 		s:       s,
 		hs:      hs,
 		hl:      newConnListener(addr),
+		h2:      h2,
+		h2l:     newConnListener(addr),
 		tlsConf: hs.TLSConfig,
 		errLog:  hs.ErrorLog,
 		conns:   map[*trackedConn]struct{}{},
@@ -109,7 +122,7 @@ func newConnServer(s *Server, hs *http.Server, handler http.Handler, addr net.Ad
 			return context.WithValue(ctx, connKey{}, new(connInfo))
 		},
 	}
-	hs.ConnState = func(c net.Conn, st http.ConnState) {
+	connState := func(c net.Conn, st http.ConnState) {
 		if st == http.StateClosed || st == http.StateHijacked {
 			cs.mu.Lock()
 			tc := cs.handed[c]
@@ -120,6 +133,7 @@ func newConnServer(s *Server, hs *http.Server, handler http.Handler, addr net.Ad
 			}
 		}
 	}
+	hs.ConnState, h2.ConnState = connState, connState
 	return cs
 }
 
@@ -305,7 +319,13 @@ func (cs *connServer) serve(c *trackedConn) {
 		tc.Close() // evicted during the handshake
 		return
 	}
-	if state.NegotiatedProtocol == "h2" || cs.s.state.Load().conf.HTTP1Stdlib {
+	var hl *connListener // the net/http Server's, if it serves c
+	if state.NegotiatedProtocol == "h2" {
+		hl = cs.h2l
+	} else if cs.s.state.Load().conf.HTTP1Stdlib {
+		hl = cs.hl
+	}
+	if hl != nil {
 		// net/http resets the deadlines itself, and reports the end of
 		// the connection to hs.ConnState.
 		cs.mu.Lock()
@@ -317,7 +337,7 @@ func (cs *connServer) serve(c *trackedConn) {
 		cs.handed[tc] = c
 		cs.mu.Unlock()
 		handed = true
-		if !cs.hl.hand(tc) {
+		if !hl.hand(tc) {
 			cs.mu.Lock()
 			delete(cs.handed, tc)
 			cs.mu.Unlock()
@@ -344,13 +364,18 @@ func looksLikeHTTP(hdr [5]byte) bool {
 // net/http serves, as the own loop does: net/http reads them without
 // deadline.
 // The deadline is 3/4 of the route's timeout if that is shorter than
-// bodyTimeout.
+// bodyTimeout. On HTTP/2 the stream's own read deadline (see h2StreamTimeout)
+// is kept when it is the one wanted, and nothing is drained after the
+// handler: net/http resets a stream whose body is left unread.
 type bodyDeadline struct {
 	s *Server
 	h http.Handler
 }
 
 func (b bodyDeadline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 {
+		growStack()
+	}
 	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 		b.h.ServeHTTP(w, r)
 		return
@@ -363,6 +388,13 @@ func (b bodyDeadline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			d = min(d, rt.Timeout-rt.Timeout/4)
 		}
 	}
+	if r.ProtoMajor == 2 {
+		if st := streamTimeout(r); st == 0 || d != st-st/4 {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		}
+		b.h.ServeHTTP(w, r)
+		return
+	}
 	rc := http.NewResponseController(w)
 	dl := time.Now().Add(d)
 	_ = rc.SetReadDeadline(dl)
@@ -374,6 +406,36 @@ func (b bodyDeadline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		dl = drain
 	}
 	_ = rc.SetReadDeadline(dl)
+}
+
+// handlerStack is the frame of growStack: it makes the stack 8 KiB,
+// which the crypto handlers fit in (JSON decoding is the deepest part).
+const handlerStack = 5 << 10
+
+// stackSink keeps growStack's frame from being optimised away.
+var stackSink byte
+
+// growStack grows the stack of a fresh goroutine (net/http starts one per
+// HTTP/2 stream, with a small stack) to what the handler needs in one
+// step while it is still shallow, instead of in doublings deep in the
+// handler, each of which copies and adjusts every frame below. Stack
+// growth (runtime.newstack) was about a sixth of the server's CPU time on
+// HTTP/2, see docs/performance.md.
+//
+//go:noinline
+func growStack() {
+	var frame [handlerStack]byte
+	stackSink = frame[stackSink&1]
+}
+
+// streamTimeout returns the write deadline that r's stream started with
+// (its read deadline is 3/4 of it) if r came on a connection of Serve's
+// HTTP/2 server, else 0.
+func streamTimeout(r *http.Request) time.Duration {
+	if ci, ok := r.Context().Value(connKey{}).(*connInfo); ok {
+		return ci.streamTimeout
+	}
+	return 0
 }
 
 // connListener is the listener of the net/http Server: it returns the

@@ -143,6 +143,18 @@ func (rq *request) storeKey(name string, v crypto.KeyVersion, err error) {
 	rq.message = "secret key '" + name + "' created"
 }
 
+// done ends the routes that change a key and answer nothing: it answers
+// the failure err with its translation or the route's generic error, or
+// 200 with message for the audit record.
+func (rq *request) done(err error, message string) {
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	rq.ok()
+	rq.message = message
+}
+
 // PUT|POST /v1/key/create/<name> (docs/api.md#key-create)
 func (s *Server) handleCreateKey(rq *request) {
 	name, ok := rq.keyName()
@@ -233,16 +245,10 @@ func (s *Server) handleDeleteKey(rq *request) {
 	// A key scheduled while a window was configured is not deleted
 	// behind the schedule's back: restore it first. Any failure to read
 	// it is left to the delete, which answers as upstream.
-	if k, err := rq.st.cache.Get(rq.ctx, name); err == nil && k.Deletion != nil {
-		rq.reject(kes.ErrKeyScheduled)
+	if k, err := rq.st.cache.Get(rq.ctx, name); err == nil && !rq.unscheduled(k) {
 		return
 	}
-	if err := rq.st.cache.Delete(rq.ctx, name); err != nil {
-		rq.fail(err)
-		return
-	}
-	rq.ok()
-	rq.message = "secret key '" + name + "' deleted"
+	rq.done(rq.st.cache.Delete(rq.ctx, name), "secret key '"+name+"' deleted")
 }
 
 // cryptoKey starts every crypto route: it validates the key name, decodes
@@ -264,14 +270,20 @@ func (rq *request) cryptoKey(req any, bodyOptional bool) (string, *keyring.Key, 
 // scheduled for deletion" for a scheduled key.
 func (rq *request) sealingKey(req any, bodyOptional bool) (string, *keyring.Key, *keyring.Version, bool) {
 	name, k, ok := rq.cryptoKey(req, bodyOptional)
-	if !ok {
-		return "", nil, nil, false
-	}
-	if k.Deletion != nil {
-		rq.reject(kes.ErrKeyScheduled)
+	if !ok || !rq.unscheduled(k) {
 		return "", nil, nil, false
 	}
 	return name, k, k.Latest(), true
+}
+
+// unscheduled reports whether k is not scheduled for deletion; a
+// scheduled key is answered with 409 "key is scheduled for deletion".
+func (rq *request) unscheduled(k *keyring.Key) bool {
+	if k.Deletion != nil {
+		rq.reject(kes.ErrKeyScheduled)
+		return false
+	}
+	return true
 }
 
 // seal encrypts plaintext with version v: a ciphertext of version 1 in

@@ -11,7 +11,6 @@ import (
 	"github.com/openkes/openkes/internal/api"
 	"github.com/openkes/openkes/internal/crypto"
 	"github.com/openkes/openkes/internal/keyring"
-	"github.com/openkes/openkes/kes"
 )
 
 // The key lifecycle of OpenKES (docs/keys.md): versions and rotation,
@@ -80,11 +79,7 @@ func (rq *request) open(name string, k *keyring.Key, ciphertext, context []byte,
 // key's algorithm; answers {"version":<n>}.
 func (s *Server) handleRotateKey(rq *request) {
 	name, k, ok := rq.namedKey()
-	if !ok {
-		return
-	}
-	if k.Deletion != nil {
-		rq.reject(kes.ErrKeyScheduled)
+	if !ok || !rq.unscheduled(k) {
 		return
 	}
 	st := rq.st
@@ -132,16 +127,9 @@ func (s *Server) handleRewrapKey(rq *request) {
 // PUT|POST /v1/key/restore/<name> (docs/keys.md): cancels a scheduled
 // deletion.
 func (s *Server) handleRestoreKey(rq *request) {
-	name, ok := rq.keyName()
-	if !ok {
-		return
+	if name, ok := rq.keyName(); ok {
+		rq.done(rq.st.cache.Restore(rq.ctx, name), "secret key '"+name+"' restored")
 	}
-	if err := rq.st.cache.Restore(rq.ctx, name); err != nil {
-		rq.fail(err)
-		return
-	}
-	rq.ok()
-	rq.message = "secret key '" + name + "' restored"
 }
 
 // scheduleDeletion is /v1/key/delete with a deletion window: the key is
@@ -149,12 +137,7 @@ func (s *Server) handleRestoreKey(rq *request) {
 func (rq *request) scheduleDeletion(name string, window time.Duration) {
 	now := rq.st.now().UTC()
 	d := keyring.Deletion{ScheduledAt: now, DeleteAt: now.Add(window), ScheduledBy: rq.identity}
-	if err := rq.st.cache.ScheduleDeletion(rq.ctx, name, d); err != nil {
-		rq.fail(err)
-		return
-	}
-	rq.ok()
-	rq.message = "secret key '" + name + "' scheduled for deletion at " + d.DeleteAt.Format(time.RFC3339)
+	rq.done(rq.st.cache.ScheduleDeletion(rq.ctx, name, d), "secret key '"+name+"' scheduled for deletion at "+d.DeleteAt.Format(time.RFC3339))
 }
 
 // sweepInterval is how often the sweeper of a deletion window runs:
@@ -177,17 +160,23 @@ func (s *Server) startSweeper(st *state) {
 	s.background(st, func(ctx context.Context) {
 		t := time.NewTicker(sweepInterval(window))
 		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-s.closing:
-				return
-			case <-t.C:
-				s.sweep(ctx, st)
-			}
+		for s.wait(ctx, t.C) {
+			s.sweep(ctx, st)
 		}
 	})
+}
+
+// wait waits for c to deliver; it reports false if ctx ends or the
+// server closes first.
+func (s *Server) wait(ctx context.Context, c <-chan time.Time) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-s.closing:
+		return false
+	case <-c:
+		return true
+	}
 }
 
 // sweep removes the keys whose deletion window has ended, with an audit

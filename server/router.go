@@ -97,7 +97,7 @@ func buildRoutes(conf map[string]RouteConfig) []route {
 // pooled.
 //
 // Every handler writes exactly one response, through rq.reject, rq.fail,
-// rq.ok, rq.json or rq.writeBytes, which also record its status for the
+// rq.ok or rq.json, which also record its status for the
 // audit log and the metrics (the few that write their own 200, generate,
 // metrics and the log streams, set rq.status themselves). Error answers
 // come only from rq.reject (an answer of the catalogue) and rq.fail (any
@@ -187,7 +187,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hw, _ := w.(*h1.ResponseWriter)
 	if hw != nil {
 		hw.SetWriteTimeout(deadline, rt.Timeout)
-	} else {
+	} else if st := streamTimeout(r); st == 0 || st != rt.Timeout {
+		// Unless the HTTP/2 stream started with this deadline (conn.go).
 		_ = http.NewResponseController(w).SetWriteDeadline(deadline)
 	}
 	if !rt.AcceptsMethod(r.Method) {
@@ -375,12 +376,6 @@ func (rq *request) json(v any) {
 		// both cases nothing useful can be sent any more.
 		rq.logError(err)
 	}
-}
-
-// writeBytes answers 200 with {"<key>":"<base64 value>"}.
-func (rq *request) writeBytes(key string, value []byte) {
-	rq.status = http.StatusOK
-	api.WriteBytes(rq.w, key, value)
 }
 
 // decode decodes the request body into v, answering invalid (400) if it

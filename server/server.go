@@ -79,6 +79,9 @@ type Server struct {
 	// internal/h1. Set before Serve.
 	idleTimeout       time.Duration
 	readHeaderTimeout time.Duration
+	// h2StreamTimeout replaces the constant of that name (conn.go) for
+	// the HTTP/2 streams of Serve when not zero.
+	h2StreamTimeout time.Duration
 	// http1Conns counts the connections served by the HTTP/1.1 loop.
 	http1Conns atomic.Int64
 	// testHandler replaces the server's own handler in Serve (tests and
@@ -358,14 +361,7 @@ func (st *state) createKeys(ctx context.Context, names []string) ([]string, erro
 
 func (s *Server) retryCreateKeys(ctx context.Context, st *state, pending []string) {
 	delay := time.Second
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.closing:
-			return
-		case <-time.After(delay):
-		}
+	for s.wait(ctx, time.After(delay)) {
 		var err error
 		pending, err = st.createKeys(ctx, pending)
 		if err == nil {
@@ -409,30 +405,42 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.testHandler != nil {
 		handler = s.testHandler
 	}
-	srv := &http.Server{
-		Handler:           bodyDeadline{s, handler},
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
-		ErrorLog:          slog.NewLogLogger(currentHandler{s}, slog.LevelInfo),
-		TLSConfig: &tls.Config{
-			MinVersion:         tls.VersionTLS12,
-			NextProtos:         []string{"h2", "http/1.1"},
-			GetConfigForClient: s.getConfigForClient,
-		},
-		BaseContext: func(net.Listener) context.Context {
-			return context.WithValue(context.Background(), stopKey{}, stop)
-		},
-		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
-			return context.WithValue(ctx, connKey{}, new(connInfo))
-		},
+	newHTTPServer := func(info func() *connInfo) *http.Server {
+		srv := &http.Server{
+			Handler:           bodyDeadline{s, handler},
+			ReadHeaderTimeout: readHeaderTimeout,
+			IdleTimeout:       idleTimeout,
+			ErrorLog:          slog.NewLogLogger(currentHandler{s}, slog.LevelInfo),
+			TLSConfig: &tls.Config{
+				MinVersion:         tls.VersionTLS12,
+				NextProtos:         []string{"h2", "http/1.1"},
+				GetConfigForClient: s.getConfigForClient,
+			},
+			BaseContext: func(net.Listener) context.Context {
+				return context.WithValue(context.Background(), stopKey{}, stop)
+			},
+			ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
+				return context.WithValue(ctx, connKey{}, info())
+			},
+		}
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetHTTP2(true)
+		return srv
 	}
-	srv.Protocols = new(http.Protocols)
-	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetHTTP2(true)
+	// srv serves HTTP/1.1 with Config.HTTP1Stdlib, h2srv HTTP/2 with
+	// deadlines that every stream starts with (see h2StreamTimeout).
+	streamTimeout := h2StreamTimeout
+	if s.h2StreamTimeout > 0 {
+		streamTimeout = s.h2StreamTimeout
+	}
+	srv := newHTTPServer(func() *connInfo { return new(connInfo) })
+	h2srv := newHTTPServer(func() *connInfo { return &connInfo{streamTimeout: streamTimeout} })
+	h2srv.ReadTimeout, h2srv.WriteTimeout = streamTimeout-streamTimeout/4, streamTimeout
 
-	// Serve accepts and handshakes itself (conn.go); srv gets the HTTP/2
-	// connections, and the HTTP/1.1 ones when Config.HTTP1Stdlib is set.
-	cs := newConnServer(s, srv, handler, ln.Addr(), stop)
+	// Serve accepts and handshakes itself (conn.go); h2srv gets the HTTP/2
+	// connections, srv the HTTP/1.1 ones when Config.HTTP1Stdlib is set.
+	cs := newConnServer(s, srv, h2srv, handler, ln.Addr(), stop)
 	defer cs.h1.Close() // after a graceful shutdown: releases its context
 	s.connsMu.Lock()
 	s.connServers[cs] = struct{}{}
@@ -442,11 +450,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		delete(s.connServers, cs)
 		s.connsMu.Unlock()
 	}()
-	hsDone := make(chan struct{})
-	go func() {
-		srv.Serve(cs.hl) // returns http.ErrServerClosed after Shutdown or Close
-		close(hsDone)
-	}()
+	var hsDone sync.WaitGroup
+	hsDone.Go(func() { srv.Serve(cs.hl) }) // returns http.ErrServerClosed after Shutdown or Close
+	hsDone.Go(func() { h2srv.Serve(cs.h2l) })
 	errc := make(chan error, 1)
 	go func() { errc <- cs.accept(ln) }()
 	select {
@@ -455,7 +461,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		cs.closeAll()
 		srv.Close()
-		<-hsDone
+		h2srv.Close()
+		hsDone.Wait()
 		cs.wait(shutdownGrace)
 		return err
 	case <-ctx.Done():
@@ -467,21 +474,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if err := srv.Shutdown(sctx); err != nil {
-			srv.Close()
-		}
-	}()
-	go func() {
-		defer wg.Done()
+	for _, hs := range []*http.Server{srv, h2srv} {
+		wg.Go(func() {
+			if err := hs.Shutdown(sctx); err != nil {
+				hs.Close()
+			}
+		})
+	}
+	wg.Go(func() {
 		if err := cs.shutdown(sctx); err != nil {
 			cs.closeAll()
 		}
-	}()
+	})
 	wg.Wait()
-	<-hsDone
+	hsDone.Wait()
 	cs.wait(shutdownGrace)
 	return nil
 }

@@ -120,6 +120,10 @@ type connInfo struct {
 	once     sync.Once
 	identity string
 	err      error
+	// streamTimeout is the write deadline every stream of the connection
+	// starts with (its read deadline is 3/4 of it) when Serve's HTTP/2
+	// server serves it, else 0.
+	streamTimeout time.Duration
 }
 
 type connKey struct{}

@@ -174,3 +174,50 @@ func TestSkipAuth(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSSessionResumption: a client that offers a session from its
+// cache resumes it on its next connection, and the resumed connection
+// still carries the identity of the first: the admin is served, a
+// stranger is still refused.
+func TestTLSSessionResumption(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tests := []struct {
+		name       string
+		version    uint16
+		cert       *testpki.Cert
+		wantStatus int
+	}{
+		{"tls1.3/admin", tls.VersionTLS13, e.admin, 200},
+		{"tls1.2/admin", tls.VersionTLS12, e.admin, 200},
+		{"tls1.3/stranger", tls.VersionTLS13, e.stranger, 403},
+		{"tls1.2/stranger", tls.VersionTLS12, e.stranger, 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			conf := e.clientTLS(tt.cert)
+			conf.MaxVersion = tt.version
+			conf.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			tr := &http.Transport{TLSClientConfig: conf, DisableKeepAlives: true, ForceAttemptHTTP2: true}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+			for i, wantResumed := range []bool{false, true, true} {
+				resp, err := c.Get(e.url("/v1/status"))
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				resp.Body.Close()
+				if resp.TLS.DidResume != wantResumed {
+					t.Errorf("request %d: DidResume = %v, want %v", i, resp.TLS.DidResume, wantResumed)
+				}
+				if resp.TLS.Version != tt.version {
+					t.Errorf("request %d: TLS version %x, want %x", i, resp.TLS.Version, tt.version)
+				}
+				if resp.StatusCode != tt.wantStatus {
+					t.Errorf("request %d: status %d, want %d", i, resp.StatusCode, tt.wantStatus)
+				}
+			}
+		})
+	}
+}

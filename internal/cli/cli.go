@@ -67,6 +67,7 @@ Commands:
     metric                   Watch the request rates and latencies of a server.
     log                      Watch the audit or error log of a server.
     migrate                  Copy keys between key stores.
+    bench                    Measure a server's throughput and latency.
     completion               Print a bash or zsh completion script.
 
 Options:

@@ -95,6 +95,7 @@ func init() {
 			logCommand,
 			completionCommand,
 			migrateCommand,
+			benchCommand,
 		},
 	}
 	root.link()

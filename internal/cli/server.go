@@ -26,6 +26,7 @@ import (
 
 	"github.com/openkes/openkes/config"
 	"github.com/openkes/openkes/internal/https"
+	"github.com/openkes/openkes/internal/memlock"
 	"github.com/openkes/openkes/kes"
 	"github.com/openkes/openkes/keystore"
 	_ "github.com/openkes/openkes/keystore/all" // register the key-store backends
@@ -188,7 +189,7 @@ func runServer(ctx context.Context, e *env, f *serverFlags) error {
 	if err != nil {
 		return err
 	}
-	mlocked := mlock()
+	mlocked := memlock.Lock()
 	printBanner(e.stdout, conf, ln.Addr().String(), apiKey, devCA, storeName(conf.Store), mlocked, errLevel.Level(), auditLevel.Level(), audit.path)
 
 	serveCtx, cancel := context.WithCancel(ctx)

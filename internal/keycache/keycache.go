@@ -574,14 +574,25 @@ func (c *Cache) every(ctx context.Context, d time.Duration, f func()) {
 		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
-			select {
-			case <-ctx.Done():
+			if _, ok := await(ctx, nil, t.C); !ok {
 				return
-			case <-t.C:
-				f()
 			}
+			f()
 		}
 	})
+}
+
+// await waits for wake or tick: woken reports which came, ok is false
+// once ctx has ended.
+func await(ctx context.Context, wake <-chan struct{}, tick <-chan time.Time) (woken, ok bool) {
+	select {
+	case <-ctx.Done():
+		return false, false
+	case <-wake:
+		return true, true
+	case <-tick:
+		return false, true
+	}
 }
 
 // offlineKeep reports whether the Any and Unused expiries are suspended
@@ -602,28 +613,22 @@ func (c *Cache) clear() {
 		c.entries.Clear()
 		return
 	}
-	n := 0
-	c.entries.Range(func(name, e any) bool {
-		if c.entries.CompareAndDelete(name, e) {
-			n++
-		}
-		return true
-	})
-	if n > 0 {
-		c.conf.Observer.CacheEvicted(n)
-	}
+	c.evict(func(*entry) bool { return true })
 }
 
 func (c *Cache) expireUnused() {
-	if c.offlineKeep() {
-		return
+	if !c.offlineKeep() {
+		c.evict(func(e *entry) bool { return !e.used.Swap(false) })
 	}
+}
+
+// evict drops the entries for which drop reports true, counting them for
+// the Observer.
+func (c *Cache) evict(drop func(*entry) bool) {
 	n := 0
 	c.entries.Range(func(name, e any) bool {
-		if en := e.(*entry); !en.used.Swap(false) {
-			if c.entries.CompareAndDelete(name, en) {
-				n++
-			}
+		if en := e.(*entry); drop(en) && c.entries.CompareAndDelete(name, en) {
+			n++
 		}
 		return true
 	})
@@ -640,15 +645,14 @@ func (c *Cache) offlineLoop(ctx context.Context) {
 	t := time.NewTicker(c.conf.Offline)
 	defer t.Stop()
 	for {
-		select {
-		case <-ctx.Done():
+		woken, ok := await(ctx, c.wentOffline, t.C)
+		switch {
+		case !ok:
 			return
-		case <-c.wentOffline:
+		case woken:
 			t.Reset(c.conf.Offline)
-		case <-t.C:
-			if c.offline.Load() {
-				c.clear()
-			}
+		case c.offline.Load():
+			c.clear()
 		}
 	}
 }
@@ -664,15 +668,15 @@ func (c *Cache) probeLoop(ctx context.Context) {
 	t := time.NewTimer(c.conf.ProbeInterval)
 	defer t.Stop()
 	for {
-		select {
-		case <-ctx.Done():
+		woken, ok := await(ctx, c.probeNow, t.C)
+		if !ok {
 			return
-		case <-c.probeNow:
+		}
+		if woken {
 			if !c.offline.Load() {
 				continue // a stale request; the timer keeps running
 			}
 			t.Stop()
-		case <-t.C:
 		}
 		c.probe(ctx)
 		d := c.conf.ProbeInterval

@@ -177,6 +177,42 @@ func newKey(t testing.TB) (crypto.KeyVersion, []byte) {
 	return v, b
 }
 
+// storeWith returns a fake store holding one fresh key under each of
+// names, and that key.
+func storeWith(t testing.TB, names ...string) (*fakeStore, crypto.KeyVersion) {
+	t.Helper()
+	want, b := newKey(t)
+	store := newFakeStore()
+	for _, name := range names {
+		store.put(name, b)
+	}
+	return store, want
+}
+
+// warmCache returns a cache with conf over storeWith(names) that has read
+// every one of names, and its store.
+func warmCache(t testing.TB, conf Config, names ...string) (*Cache, *fakeStore) {
+	t.Helper()
+	store, _ := storeWith(t, names...)
+	c := newCache(t, store, conf)
+	for _, name := range names {
+		mustGet(t, c, name)
+	}
+	return c, store
+}
+
+// gatedCache returns a quiet cache over storeWith(names): the store Gets
+// of names[0] block until release is called (at the end of the test at
+// the latest), and store.started receives the name of every store Get.
+func gatedCache(t *testing.T, names ...string) (c *Cache, store *fakeStore, want crypto.KeyVersion, release func()) {
+	t.Helper()
+	store, want = storeWith(t, names...)
+	release = store.gate(names[0])
+	t.Cleanup(release)
+	store.started = make(chan string, 10)
+	return newCache(t, store, quiet), store, want, release
+}
+
 // quiet disables all expiries and probes for the lifetime of a test.
 var quiet = Config{ProbeInterval: time.Hour}
 
@@ -204,25 +240,53 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// getAsync starts c.Get(ctx, name) in a goroutine and returns where its
+// error arrives: a "wrong key" error if it returns a key other than want.
+func getAsync(ctx context.Context, c *Cache, name string, want crypto.KeyVersion) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		k, err := c.Get(ctx, name)
+		if err == nil && !equalKey(k.Versions[0].Key, want) {
+			err = errors.New("wrong key")
+		}
+		errc <- err
+	}()
+	return errc
+}
+
+// releaseGet calls release and fails t unless the Get started by
+// getAsync that delivers to errc then succeeds; what names that Get.
+func releaseGet(t *testing.T, release func(), errc <-chan error, what string) {
+	t.Helper()
+	release()
+	if err := <-errc; err != nil {
+		t.Fatalf("%s = %v, want the key", what, err)
+	}
+}
+
 func equalKey(a, b crypto.KeyVersion) bool {
 	return a.Key.Equal(b.Key) && a.HasHMAC == b.HasHMAC && a.HMACKey.Equal(b.HMACKey) &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.CreatedBy == b.CreatedBy
 }
 
-func mustGet(t *testing.T, c *Cache, name string) crypto.KeyVersion {
+// mustGet returns the first version of the key name.
+func mustGet(t testing.TB, c *Cache, name string) crypto.KeyVersion {
+	t.Helper()
+	return mustGetKey(t, c, name).Versions[0].Key
+}
+
+func mustGetKey(t testing.TB, c *Cache, name string) *keyring.Key {
 	t.Helper()
 	k, err := c.Get(t.Context(), name)
 	if err != nil {
-		t.Fatalf("Get(%q) error: %v", name, err)
+		t.Fatalf("Get(%q): %v", name, err)
 	}
-	return k.Versions[0].Key
+	return k
 }
 
 func TestGetHit(t *testing.T) {
 	t.Parallel()
-	want, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
+	store, want := storeWith(t, "k")
 	c := newCache(t, store, quiet)
 
 	first := mustGet(t, c, "k")
@@ -303,9 +367,7 @@ func TestGetNotFoundThenCreated(t *testing.T) {
 
 func TestGetSingleFlight(t *testing.T) {
 	t.Parallel()
-	want, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
+	store, want := storeWith(t, "k")
 	release := store.gate("k")
 	c := newCache(t, store, quiet)
 
@@ -339,20 +401,9 @@ func TestGetSingleFlight(t *testing.T) {
 
 func TestGetDifferentNamesDoNotBlock(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("slow", b)
-	store.put("fast", b)
-	release := store.gate("slow")
-	t.Cleanup(release)
-	store.started = make(chan string, 10)
-	c := newCache(t, store, quiet)
+	c, store, want, release := gatedCache(t, "slow", "fast")
 
-	slow := make(chan error, 1)
-	go func() {
-		_, err := c.Get(t.Context(), "slow")
-		slow <- err
-	}()
+	slow := getAsync(t.Context(), c, "slow", want)
 	if name := <-store.started; name != "slow" {
 		t.Fatalf("first store Get for %q, want %q", name, "slow")
 	}
@@ -361,58 +412,29 @@ func TestGetDifferentNamesDoNotBlock(t *testing.T) {
 	if _, err := c.Get(ctx, "fast"); err != nil {
 		t.Fatalf("Get(%q) while %q is in flight: %v", "fast", "slow", err)
 	}
-	release()
-	if err := <-slow; err != nil {
-		t.Fatalf("Get(%q) error: %v", "slow", err)
-	}
+	releaseGet(t, release, slow, `Get("slow")`)
 }
 
 func TestGetLeaderCanceled(t *testing.T) {
 	t.Parallel()
-	want, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
-	release := store.gate("k")
-	t.Cleanup(release)
-	store.started = make(chan string, 10)
-	c := newCache(t, store, quiet)
+	c, store, want, release := gatedCache(t, "k")
 
 	leaderCtx, cancelLeader := context.WithCancel(t.Context())
-	leader := make(chan error, 1)
-	go func() {
-		_, err := c.Get(leaderCtx, "k")
-		leader <- err
-	}()
+	leader := getAsync(leaderCtx, c, "k", want)
 	<-store.started
-	waiter := make(chan error, 1)
-	go func() {
-		v, err := c.Get(t.Context(), "k")
-		if err == nil && !equalKey(v.Versions[0].Key, want) {
-			err = errors.New("wrong key")
-		}
-		waiter <- err
-	}()
+	waiter := getAsync(t.Context(), c, "k", want)
 	time.Sleep(20 * time.Millisecond) // let the waiter wait
 	cancelLeader()
 	if err := <-leader; !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled Get(%q) = %v, want context.Canceled", "k", err)
 	}
 	<-store.started // the waiter reads the key itself
-	release()
-	if err := <-waiter; err != nil {
-		t.Fatalf("waiting Get(%q) = %v, want the key despite the first Get being canceled", "k", err)
-	}
+	releaseGet(t, release, waiter, `waiting Get("k") after the first Get was canceled`)
 }
 
 func TestGetWaiterCanceled(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
-	release := store.gate("k")
-	t.Cleanup(release)
-	store.started = make(chan string, 10)
-	c := newCache(t, store, quiet)
+	c, store, _, _ := gatedCache(t, "k")
 
 	go c.Get(t.Context(), "k")
 	<-store.started
@@ -425,9 +447,7 @@ func TestGetWaiterCanceled(t *testing.T) {
 
 func TestGetStorePanics(t *testing.T) {
 	t.Parallel()
-	want, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
+	store, want := storeWith(t, "k")
 	store.panicOnce.Store(true)
 	c := newCache(t, store, quiet)
 
@@ -445,19 +465,36 @@ func TestGetStorePanics(t *testing.T) {
 }
 
 func TestGetDoesNotAllocateOnHit(t *testing.T) {
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
-	c := newCache(t, store, quiet)
-	mustGet(t, c, "k")
-	ctx := t.Context()
-	allocs := testing.AllocsPerRun(1000, func() {
-		if _, err := c.Get(ctx, "k"); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Errorf("Get on a hit allocates %v times, want 0", allocs)
+	get := func(ctx context.Context, c *Cache) error {
+		_, err := c.Get(ctx, "k")
+		return err
+	}
+	for _, tt := range []struct {
+		name     string
+		observer Observer
+		get      func(context.Context, *Cache) error
+	}{
+		{"Get", nil, get},
+		{"Get with an Observer", new(countingObserver), get},
+		{"GetVersion", nil, func(ctx context.Context, c *Cache) error {
+			_, err := c.GetVersion(ctx, "k", 1)
+			return err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := quiet
+			conf.Observer = tt.observer
+			c, _ := warmCache(t, conf, "k")
+			ctx := t.Context()
+			allocs := testing.AllocsPerRun(1000, func() {
+				if err := tt.get(ctx, c); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("%s on a hit allocates %v times, want 0", tt.name, allocs)
+			}
+		})
 	}
 }
 
@@ -489,7 +526,6 @@ func TestCreate(t *testing.T) {
 
 func TestDelete(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
 	tests := []struct {
 		name      string
 		inStore   bool // still in the store when Delete is called
@@ -504,10 +540,7 @@ func TestDelete(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			store := newFakeStore()
-			store.put("k", b)
-			c := newCache(t, store, quiet)
-			mustGet(t, c, "k")
+			c, store := warmCache(t, quiet, "k")
 			if !tt.inStore {
 				store.mu.Lock()
 				delete(store.values, "k")
@@ -550,25 +583,12 @@ func TestChangeDuringGet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, b := newKey(t)
-			store := newFakeStore()
-			store.put("k", b)
-			release := store.gate("k")
-			t.Cleanup(release)
-			store.started = make(chan string, 10)
-			c := newCache(t, store, quiet)
+			c, store, want, release := gatedCache(t, "k")
 
-			got := make(chan error, 1)
-			go func() {
-				_, err := c.Get(t.Context(), "k")
-				got <- err
-			}()
+			got := getAsync(t.Context(), c, "k", want)
 			<-store.started // the read has happened; it now blocks
 			tt.change(t, c)
-			release()
-			if err := <-got; err != nil {
-				t.Fatalf("Get(%q) that read before the change: %v", "k", err)
-			}
+			releaseGet(t, release, got, `Get("k") that read before the change`)
 			if c.cached("k") {
 				t.Errorf("key %q was cached by a read that started before it changed", "k")
 			}
@@ -598,11 +618,7 @@ func TestList(t *testing.T) {
 
 func TestExpireAny(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
-	c := newCache(t, store, Config{Any: 20 * time.Millisecond, ProbeInterval: time.Hour})
-	mustGet(t, c, "k")
+	c, store := warmCache(t, Config{Any: 20 * time.Millisecond, ProbeInterval: time.Hour}, "k")
 	// Reading the key does not keep it cached.
 	eventually(t, "the entry expires", func() bool {
 		mustGet(t, c, "k")
@@ -614,13 +630,7 @@ func TestExpireAny(t *testing.T) {
 // directly, without timing.
 func TestExpireUnusedRounds(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("used", b)
-	store.put("unused", b)
-	c := newCache(t, store, quiet)
-	mustGet(t, c, "used")
-	mustGet(t, c, "unused")
+	c, _ := warmCache(t, quiet, "used", "unused")
 
 	c.expireUnused() // both were used since insertion: both survive
 	if !c.cached("used") || !c.cached("unused") {
@@ -642,13 +652,7 @@ func TestExpireUnusedRounds(t *testing.T) {
 
 func TestExpireUnused(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("used", b)
-	store.put("unused", b)
-	c := newCache(t, store, Config{Unused: 60 * time.Millisecond, ProbeInterval: time.Hour})
-	mustGet(t, c, "used")
-	mustGet(t, c, "unused")
+	c, store := warmCache(t, Config{Unused: 60 * time.Millisecond, ProbeInterval: time.Hour}, "used", "unused")
 	eventually(t, "the unused entry expires", func() bool {
 		mustGet(t, c, "used")
 		return !c.cached("unused")
@@ -662,9 +666,7 @@ func TestExpireUnused(t *testing.T) {
 func TestOffline(t *testing.T) {
 	t.Parallel()
 	const offline = 500 * time.Millisecond
-	want, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
+	store, want := storeWith(t, "k")
 	c := newCache(t, store, Config{
 		Any:           10 * time.Millisecond,
 		Unused:        10 * time.Millisecond,
@@ -753,11 +755,7 @@ func TestOfflineDetectedByGet(t *testing.T) {
 // expiry goes on during an outage, as upstream does.
 func TestOfflineWithoutOfflineExpiry(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
-	c := newCache(t, store, Config{Any: 10 * time.Millisecond, ProbeInterval: time.Hour})
-	mustGet(t, c, "k")
+	c, store := warmCache(t, Config{Any: 10 * time.Millisecond, ProbeInterval: time.Hour}, "k")
 	store.getsDown.Store(true)
 	eventually(t, "the entry expires despite the outage", func() bool { return !c.cached("k") })
 }
@@ -843,19 +841,14 @@ func TestClose(t *testing.T) {
 }
 
 func BenchmarkGetHit(b *testing.B) {
-	_, v := newKey(b)
-	store := newFakeStore()
-	names := []string{"minio-default-key", "app-1", "app-2", "app-3"}
-	for _, name := range names {
-		store.put(name, v)
-	}
-	c := newCache(b, store, quiet)
+	benchmarkGetHit(b, quiet, "minio-default-key", "app-1", "app-2", "app-3")
+}
+
+// benchmarkGetHit reads names in turn from parallel goroutines, from a
+// cache with conf that holds them all.
+func benchmarkGetHit(b *testing.B, conf Config, names ...string) {
+	c, _ := warmCache(b, conf, names...)
 	ctx := b.Context()
-	for _, name := range names {
-		if _, err := c.Get(ctx, name); err != nil {
-			b.Fatal(err)
-		}
-	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -870,9 +863,7 @@ func BenchmarkGetHit(b *testing.B) {
 }
 
 func BenchmarkGetMiss(b *testing.B) {
-	_, v := newKey(b)
-	store := newFakeStore()
-	store.put("k", v)
+	store, _ := storeWith(b, "k")
 	c := newCache(b, store, quiet)
 	ctx := b.Context()
 	b.ReportAllocs()
@@ -901,9 +892,7 @@ func TestOfflineRecovery(t *testing.T) {
 // end of an outage is reported without waiting for the probe interval.
 func TestOfflineEndsWithFirstSuccess(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
+	store, _ := storeWith(t, "k")
 	store.down(true)
 	c := newCache(t, store, quiet) // probes once an hour
 	if _, err := c.Get(t.Context(), "k"); !keystore.IsUnreachable(err) {

@@ -22,10 +22,7 @@ func (o *countingObserver) CacheEvicted(n int) { o.evicted.Add(int64(n)) }
 
 func TestObserver(t *testing.T) {
 	t.Parallel()
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("a", b)
-	store.put("b", b)
+	store, _ := storeWith(t, "a", "b")
 	o := new(countingObserver)
 	conf := quiet
 	conf.Observer = o
@@ -66,44 +63,10 @@ func TestObserver(t *testing.T) {
 	}
 }
 
-func TestGetDoesNotAllocateOnHitWithObserver(t *testing.T) {
-	_, b := newKey(t)
-	store := newFakeStore()
-	store.put("k", b)
-	conf := quiet
-	conf.Observer = new(countingObserver)
-	c := newCache(t, store, conf)
-	mustGet(t, c, "k")
-	ctx := t.Context()
-	allocs := testing.AllocsPerRun(1000, func() {
-		if _, err := c.Get(ctx, "k"); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Errorf("Get on a hit with an Observer allocates %v times, want 0", allocs)
-	}
-}
-
 // BenchmarkGetHitObserved is BenchmarkGetHit with an Observer that
 // counts with atomics, as the server's Prometheus counters do.
 func BenchmarkGetHitObserved(b *testing.B) {
-	_, v := newKey(b)
-	store := newFakeStore()
-	store.put("k", v)
 	conf := quiet
 	conf.Observer = new(countingObserver)
-	c := newCache(b, store, conf)
-	ctx := b.Context()
-	if _, err := c.Get(ctx, "k"); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := c.Get(ctx, "k"); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	benchmarkGetHit(b, conf, "k")
 }

@@ -23,10 +23,7 @@ func newVersion(t *testing.T) crypto.KeyVersion {
 // the key again, at most once per key per reloadInterval.
 func TestGetVersion(t *testing.T) {
 	t.Parallel()
-	store := newFakeStore()
-	_, b := newKey(t)
-	store.put("k", b)
-	store.put("j", b)
+	store, _ := storeWith(t, "k", "j")
 	c := newCache(t, store, quiet)
 	other := keyring.New(store) // another server's view of the store
 
@@ -93,32 +90,13 @@ func TestGetVersion(t *testing.T) {
 	}
 }
 
-func TestGetVersionDoesNotAllocateOnHit(t *testing.T) {
-	store := newFakeStore()
-	_, b := newKey(t)
-	store.put("k", b)
-	c := newCache(t, store, quiet)
-	mustGetKey(t, c, "k")
-	ctx := t.Context()
-	allocs := testing.AllocsPerRun(1000, func() {
-		if _, err := c.GetVersion(ctx, "k", 1); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Errorf("GetVersion on a hit allocates %v times, want 0", allocs)
-	}
-}
-
 // TestLifecycleChanges: Rotate, ScheduleDeletion, Restore, Delete and
 // Sweep go to the store and drop the cached key, so the next Get sees
 // the change; a watcher event for a version or deletion entry drops the
 // key it belongs to.
 func TestLifecycleChanges(t *testing.T) {
 	t.Parallel()
-	store := newFakeStore()
-	_, b := newKey(t)
-	store.put("k", b)
+	store, _ := storeWith(t, "k")
 	c := newCache(t, store, quiet)
 	ctx := t.Context()
 	now := time.Now().UTC()
@@ -176,13 +154,4 @@ func TestLifecycleChanges(t *testing.T) {
 	if all, _, _ := store.List(ctx, "", 0); len(all) != 0 {
 		t.Errorf("store after Sweep = %q, want empty", all)
 	}
-}
-
-func mustGetKey(t *testing.T, c *Cache, name string) *keyring.Key {
-	t.Helper()
-	k, err := c.Get(t.Context(), name)
-	if err != nil {
-		t.Fatalf("Get(%q): %v", name, err)
-	}
-	return k
 }
