@@ -255,17 +255,7 @@ func (cs *connServer) shutdown(ctx context.Context) error {
 		return err
 	}
 	// Connections still in the handshake close when it ends.
-	done := make(chan struct{})
-	go func() {
-		cs.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return h1.WaitContext(ctx, &cs.wg)
 }
 
 // closeAll closes every connection at once and cancels their contexts.

@@ -205,16 +205,24 @@ func (s *Server) Wait(d time.Duration) {
 
 // WaitAtMost waits until the counter of wg is zero, or d has passed.
 func WaitAtMost(wg *sync.WaitGroup, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	_ = WaitContext(ctx, wg)
+}
+
+// WaitContext waits until the counter of wg is zero (nil) or ctx ends
+// (ctx.Err()).
+func WaitContext(ctx context.Context, wg *sync.WaitGroup) error {
 	done := make(chan struct{})
 	go func() {
 		wg.Wait()
 		close(done)
 	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
 	case <-done:
-	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
