@@ -402,9 +402,6 @@ func (b bodyDeadline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // which the crypto handlers fit in (JSON decoding is the deepest part).
 const handlerStack = 5 << 10
 
-// stackSink keeps growStack's frame from being optimised away.
-var stackSink byte
-
 // growStack grows the stack of a fresh goroutine (net/http starts one per
 // HTTP/2 stream, with a small stack) to what the handler needs in one
 // step while it is still shallow, instead of in doublings deep in the
@@ -415,8 +412,15 @@ var stackSink byte
 //go:noinline
 func growStack() {
 	var frame [handlerStack]byte
-	stackSink = frame[stackSink&1]
+	keepFrame(frame[:])
 }
+
+// keepFrame keeps growStack's frame from being optimised away; it does not
+// retain the slice, so the frame stays on the stack. (A shared variable
+// written by every stream would be a data race.)
+//
+//go:noinline
+func keepFrame([]byte) {}
 
 // streamTimeout returns the write deadline that r's stream started with
 // (its read deadline is 3/4 of it) if r came on a connection of Serve's
