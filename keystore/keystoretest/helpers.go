@@ -181,6 +181,19 @@ func CheckLive(t *testing.T, conf keystore.Config) {
 	}
 }
 
+// RealEnv returns the values of the environment variables names, which
+// point a test at a real service, and skips t unless all of them are set.
+func RealEnv(t testing.TB, names ...string) []string {
+	t.Helper()
+	values := make([]string, len(names))
+	for i, name := range names {
+		if values[i] = os.Getenv(name); values[i] == "" {
+			t.Skipf("%s not set: skipping the test against the real service", strings.Join(names, ", "))
+		}
+	}
+	return values
+}
+
 // CheckNoSecrets fails t if one of texts (log output, error messages)
 // contains one of secrets; empty secrets are ignored. The failure names
 // the secret's length only.
