@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -192,6 +193,24 @@ func RealEnv(t testing.TB, names ...string) []string {
 		}
 	}
 	return values
+}
+
+// GoList runs "go list" with args in dir (relative to the test's
+// package directory) and returns the lines of its output. It fails t if
+// there is no go command or it fails.
+func GoList(t testing.TB, dir string, args ...string) []string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed: %v", err)
+	}
+	cmd := exec.CommandContext(t.Context(), gobin, append([]string{"list"}, args...)...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list %q: %v", args, err)
+	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n")
 }
 
 // CheckNoSecrets fails t if one of texts (log output, error messages)
