@@ -325,14 +325,25 @@ func (s *Store) do(parent context.Context, op, name string, f func(ctx context.C
 			return s.fail(parent, ctx, op, name, start, err)
 		}
 		last = err
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait, nil) {
 			return s.fail(parent, ctx, op, name, start, last)
 		}
 		wait = min(2*wait, maxRetryWait)
+	}
+}
+
+// sleep waits for d and reports whether it did: it returns false at once
+// when ctx is done or stop (nil: never) is closed.
+func sleep(ctx context.Context, d time.Duration, stop <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-stop:
+		return false
 	}
 }
 
