@@ -132,8 +132,12 @@ func trimPrefix(err error) error {
 }
 
 // Wrap opens the KEKs and returns inner wrapped by a sealing Store,
-// which logs to log. It closes inner if that fails.
+// which logs to log. It closes inner if that fails. A nil c, a store
+// section without a seal, returns inner as it is.
 func (c *Config) Wrap(ctx context.Context, inner keystore.Store, log *slog.Logger) (keystore.Store, error) {
+	if c == nil {
+		return inner, nil
+	}
 	current, old, err := c.open(ctx, log)
 	if err != nil {
 		inner.Close()
