@@ -216,16 +216,7 @@ func (d *decoder) decodeSection(s section) keystore.Config {
 }
 
 // unjoin returns the errors joined in err by errors.Join, or err itself.
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, unjoin(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}
+func unjoin(err error) []error { return keystore.Unjoin(err) }
 
 // addBackend records an error of a backend's Validate. Backends name the
 // field relative to their section ("path: required"), so joining with "."

@@ -270,14 +270,7 @@ func TestEtcdCluster(t *testing.T) {
 			}); err != nil {
 				t.Fatalf("CreateKey after etcd recovered: %v", err)
 			}
-			if _, err := within(20*time.Second, func() error {
-				if ready, err := cl.IsReady(ctx); !ready {
-					return fmt.Errorf("IsReady = false, %v", err)
-				}
-				return nil
-			}); err != nil {
-				t.Fatalf("after etcd recovered: %v", err)
-			}
+			waitReady(t, cl, 20*time.Second) // after etcd recovered
 			if err := roundTrip(ctx, cl, c[1-i], name); err != nil {
 				t.Fatal(err)
 			}
@@ -332,14 +325,7 @@ func TestEtcdStartsWhileDown(t *testing.T) {
 	}
 
 	cluster.Member(0).Restart()
-	if _, err := within(20*time.Second, func() error {
-		if ready, err := cl.IsReady(ctx); !ready {
-			return fmt.Errorf("IsReady = false, %v", err)
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("after etcd started: %v", err)
-	}
+	waitReady(t, cl, 20*time.Second) // after etcd started
 	if err := cl.CreateKey(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}

@@ -36,14 +36,12 @@ func NewResponseError(resp *Response, keys ...string) *ResponseError {
 }
 
 // Open is the common start of a REST key store's Connect: it fails if
-// ctx is done or validate fails, and returns [NewHTTPClient] of endpoint
-// and caPath. Its errors start with name, e.g. "gemalto: ".
-func Open(ctx context.Context, name string, validate func() error, endpoint, caPath string) (base string, client *http.Client, err error) {
-	if err := ctx.Err(); err != nil {
+// ctx is done or conf is invalid (see [keystore.Prepare]), and returns
+// [NewHTTPClient] of endpoint and caPath. Its errors start with name,
+// e.g. "gemalto: ".
+func Open(ctx context.Context, name string, conf interface{ Validate() error }, endpoint, caPath string) (base string, client *http.Client, err error) {
+	if err := keystore.Prepare(ctx, name, conf); err != nil {
 		return "", nil, err
-	}
-	if err := validate(); err != nil {
-		return "", nil, fmt.Errorf("%s: %w", name, err)
 	}
 	base, client, err = NewHTTPClient(endpoint, caPath)
 	if err != nil {

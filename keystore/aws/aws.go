@@ -135,11 +135,8 @@ func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store,
 
 // New is [Config.Connect] with the concrete result type.
 func New(ctx context.Context, conf *Config, log *slog.Logger) (*Store, error) {
-	if err := ctx.Err(); err != nil {
+	if err := keystore.Prepare(ctx, "aws: invalid config", conf); err != nil {
 		return nil, err
-	}
-	if err := conf.Validate(); err != nil {
-		return nil, fmt.Errorf("aws: invalid config: %w", err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -26,10 +26,7 @@ import (
 // test checks the contract on names of its own that no one else uses, and
 // deletes them afterwards.
 func TestRealService(t *testing.T) {
-	region := os.Getenv("KES_TEST_AWS_REGION")
-	if region == "" {
-		t.Skip("KES_TEST_AWS_REGION is not set; skipping the test against the real AWS Secrets Manager")
-	}
+	region := keystoretest.RealEnv(t, "KES_TEST_AWS_REGION")[0]
 	conf := &Config{
 		Endpoint: os.Getenv("KES_TEST_AWS_ENDPOINT"),
 		Region:   region,

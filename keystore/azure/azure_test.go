@@ -189,6 +189,17 @@ func TestLegacyUpperCaseName(t *testing.T) {
 	}
 }
 
+// createDelete creates the key name in st and deletes it again.
+func createDelete(t *testing.T, st keystore.Store, name string) {
+	t.Helper()
+	if err := st.Create(t.Context(), name, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(t.Context(), name); err != nil {
+		t.Fatalf("Delete() = %v", err)
+	}
+}
+
 // TestSoftDelete checks that a deleted key is purged and that its name
 // can be reused, also when the purge had to wait.
 func TestSoftDelete(t *testing.T) {
@@ -196,12 +207,7 @@ func TestSoftDelete(t *testing.T) {
 	f := azuretest.New(t, azuretest.Options{DeletingRequests: 3})
 	st := open(t, fakeConfig(f), nil)
 	ctx := t.Context()
-	if err := st.Create(ctx, "my-key", []byte("one")); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Delete(ctx, "my-key"); err != nil {
-		t.Fatalf("Delete() = %v", err)
-	}
+	createDelete(t, st, "my-key")
 	if f.IsDeleted("my-key") {
 		t.Errorf("the deleted secret was not purged")
 	}
@@ -224,13 +230,8 @@ func TestSoftDeletedByOthers(t *testing.T) {
 			logs := new(keystoretest.LogBuffer)
 			st := open(t, fakeConfig(f), logs)
 			ctx := t.Context()
-			if err := st.Create(ctx, "my-key", []byte("one")); err != nil {
-				t.Fatal(err)
-			}
 			// Delete with a failing purge leaves the secret soft-deleted.
-			if err := st.Delete(ctx, "my-key"); err != nil {
-				t.Fatalf("Delete() = %v", err)
-			}
+			createDelete(t, st, "my-key")
 			if got := f.IsDeleted("my-key"); got != protected {
 				t.Fatalf("IsDeleted() = %t, want %t", got, protected)
 			}

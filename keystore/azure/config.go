@@ -111,11 +111,8 @@ func (c *Config) Validate() error {
 // store's records (failed and recovered logins, purges); it never sees a
 // token or secret. A nil log discards them.
 func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store, error) {
-	if err := ctx.Err(); err != nil {
+	if err := keystore.Prepare(ctx, "azure", c); err != nil {
 		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("azure: %w", err)
 	}
 	return connect(c, log)
 }

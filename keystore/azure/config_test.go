@@ -2,7 +2,6 @@ package azure_test
 
 import (
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/openkes/openkes/keystore"
 	_ "github.com/openkes/openkes/keystore/all"
 	"github.com/openkes/openkes/keystore/azure"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
 
 // TestParse decodes keystore sections written for the original server.
@@ -120,19 +120,9 @@ func TestParse(t *testing.T) {
 // and that building with kes_omit_azure leaves it out of kes.
 func TestDeps(t *testing.T) {
 	t.Parallel()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go command is needed: %v", err)
-	}
 	list := func(args ...string) []string {
 		t.Helper()
-		cmd := exec.Command(gobin, append([]string{"list"}, args...)...)
-		cmd.Dir = filepath.Join("..", "..")
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("go list %q: %v", args, err)
-		}
-		return strings.Split(strings.TrimSpace(string(out)), "\n")
+		return keystoretest.GoList(t, filepath.Join("..", ".."), args...)
 	}
 	const sdk = "github.com/Azure/"
 	hasSDK := func(pkgs []string) bool {

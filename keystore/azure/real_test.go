@@ -19,10 +19,7 @@ import (
 // permissions get, list, set, delete and purge. The test only touches
 // secrets named kes-test-<random>-*, and deletes and purges them.
 func TestRealService(t *testing.T) {
-	endpoint := os.Getenv("KES_TEST_AZURE_ENDPOINT")
-	if endpoint == "" {
-		t.Skip("KES_TEST_AZURE_ENDPOINT is not set")
-	}
+	endpoint := keystoretest.RealEnv(t, "KES_TEST_AZURE_ENDPOINT")[0]
 	conf := &Config{
 		Endpoint: endpoint,
 		Credentials: Credentials{

@@ -92,7 +92,7 @@ func (c *Config) Validate() error {
 // CA files that cannot be loaded. log receives login and renewal
 // records; nil discards them.
 func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store, error) {
-	base, client, err := restclient.Open(ctx, "entrust", c.Validate, c.Endpoint, c.TLS.CA)
+	base, client, err := restclient.Open(ctx, "entrust", c, c.Endpoint, c.TLS.CA)
 	if err != nil {
 		return nil, err
 	}

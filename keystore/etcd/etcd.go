@@ -194,9 +194,6 @@ func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store,
 	if err != nil {
 		return nil, err
 	}
-	if c.Seal == nil {
-		return s, nil
-	}
 	return c.Seal.Wrap(ctx, s, log)
 }
 

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +20,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/openkes/openkes/internal/crypto"
+	"github.com/openkes/openkes/internal/testlisten"
 	"github.com/openkes/openkes/keystore"
 	"github.com/openkes/openkes/keystore/etcd/etcdtest"
 	"github.com/openkes/openkes/keystore/keystoretest"
@@ -575,10 +575,7 @@ func TestStartDown(t *testing.T) {
 	t.Parallel()
 	t.Run("NothingListens", func(t *testing.T) {
 		t.Parallel()
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		l := testlisten.New(t)
 		ep := "http://" + l.Addr().String()
 		l.Close()
 		start := time.Now()
@@ -586,7 +583,7 @@ func TestStartDown(t *testing.T) {
 		if d := time.Since(start); d > time.Second {
 			t.Errorf("New() took %v, want no waiting", d)
 		}
-		_, err = s.Get(t.Context(), "k")
+		_, err := s.Get(t.Context(), "k")
 		wantUnreachable(t, "Get()", err, "cannot connect", ep)
 		err = s.Create(t.Context(), "k", []byte("v"))
 		wantUnreachable(t, "Create()", err, "cannot connect")

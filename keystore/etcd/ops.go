@@ -44,22 +44,32 @@ func checkName(op, name string) error {
 // Create tries again; if it then finds the key holding exactly value, the
 // earlier request did create it and Create returns nil.
 func (s *Store) Create(ctx context.Context, name string, value []byte) error {
-	if err := checkName("create", name); err != nil {
+	return s.write(ctx, "create", name, value, keystore.ErrExists, func(ctx context.Context, cli *clientv3.Client, retry bool) (bool, error) {
+		return s.tryCreate(ctx, cli, name, value, retry)
+	})
+}
+
+// write is Create and Replace: it checks name and the size of value and
+// runs the attempts of try with s.do. An attempt reports whether the
+// condition of its transaction failed, which write returns as an error
+// wrapping failed.
+func (s *Store) write(ctx context.Context, op, name string, value []byte, failed error, try func(ctx context.Context, cli *clientv3.Client, retry bool) (bool, error)) error {
+	if err := checkName(op, name); err != nil {
 		return err
 	}
 	if len(value) > MaxValueSize {
-		return fmt.Errorf("etcd: create %q: value exceeds %d bytes", name, MaxValueSize)
+		return fmt.Errorf("etcd: %s %q: value exceeds %d bytes", op, name, MaxValueSize)
 	}
-	var exists bool
-	err := s.do(ctx, "create", name, func(ctx context.Context, cli *clientv3.Client, retry bool) (err error) {
-		exists, err = s.tryCreate(ctx, cli, name, value, retry)
+	var condFailed bool
+	err := s.do(ctx, op, name, func(ctx context.Context, cli *clientv3.Client, retry bool) (err error) {
+		condFailed, err = try(ctx, cli, retry)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if exists {
-		return fmt.Errorf("etcd: create %q: %w", name, keystore.ErrExists)
+	if condFailed {
+		return fmt.Errorf("etcd: %s %q: %w", op, name, failed)
 	}
 	return nil
 }
@@ -93,34 +103,19 @@ func (s *Store) tryCreate(ctx context.Context, cli *clientv3.Client, name string
 // that succeeds only if the key exists (keystore.Replacer). It returns an
 // error wrapping [keystore.ErrNotFound] if there is none.
 func (s *Store) Replace(ctx context.Context, name string, value []byte) error {
-	if err := checkName("replace", name); err != nil {
-		return err
-	}
-	if len(value) > MaxValueSize {
-		return fmt.Errorf("etcd: replace %q: value exceeds %d bytes", name, MaxValueSize)
-	}
-	var missing bool
-	err := s.do(ctx, "replace", name, func(ctx context.Context, cli *clientv3.Client, _ bool) error {
+	return s.write(ctx, "replace", name, value, keystore.ErrNotFound, func(ctx context.Context, cli *clientv3.Client, _ bool) (bool, error) {
 		key := s.key(name)
 		resp, err := cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
 			Then(clientv3.OpPut(key, string(value))).
 			Commit()
 		if err != nil {
-			return err
+			return false, err
 		}
 		// A retry of an applied Replace finds the key and puts the same
 		// value again: harmless.
-		missing = !resp.Succeeded
-		return nil
+		return !resp.Succeeded, nil
 	})
-	if err != nil {
-		return err
-	}
-	if missing {
-		return fmt.Errorf("etcd: replace %q: %w", name, keystore.ErrNotFound)
-	}
-	return nil
 }
 
 // Get returns the value stored under name, read linearizably: a key
@@ -325,14 +320,25 @@ func (s *Store) do(parent context.Context, op, name string, f func(ctx context.C
 			return s.fail(parent, ctx, op, name, start, err)
 		}
 		last = err
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait, nil) {
 			return s.fail(parent, ctx, op, name, start, last)
 		}
 		wait = min(2*wait, maxRetryWait)
+	}
+}
+
+// sleep waits for d and reports whether it did: it returns false at once
+// when ctx is done or stop (nil: never) is closed.
+func sleep(ctx context.Context, d time.Duration, stop <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-stop:
+		return false
 	}
 }
 

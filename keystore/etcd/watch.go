@@ -65,14 +65,7 @@ func (s *Store) Watch(ctx context.Context, changed func(name string)) error {
 			// in a moment.
 			wait = permanentWatchWait
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		case <-s.closed:
-			t.Stop()
-		}
+		sleep(ctx, wait, s.closed)
 		w.wait = min(2*w.wait, maxWatchWait)
 	}
 	return nil

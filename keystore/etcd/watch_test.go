@@ -238,3 +238,26 @@ func testWatchCompactedAfterOutage(t *testing.T, c *etcdtest.Cluster) {
 	mustDelete(t, s, "k0")
 	w.expect(t, time.Second-time.Since(start), "k0")
 }
+
+func TestSleep(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	closed := make(chan struct{})
+	close(closed)
+	tests := []struct {
+		name string
+		ctx  context.Context
+		d    time.Duration
+		stop chan struct{}
+		want bool
+	}{
+		{"elapsed", context.Background(), time.Nanosecond, nil, true},
+		{"canceled", canceled, time.Hour, nil, false},
+		{"stopped", context.Background(), time.Hour, closed, false},
+	}
+	for _, tt := range tests {
+		if got := sleep(tt.ctx, tt.d, tt.stop); got != tt.want {
+			t.Errorf("%s: sleep = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -85,7 +85,7 @@ func (c *Config) Validate() error {
 // files that cannot be loaded. log receives the result of the background
 // API key check; nil discards it.
 func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store, error) {
-	base, client, err := restclient.Open(ctx, "fortanix", c.Validate, c.Endpoint, c.TLS.CA)
+	base, client, err := restclient.Open(ctx, "fortanix", c, c.Endpoint, c.TLS.CA)
 	if err != nil {
 		return nil, err
 	}

@@ -145,10 +145,8 @@ func TestBadAPIKey(t *testing.T) {
 // (KES_TEST_FORTANIX_GROUP_ID and KES_TEST_FORTANIX_CA optional). It
 // creates and deletes an object named kes-test-<n>.
 func TestRealService(t *testing.T) {
-	endpoint, key := os.Getenv("KES_TEST_FORTANIX_ENDPOINT"), os.Getenv("KES_TEST_FORTANIX_API_KEY")
-	if endpoint == "" || key == "" {
-		t.Skip("KES_TEST_FORTANIX_ENDPOINT and KES_TEST_FORTANIX_API_KEY are not set")
-	}
+	env := keystoretest.RealEnv(t, "KES_TEST_FORTANIX_ENDPOINT", "KES_TEST_FORTANIX_API_KEY")
+	endpoint, key := env[0], env[1]
 	conf := &fortanix.Config{Endpoint: endpoint, GroupID: os.Getenv("KES_TEST_FORTANIX_GROUP_ID")}
 	conf.Credentials.Key = keystore.NewSecret(key)
 	conf.TLS.CA = os.Getenv("KES_TEST_FORTANIX_CA")

@@ -71,18 +71,12 @@ func (c *Config) Validate() error {
 // Connect opens the store at c.Path as [New] does and returns its errors,
 // wrapped by the seal if one is configured.
 func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store, error) {
-	if err := ctx.Err(); err != nil {
+	if err := keystore.Prepare(ctx, "fs", c); err != nil {
 		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("fs: %w", err)
 	}
 	s, err := New(c.Path)
 	if err != nil {
 		return nil, err
-	}
-	if c.Seal == nil {
-		return s, nil
 	}
 	return c.Seal.Wrap(ctx, s, log)
 }

@@ -3,7 +3,6 @@ package gcp
 import (
 	"encoding/json"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,18 +181,9 @@ func TestNoApplicationDefaultCredentials(t *testing.T) {
 // the kes binary.
 func TestOmitGCP(t *testing.T) {
 	t.Parallel()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("go command not found: %v", err)
-	}
 	deps := func(tags string) string {
 		t.Helper()
-		cmd := exec.CommandContext(t.Context(), gobin, "list", "-deps", "-tags", tags, "github.com/openkes/openkes/cmd/kes")
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("go list -deps -tags %q: %v", tags, err)
-		}
-		return string(out)
+		return strings.Join(keystoretest.GoList(t, ".", "-deps", "-tags", tags, "github.com/openkes/openkes/cmd/kes"), "\n")
 	}
 	const sdk = "cloud.google.com/go/secretmanager/apiv1"
 	if d := deps(""); !strings.Contains(d, sdk) {

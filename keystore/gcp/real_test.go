@@ -20,10 +20,7 @@ import (
 // the project's other secrets alone, so the conformance suite, which
 // needs an empty store, is not run.
 func TestRealService(t *testing.T) {
-	project := os.Getenv("KES_TEST_GCP_PROJECT_ID")
-	if project == "" {
-		t.Skip("KES_TEST_GCP_PROJECT_ID is not set")
-	}
+	project := keystoretest.RealEnv(t, "KES_TEST_GCP_PROJECT_ID")[0]
 	conf := &Config{ProjectID: project, Endpoint: os.Getenv("KES_TEST_GCP_ENDPOINT")}
 	if f := os.Getenv("KES_TEST_GCP_CREDENTIALS_FILE"); f != "" {
 		b, err := os.ReadFile(f)

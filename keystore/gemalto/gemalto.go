@@ -102,7 +102,7 @@ func isBlank(s string) bool {
 // CA files that cannot be loaded. log receives login records; nil
 // discards them.
 func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store, error) {
-	base, client, err := restclient.Open(ctx, "gemalto", c.Validate, c.Endpoint, c.TLS.CA)
+	base, client, err := restclient.Open(ctx, "gemalto", c, c.Endpoint, c.TLS.CA)
 	if err != nil {
 		return nil, err
 	}

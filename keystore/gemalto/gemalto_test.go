@@ -152,10 +152,8 @@ func TestBadCredentials(t *testing.T) {
 // KES_TEST_GEMALTO_CA optional). It creates and deletes secrets named
 // kes-test-*.
 func TestRealService(t *testing.T) {
-	endpoint, token := os.Getenv("KES_TEST_GEMALTO_ENDPOINT"), os.Getenv("KES_TEST_GEMALTO_TOKEN")
-	if endpoint == "" || token == "" {
-		t.Skip("KES_TEST_GEMALTO_ENDPOINT and KES_TEST_GEMALTO_TOKEN are not set")
-	}
+	env := keystoretest.RealEnv(t, "KES_TEST_GEMALTO_ENDPOINT", "KES_TEST_GEMALTO_TOKEN")
+	endpoint, token := env[0], env[1]
 	conf := &gemalto.Config{Endpoint: endpoint, Credentials: gemalto.Credentials{Token: keystore.NewSecret(token), Domain: os.Getenv("KES_TEST_GEMALTO_DOMAIN")}}
 	conf.TLS.CA = os.Getenv("KES_TEST_GEMALTO_CA")
 	keystoretest.CheckLive(t, conf)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -179,6 +180,37 @@ func CheckLive(t *testing.T, conf keystore.Config) {
 	if _, err := st.Get(t.Context(), name); !errors.Is(err, keystore.ErrNotFound) {
 		t.Errorf("Get after Delete = %v, want %v", err, keystore.ErrNotFound)
 	}
+}
+
+// RealEnv returns the values of the environment variables names, which
+// point a test at a real service, and skips t unless all of them are set.
+func RealEnv(t testing.TB, names ...string) []string {
+	t.Helper()
+	values := make([]string, len(names))
+	for i, name := range names {
+		if values[i] = os.Getenv(name); values[i] == "" {
+			t.Skipf("%s not set: skipping the test against the real service", strings.Join(names, ", "))
+		}
+	}
+	return values
+}
+
+// GoList runs "go list" with args in dir (relative to the test's
+// package directory) and returns the lines of its output. It fails t if
+// there is no go command or it fails.
+func GoList(t testing.TB, dir string, args ...string) []string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed: %v", err)
+	}
+	cmd := exec.CommandContext(t.Context(), gobin, append([]string{"list"}, args...)...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list %q: %v", args, err)
+	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n")
 }
 
 // CheckNoSecrets fails t if one of texts (log output, error messages)

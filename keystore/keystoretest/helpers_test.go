@@ -3,6 +3,7 @@ package keystoretest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -96,5 +97,34 @@ func TestRaceCreate(t *testing.T) {
 				t.Errorf("RaceCreate = %d with failures %q, want %d with %d failures", got, r.errors, tt.winner, tt.fails)
 			}
 		})
+	}
+}
+
+func TestRealEnv(t *testing.T) {
+	t.Setenv("KEYSTORETEST_A", "a")
+	t.Setenv("KEYSTORETEST_B", "b")
+	t.Setenv("KEYSTORETEST_UNSET", "")
+	tests := []struct {
+		names []string
+		want  []string // nil: skipped
+	}{
+		{[]string{"KEYSTORETEST_A"}, []string{"a"}},
+		{[]string{"KEYSTORETEST_A", "KEYSTORETEST_B"}, []string{"a", "b"}},
+		{[]string{"KEYSTORETEST_A", "KEYSTORETEST_UNSET"}, nil},
+	}
+	for _, tt := range tests {
+		var got []string
+		var skipped bool
+		t.Run(strings.Join(tt.names, ","), func(t *testing.T) {
+			defer func() { skipped = t.Skipped() }()
+			got = RealEnv(t, tt.names...)
+		})
+		if tt.want == nil {
+			if !skipped {
+				t.Errorf("RealEnv(%q) = %q, want a skip", tt.names, got)
+			}
+		} else if skipped || !slices.Equal(got, tt.want) {
+			t.Errorf("RealEnv(%q) = %q (skipped %v), want %q", tt.names, got, skipped, tt.want)
+		}
 	}
 }

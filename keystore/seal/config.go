@@ -132,8 +132,12 @@ func trimPrefix(err error) error {
 }
 
 // Wrap opens the KEKs and returns inner wrapped by a sealing Store,
-// which logs to log. It closes inner if that fails.
+// which logs to log. It closes inner if that fails. A nil c, a store
+// section without a seal, returns inner as it is.
 func (c *Config) Wrap(ctx context.Context, inner keystore.Store, log *slog.Logger) (keystore.Store, error) {
+	if c == nil {
+		return inner, nil
+	}
 	current, old, err := c.open(ctx, log)
 	if err != nil {
 		inner.Close()
@@ -168,18 +172,6 @@ func (c *Config) open(ctx context.Context, log *slog.Logger) (KEK, []KEK, error)
 	return current, old, nil
 }
 
-// unjoin returns the errors joined in err by errors.Join, or err itself.
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, unjoin(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}
-
 // PrefixErrors returns err with every joined error prefixed by "seal.",
 // for a backend's Validate.
 func PrefixErrors(err error) error { return errors.Join(prefixed("seal", err)...) }
@@ -192,7 +184,7 @@ func prefixed(section string, err error) []error {
 		return nil
 	}
 	var out []error
-	for _, e := range unjoin(err) {
+	for _, e := range keystore.Unjoin(err) {
 		msg := e.Error()
 		if field, rest, ok := strings.Cut(msg, ": "); ok && !strings.ContainsAny(field, " '") {
 			out = append(out, fmt.Errorf("%s.%s: %s", section, field, rest))

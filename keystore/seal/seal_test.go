@@ -504,3 +504,17 @@ func TestKEKKind(t *testing.T) {
 	}()
 	seal.RegisterKEK("vault", func() seal.KEKConfig { return new(fakeKEKConfig) })
 }
+
+// TestNilConfigWrap: a store section without a seal has a nil
+// *seal.Config, whose Wrap returns the store as it is.
+func TestNilConfigWrap(t *testing.T) {
+	inner, err := fs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c *seal.Config
+	st, err := c.Wrap(t.Context(), inner, nil)
+	if err != nil || st != keystore.Store(inner) {
+		t.Fatalf("nil Config.Wrap = %v, %v; want the inner store", st, err)
+	}
+}

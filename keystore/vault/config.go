@@ -239,11 +239,8 @@ func (c *Config) Validate() error {
 // records (logins, renewals, seal changes); it never sees a token or
 // secret. A nil log discards them.
 func (c *Config) Connect(ctx context.Context, log *slog.Logger) (keystore.Store, error) {
-	if err := ctx.Err(); err != nil {
+	if err := keystore.Prepare(ctx, "vault", c); err != nil {
 		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
 	}
 	return connect(c, log)
 }

@@ -43,6 +43,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/openkes/openkes/internal/testlisten"
 )
 
 // The static credentials the fake accepts. They are test values that
@@ -143,10 +145,7 @@ func New(t testing.TB, opts Options) *Server {
 		rejected:  map[string]int{},
 		accessKey: map[string]string{AccessKeyID: SecretAccessKey},
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testlisten.New(t)
 	s.addr = ln.Addr().String()
 	s.start(ln)
 	scheme := "http"
@@ -200,18 +199,7 @@ func (s *Server) Start(t testing.TB) {
 	if running {
 		return
 	}
-	var ln net.Listener
-	var err error
-	for range 50 { // the port may linger for a moment after Close
-		if ln, err = net.Listen("tcp", s.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("awstest: restarting on %s: %v", s.addr, err)
-	}
-	s.start(ln)
+	s.start(testlisten.Again(t, "awstest", s.addr))
 }
 
 // CACertPEM returns the certificate of a TLS fake, to be trusted by

@@ -483,28 +483,30 @@ func (s *Server) serveVault(w http.ResponseWriter, r *http.Request) {
 
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	label := func(route string) { s.count(r.Method + " " + route) }
+	// named counts a route of a secret named by parts[1] and serves it
+	// with h if the name is valid.
+	named := func(route string, h func(name string)) {
+		label(route)
+		if s.checkName(w, parts[1]) {
+			h(parts[1])
+		}
+	}
 	switch {
 	case len(parts) == 1 && parts[0] == "secrets" && r.Method == http.MethodGet:
 		label("/secrets")
 		s.listSecrets(w, r)
 	case len(parts) == 2 && parts[0] == "secrets" && r.Method == http.MethodPut:
-		label("/secrets/{name}")
-		s.setSecret(w, r, parts[1])
+		named("/secrets/{name}", func(name string) { s.setSecret(w, r, name) })
 	case len(parts) == 2 && parts[0] == "secrets" && r.Method == http.MethodDelete:
-		label("/secrets/{name}")
-		s.deleteSecret(w, parts[1])
+		named("/secrets/{name}", func(name string) { s.deleteSecret(w, name) })
 	case len(parts) == 2 && parts[0] == "secrets" && r.Method == http.MethodGet:
-		label("/secrets/{name}")
-		s.getSecret(w, parts[1], "")
+		named("/secrets/{name}", func(name string) { s.getSecret(w, name, "") })
 	case len(parts) == 3 && parts[0] == "secrets" && parts[2] == "versions" && r.Method == http.MethodGet:
-		label("/secrets/{name}/versions")
-		s.listVersions(w, r, parts[1])
+		named("/secrets/{name}/versions", func(name string) { s.listVersions(w, r, name) })
 	case len(parts) == 3 && parts[0] == "secrets" && r.Method == http.MethodGet:
-		label("/secrets/{name}/{version}")
-		s.getSecret(w, parts[1], parts[2])
+		named("/secrets/{name}/{version}", func(name string) { s.getSecret(w, name, parts[2]) })
 	case len(parts) == 2 && parts[0] == "deletedsecrets" && r.Method == http.MethodDelete:
-		label("/deletedsecrets/{name}")
-		s.purge(w, parts[1])
+		named("/deletedsecrets/{name}", func(name string) { s.purge(w, name) })
 	default:
 		vaultError(w, http.StatusNotFound, "NotFound", "", "The requested resource was not found.")
 	}
@@ -588,9 +590,6 @@ func (s *Server) bundle(sec *secret, v *Version) map[string]any {
 }
 
 func (s *Server) setSecret(w http.ResponseWriter, r *http.Request, name string) {
-	if !s.checkName(w, name) {
-		return
-	}
 	var body struct {
 		Value *string `json:"value"`
 	}
@@ -619,9 +618,6 @@ func notFound(w http.ResponseWriter, name string) {
 }
 
 func (s *Server) getSecret(w http.ResponseWriter, name, version string) {
-	if !s.checkName(w, name) {
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sec := s.secrets[strings.ToLower(name)]
@@ -688,9 +684,6 @@ func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listVersions(w http.ResponseWriter, r *http.Request, name string) {
-	if !s.checkName(w, name) {
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var versions []*Version
@@ -707,9 +700,6 @@ func (s *Server) listVersions(w http.ResponseWriter, r *http.Request, name strin
 }
 
 func (s *Server) deleteSecret(w http.ResponseWriter, name string) {
-	if !s.checkName(w, name) {
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := strings.ToLower(name)
@@ -732,9 +722,6 @@ func (s *Server) deleteSecret(w http.ResponseWriter, name string) {
 }
 
 func (s *Server) purge(w http.ResponseWriter, name string) {
-	if !s.checkName(w, name) {
-		return
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := strings.ToLower(name)

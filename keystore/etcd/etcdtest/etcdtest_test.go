@@ -12,6 +12,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/openkes/openkes/internal/testlisten"
 )
 
 func put(t *testing.T, cli *clientv3.Client, key, value string) {
@@ -177,10 +179,7 @@ func TestLogBuffer(t *testing.T) {
 // Start must try again with other ports. It replaces a global, so it
 // does not run in parallel.
 func TestPortTaken(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := testlisten.New(t)
 	defer l.Close()
 	taken := l.Addr().(*net.TCPAddr).Port
 	calls := 0

@@ -44,6 +44,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/openkes/openkes/internal/testlisten"
 	"github.com/openkes/openkes/internal/testpki"
 )
 
@@ -115,10 +116,7 @@ func New(t testing.TB, opts Options) *Server {
 	if opts.TLS {
 		s.cert = testpki.Server(t)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testlisten.New(t)
 	s.addr = ln.Addr().String()
 	s.serve(ln)
 	t.Cleanup(s.Stop)
@@ -173,18 +171,7 @@ func (s *Server) Stop() {
 // secrets it had. It fails the test if the address cannot be taken.
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 { // the old socket may linger for a moment
-		if ln, err = net.Listen("tcp", s.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("gcptest: restart on %s: %v", s.addr, err)
-	}
-	s.serve(ln)
+	s.serve(testlisten.Again(t, "gcptest", s.addr))
 }
 
 // Fail makes the next calls of method (e.g. "AddSecretVersion"; "" means

@@ -90,15 +90,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, secrets), "/")
+		// A secret is addressed by its name only with ?type=name.
+		byName := r.URL.Query().Get("type") == "name"
 		switch {
 		case rest == "" && r.Method == http.MethodPost:
 			s.create(w, r)
 		case rest == "" && r.Method == http.MethodGet:
 			s.list(w, r)
-		case strings.HasSuffix(rest, "/export") && r.Method == http.MethodPost:
-			s.export(w, r, strings.TrimSuffix(rest, "/export"))
-		case !strings.Contains(rest, "/") && r.Method == http.MethodDelete:
-			s.delete(w, r, rest)
+		case byName && strings.HasSuffix(rest, "/export") && r.Method == http.MethodPost:
+			s.export(w, strings.TrimSuffix(rest, "/export"))
+		case byName && !strings.Contains(rest, "/") && r.Method == http.MethodDelete:
+			s.delete(w, rest)
 		default:
 			notFound(w)
 		}
@@ -172,11 +174,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	restfake.WriteJSON(w, http.StatusCreated, map[string]any{"id": id, "name": req.Name, "dataType": req.DataType})
 }
 
-func (s *Server) export(w http.ResponseWriter, r *http.Request, name string) {
-	if r.URL.Query().Get("type") != "name" {
-		notFound(w)
-		return
-	}
+func (s *Server) export(w http.ResponseWriter, name string) {
 	s.mu.Lock()
 	sec, ok := s.secrets[name]
 	s.mu.Unlock()
@@ -187,11 +185,7 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request, name string) {
 	restfake.WriteJSON(w, http.StatusOK, map[string]any{"id": sec.id, "name": name, "material": sec.material})
 }
 
-func (s *Server) delete(w http.ResponseWriter, r *http.Request, name string) {
-	if r.URL.Query().Get("type") != "name" {
-		notFound(w)
-		return
-	}
+func (s *Server) delete(w http.ResponseWriter, name string) {
 	s.mu.Lock()
 	_, ok := s.secrets[name]
 	if ok {
