@@ -132,7 +132,7 @@ func TestParseFull(t *testing.T) {
 }
 
 // TestReadFileUpstream covers the cases of the original server's config
-// tests (spec 13.3).
+// tests (upstream's config tests).
 func TestReadFileUpstream(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -235,7 +235,7 @@ func TestEtcdCluster(t *testing.T) {
 				}
 				// kms-go refuses the status document of an unreachable
 				// store with this error, as it does the original's
-				// (spec 3.4); either way the outage is reported.
+				// (docs/api.md#status); either way the outage is reported.
 				st, err := cl.Status(ctx)
 				if err == nil && st.KeyStoreReachable || err != nil && !strings.Contains(err.Error(), "keystore is unreachable") {
 					return fmt.Errorf("Status = reachable %t, %v; want unreachable", st.KeyStoreReachable, err)

@@ -50,7 +50,7 @@ func exampleIdentities(t *testing.T) (admin, minio kes.APIKey) {
 	return admin, minio
 }
 
-// minioStartup does what MinIO does with a KES server (spec 11.2) through
+// minioStartup does what MinIO does with a KES server (docs/production.md#11-minio) through
 // the example's minio policy, and checks that the policy keeps MinIO away
 // from deleting keys.
 func minioStartup(t *testing.T, srv *kesServer, minio kes.APIKey) {

@@ -156,7 +156,7 @@ wait:
 	if err := c.CreateKey(ctx, "obs-a"); !errors.Is(err, kes.ErrKeyExists) {
 		t.Fatalf("CreateKey(exists) = %v, want %v", err, kes.ErrKeyExists)
 	}
-	// Not counted (spec 9.3): a policy denial, and /v1/status.
+	// Not counted (docs/monitoring.md#upstream-kes-metrics): a policy denial, and /v1/status.
 	if _, err := srv.apiKeyClient(t, strangerKey).DescribeKey(ctx, "obs-a"); !errors.Is(err, kes.ErrNotAllowed) {
 		t.Fatalf("stranger DescribeKey = %v, want %v", err, kes.ErrNotAllowed)
 	}

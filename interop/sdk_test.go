@@ -348,7 +348,7 @@ func isSubset(sub, set []string) bool {
 }
 
 // TestMinIOStartup replays what a MinIO server does with KES at start-up
-// and for SSE-S3 (spec 11.2), with a policy as MinIO deployments write it.
+// and for SSE-S3 (docs/production.md#11-minio), with a policy as MinIO deployments write it.
 func TestMinIOStartup(t *testing.T) {
 	adminKey, minioKey := newAPIKey(t), newAPIKey(t)
 	config := fmt.Sprintf(`admin:

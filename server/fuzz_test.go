@@ -148,7 +148,7 @@ const (
 // recover middleware is logged and answered with 500, both fail the test),
 // only expected status codes, every KES error is exactly
 // {"message":"..."\n} with a matching Content-Length, and requests with an
-// invalid name/pattern argument get exactly the 400 of spec 3.0 (or
+// invalid name/pattern argument get exactly the 400 of docs/api.md#names-and-patterns (or
 // 403/405 before it).
 func FuzzHandler(f *testing.F) {
 	seeds := []struct {
@@ -334,7 +334,7 @@ func jsonRoundTrip(s string) string {
 	return out
 }
 
-// checkErrorBody checks the error body of spec 1.6 and returns its message.
+// checkErrorBody checks the error body of docs/api.md#responses and returns its message.
 func checkErrorBody(t *testing.T, where string, res *http.Response, body []byte) string {
 	t.Helper()
 	if ct := res.Header.Get("Content-Type"); ct != "application/json" {

@@ -18,7 +18,7 @@ import (
 // TestCleanPathRedirectToPrefixRoute: a non-canonical path whose clean
 // form is a prefix route without its trailing slash (e.g.
 // "/v1/key/list/x/..", "/v1/key//list") must be redirected straight to the
-// route WITH the slash, as http.ServeMux does (spec 1.3 items 2 and 3):
+// route WITH the slash, as http.ServeMux does (docs/api.md#routing):
 // ServeMux cleans the path and then applies its trailing-slash redirect to
 // the clean path, before the clean-path redirect. Both the Go 1.21 mux
 // (GODEBUG httpmuxgo121=1) and the Go ≥ 1.22 mux answer

@@ -87,8 +87,8 @@ type Route struct {
 	// Auth is the default authentication mode.
 	Auth AuthMode
 	// Counted reports whether the route is instrumented with the
-	// kes_http_request_* and kes_http_response_time metrics (routes 6 to
-	// 20 of the spec).
+	// kes_http_request_* and kes_http_response_time metrics, as upstream
+	// counts them (docs/monitoring.md#upstream-kes-metrics).
 	Counted bool
 	// Err is the answer to a failure of the route's own operation that
 	// [Translate] does not know (the cause is only logged), e.g. 500

@@ -3,13 +3,13 @@ package api_test
 // Golden transcripts of the wire protocol (house style: "Wire compatibility
 // is tested two ways"). Each scenario starts a real server over TLS with a
 // fixed clock, a deterministic random source and client certificates made
-// from the API keys of spec 4.2 (so identities are fixed too), sends a
+// from the API keys of docs/api.md#api-keys (so identities are fixed too), sends a
 // series of requests and records what went over the wire. The recording is
 // compared with internal/api/testdata/<scenario>.golden; run
 //
 //	OPENKES_UPDATE_GOLDEN=1 go test ./internal/api/ -run TestGolden
 //
-// to rewrite the files, then read the diff against the spec: a golden file
+// to rewrite the files, then read the diff against docs/api.md: a golden file
 // is only useful if every line of it is right.
 //
 // Transcript format, one block per request:
@@ -84,7 +84,7 @@ import (
 var updateGolden = os.Getenv("OPENKES_UPDATE_GOLDEN") == "1"
 
 // The callers of the golden servers. Their certificates carry the Ed25519
-// keys of the API keys of spec 4.2, so their identities are the spec's.
+// API keys of docs/api.md#api-keys, so their identities are the documented ones.
 var callers = []struct {
 	name, apiKey, identity string
 }{
@@ -104,9 +104,9 @@ func identityOf(name string) string {
 }
 
 // goldenNow is the fixed clock of the golden servers: the creation time of
-// the protobuf test vector of spec 7.1, in a non-UTC zone so that the
+// the protobuf test vector of docs/api.md#stored-keys, in a non-UTC zone so that the
 // transcripts show which times are converted to UTC (keys) and which keep
-// the server's zone (policies and identities, spec 1.6).
+// the server's zone (policies and identities, docs/api.md#responses).
 var goldenNow = time.Date(2024, 1, 12, 11, 39, 20, 886816000, time.FixedZone("CET", 3600))
 
 // Client certificates must be valid at goldenNow (the server checks them
@@ -382,7 +382,7 @@ func newGoldenEnv(t *testing.T, modify func(*server.Config)) *goldenEnv {
 	for _, c := range callers {
 		cert := apiKeyCert(t, c.apiKey)
 		if got := cert.Identity(); got != c.identity {
-			t.Fatalf("identity of %s = %s, want %s (spec 4.2)", c.apiKey, got, c.identity)
+			t.Fatalf("identity of %s = %s, want %s (docs/api.md#api-keys)", c.apiKey, got, c.identity)
 		}
 		g.clients[c.name] = g.ts.rawClient(t, &cert.TLS)
 	}
@@ -437,7 +437,7 @@ func (g *goldenEnv) section(title string) {
 }
 
 // do sends rq, records request and response and checks the response
-// against the generic invariants of spec 1.3 and 1.6.
+// against the generic invariants of docs/api.md#routing, docs/api.md#responses.
 func (g *goldenEnv) do(rq req) result {
 	t := g.t
 	t.Helper()
@@ -558,7 +558,7 @@ func printable(s string) bool {
 }
 
 // checkInvariants checks what holds for every response of the server,
-// whatever the scenario (spec 1.3, 1.6, 3.23).
+// whatever the scenario (docs/api.md#routing, docs/api.md#responses, docs/api.md#errors).
 func checkInvariants(t *testing.T, rq req, r result) {
 	t.Helper()
 	where := rq.method + " " + rq.path
@@ -625,7 +625,7 @@ func (g *goldenEnv) check(name string, update bool) {
 	t.Helper()
 	file := filepath.Join("testdata", name+".golden")
 	header := "# Golden transcript " + name + ".golden, recorded by TestGolden in golden_test.go.\n" +
-		"# Rewrite with OPENKES_UPDATE_GOLDEN=1 go test ./internal/api/ -run TestGolden and review the diff against the spec.\n\n"
+		"# Rewrite with OPENKES_UPDATE_GOLDEN=1 go test ./internal/api/ -run TestGolden and review the diff against docs/api.md.\n\n"
 	got := header + g.out.String()
 	if updateGolden && !update {
 		return // compared on the next run, once the files are written
@@ -724,7 +724,7 @@ func normalizeStatus(t *testing.T, b []byte, h http.Header) []byte {
 }
 
 // normalizeAlgorithm hides the algorithm of keys created by the server,
-// which depends on the CPU (spec 7.2).
+// which depends on the CPU (docs/api.md#stored-keys).
 func normalizeAlgorithm(t *testing.T, b []byte, h http.Header) []byte {
 	t.Helper()
 	out := regexp.MustCompile(`"algorithm":"(AES256|ChaCha20)"`).ReplaceAll(b, []byte(`"algorithm":"<AES256|ChaCha20>"`))
@@ -748,7 +748,7 @@ func summarize(what string) func(*testing.T, []byte, http.Header) []byte {
 	}
 }
 
-// openCiphertext decrypts a ciphertext of spec 7.4 with the raw key bytes,
+// openCiphertext decrypts a ciphertext of docs/api.md#ciphertexts with the raw key bytes,
 // independently of internal/crypto: AES256 derives the AEAD key with
 // HMAC-SHA-256(key, iv), ChaCha20 with HChaCha20(key, iv).
 func openCiphertext(t *testing.T, alg string, key, ciphertext, ad []byte) []byte {
@@ -851,11 +851,11 @@ func http1Implementations() []struct {
 
 // goldenInfo: /version, /v1/api, /v1/status, /v1/metrics, /v1/ready.
 func goldenInfo(g *goldenEnv) {
-	g.section("GET /version (spec 3.2): no authentication; the test binary has no VCS info")
+	g.section("GET /version (docs/api.md#version): no authentication; the test binary has no VCS info")
 	g.do(req{as: "stranger", method: "GET", path: "/version"})
 	g.do(req{as: "admin", method: "GET", path: "/version"})
 
-	g.section("GET /v1/api (spec 3.6): the 22 routes of 3.1, then OpenKES's rotate, rewrap and restore")
+	g.section("GET /v1/api (docs/api.md#routes): the 22 upstream routes, then OpenKES's rotate, rewrap and restore")
 	r := g.do(req{method: "GET", path: "/v1/api"})
 	var list []api.RouteResponse
 	if err := json.Unmarshal(r.body, &list); err != nil {
@@ -865,26 +865,26 @@ func goldenInfo(g *goldenEnv) {
 		g.t.Errorf("/v1/api lists %d routes, want 25", len(list))
 	}
 
-	g.section("GET /v1/status (spec 3.4), machine-dependent values normalised")
+	g.section("GET /v1/status (docs/api.md#status), machine-dependent values normalised")
 	g.do(req{method: "GET", path: "/v1/status", normalize: normalizeStatus})
 	g.do(req{as: "user", method: "GET", path: "/v1/status", normalize: normalizeStatus})
 
-	g.section("GET /v1/metrics (spec 3.5): Prometheus text by default, body not recorded")
+	g.section("GET /v1/metrics (docs/api.md#metrics): Prometheus text by default, body not recorded")
 	g.do(req{method: "GET", path: "/v1/metrics", normalize: summarize("Prometheus text exposition")})
 	g.do(req{method: "GET", path: "/v1/metrics", header: map[string]string{"Accept": "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"},
 		normalize: summarize("delimited protobuf")})
 
-	g.section("GET /v1/ready (spec 3.3)")
+	g.section("GET /v1/ready (docs/api.md#ready)")
 	g.do(req{method: "GET", path: "/v1/ready"})
 
-	g.section("GET /v1/log/error and /v1/log/audit (spec 3.22): NDJSON streams, headers only")
+	g.section("GET /v1/log/error and /v1/log/audit (docs/api.md#log-streams): NDJSON streams, headers only")
 	g.do(req{method: "GET", path: "/v1/log/error", stream: true})
 	g.do(req{method: "GET", path: "/v1/log/audit", stream: true})
 }
 
 // goldenKeys: the successful answers of every key route.
 func goldenKeys(g *goldenEnv) {
-	g.section("import (spec 3.8): every accepted cipher name, POST and PUT")
+	g.section("import (docs/api.md#key-import): every accepted cipher name, POST and PUT")
 	g.importKey("k-aes", keyAES, "AES256")
 	g.do(req{method: "PUT", path: "/v1/key/import/k-aes-gcm", body: `{"key":"` + keyAES + `","cipher":"AES256-GCM_SHA256"}`})
 	g.importKey("k-chacha", keyChaCha, "ChaCha20")
@@ -892,24 +892,24 @@ func goldenKeys(g *goldenEnv) {
 	g.do(req{note: "unknown fields are ignored", method: "POST", path: "/v1/key/import/k-extra",
 		body: `{"key":"` + keyAES + `","cipher":"AES256","created_at":"x","bytes":1}`})
 
-	g.section("create (spec 3.7): body ignored, POST and PUT")
+	g.section("create (docs/api.md#key-create): body ignored, POST and PUT")
 	g.do(req{method: "POST", path: "/v1/key/create/k-created"})
 	g.do(req{method: "PUT", path: "/v1/key/create/k-created2", body: "this body is ignored"})
 
-	g.section("describe (spec 3.9): created_at in UTC, created_by the caller")
+	g.section("describe (docs/api.md#key-describe): created_at in UTC, created_by the caller")
 	for _, name := range []string{"k-aes", "k-aes-gcm", "k-chacha", "k-xchacha"} {
 		g.do(req{method: "GET", path: "/v1/key/describe/" + name})
 	}
-	g.do(req{note: "algorithm of a created key depends on the CPU (spec 7.2)", method: "GET", path: "/v1/key/describe/k-created", normalize: normalizeAlgorithm})
+	g.do(req{note: "algorithm of a created key depends on the CPU (docs/api.md#stored-keys)", method: "GET", path: "/v1/key/describe/k-created", normalize: normalizeAlgorithm})
 	g.do(req{note: "created by a policy identity", as: "user", method: "POST", path: "/v1/key/create/my-app-key"})
 	g.do(req{as: "user", method: "GET", path: "/v1/key/describe/my-app-key", normalize: normalizeAlgorithm})
 
-	g.section("list (spec 3.10): sorted, [] when empty, no continue_at")
+	g.section("list (docs/api.md#key-list): sorted, [] when empty, no continue_at")
 	g.getEach("/v1/key/list/", "", "*", "k-a", "k-a*", "k-xchacha", "zzz", "_-*")
 	g.do(req{note: "prefix route without trailing slash, served directly", method: "GET", path: "/v1/key/list"})
 	g.do(req{as: "user", method: "GET", path: "/v1/key/list"})
 
-	g.section("encrypt (spec 3.13): ciphertext = plaintext + 44 bytes; deterministic random source")
+	g.section("encrypt (docs/api.md#key-encrypt): ciphertext = plaintext + 44 bytes; deterministic random source")
 	pt := b64([]byte("Hello, <KES> & friends"))
 	ctx := b64([]byte(`{"MinIO admin API":"ServerInfoHandler"}`))
 	r := g.do(req{method: "POST", path: "/v1/key/encrypt/k-aes", body: `{"plaintext":"` + pt + `","context":"` + ctx + `"}`})
@@ -937,7 +937,7 @@ func goldenKeys(g *goldenEnv) {
 	g.do(req{note: "same key bytes imported under another name and cipher name", method: "POST", path: "/v1/key/decrypt/k-aes-gcm",
 		body: `{"ciphertext":"` + b64(enc.Ciphertext) + `"}`})
 
-	g.section("generate (spec 3.12): body optional; 32-byte plaintext, 76-byte ciphertext")
+	g.section("generate (docs/api.md#key-generate): body optional; 32-byte plaintext, 76-byte ciphertext")
 	r = g.do(req{method: "POST", path: "/v1/key/generate/k-aes"})
 	var dek api.GenerateKeyResponse
 	json.Unmarshal(r.body, &dek)
@@ -962,7 +962,7 @@ func goldenKeys(g *goldenEnv) {
 	g.do(req{note: "{} is an empty body too", method: "PUT", path: "/v1/key/generate/k-aes", body: `{}`})
 	g.do(req{as: "user", method: "POST", path: "/v1/key/generate/my-app-key"})
 
-	g.section("hmac (spec 3.15): deterministic per key, random HMAC key on import")
+	g.section("hmac (docs/api.md#key-hmac): deterministic per key, random HMAC key on import")
 	msg := `{"message":"` + b64([]byte("message")) + `"}`
 	r1 := g.do(req{method: "PUT", path: "/v1/key/hmac/k-aes", body: msg})
 	r2 := g.do(req{method: "POST", path: "/v1/key/hmac/k-aes", body: msg + " trailing data is ignored"})
@@ -972,7 +972,7 @@ func goldenKeys(g *goldenEnv) {
 	}
 	g.do(req{method: "PUT", path: "/v1/key/hmac/k-aes", body: `{}`})
 
-	g.section("decrypt (spec 3.14, 7.8): the upstream test vectors")
+	g.section("decrypt (docs/api.md#key-decrypt, docs/api.md#ciphertexts): the upstream test vectors")
 	g.importKey("zero-aes", keyZero, "AES256")
 	g.importKey("zero-chacha", keyZero, "ChaCha20")
 	g.importKey("v67-aes", key67, "AES256")
@@ -1004,7 +1004,7 @@ func goldenKeys(g *goldenEnv) {
 	g.do(req{note: "vector 0 with the ChaCha20 key", method: "POST", path: "/v1/key/decrypt/zero-chacha", body: `{"ciphertext":"` + b64([]byte(cryptotest.Vector0)) + `"}`})
 	g.do(req{note: "vector 6 without its context", method: "POST", path: "/v1/key/decrypt/v67-aes", body: `{"ciphertext":"` + cryptotest.Vector6 + `"}`})
 
-	g.section("delete (spec 3.11)")
+	g.section("delete (docs/api.md#key-delete)")
 	g.do(req{method: "DELETE", path: "/v1/key/delete/k-created2"})
 	g.do(req{method: "GET", path: "/v1/key/describe/k-created2"})
 	g.do(req{method: "DELETE", path: "/v1/key/delete/k-created2"})
@@ -1012,9 +1012,9 @@ func goldenKeys(g *goldenEnv) {
 	g.do(req{method: "GET", path: "/v1/key/list/k-c"})
 }
 
-// goldenStoredKeys: key values put into the store directly (spec 7.1).
+// goldenStoredKeys: key values put into the store directly (docs/api.md#stored-keys).
 func goldenStoredKeys(g *goldenEnv) {
-	g.section("legacy JSON key (spec 7.1, 3.15): no HMAC key")
+	g.section("legacy JSON key (docs/api.md#stored-keys, docs/api.md#key-hmac): no HMAC key")
 	g.putRaw("legacy", legacyZeroKey)
 	g.do(req{method: "GET", path: "/v1/key/describe/legacy"})
 	g.do(req{method: "PUT", path: "/v1/key/hmac/legacy", body: `{"message":"` + b64([]byte("message")) + `"}`})
@@ -1025,7 +1025,7 @@ func goldenStoredKeys(g *goldenEnv) {
 	g.putRaw("legacy-chacha", legacyChaChaKey)
 	g.do(req{method: "GET", path: "/v1/key/describe/legacy-chacha"})
 
-	g.section("protobuf key of spec 7.1: HMAC checked against the known HMAC key")
+	g.section("protobuf key of docs/api.md#stored-keys: HMAC checked against the known HMAC key")
 	g.putRaw("pb", protobufKey)
 	g.do(req{method: "GET", path: "/v1/key/describe/pb"})
 	r := g.do(req{method: "PUT", path: "/v1/key/hmac/pb", body: `{"message":"` + b64([]byte("message")) + `"}`})
@@ -1035,11 +1035,11 @@ func goldenStoredKeys(g *goldenEnv) {
 	mac := hmac.New(sha256.New, hk)
 	mac.Write([]byte("message"))
 	if !hmac.Equal(h.HMAC, mac.Sum(nil)) {
-		g.t.Errorf("HMAC of the spec 7.1 key = %x, want %x", h.HMAC, mac.Sum(nil))
+		g.t.Errorf("HMAC of the docs/api.md#stored-keys key = %x, want %x", h.HMAC, mac.Sum(nil))
 	}
 	g.do(req{method: "GET", path: "/v1/key/list/"})
 
-	g.section("undecodable stored values (spec 3.9): 502 failed to read key")
+	g.section("undecodable stored values (docs/api.md#key-describe): 502 failed to read key")
 	g.putRaw("corrupt", "this is not a key")
 	g.putRaw("short-json", `{"bytes":"AAAA"}`)
 	g.putRaw("bad-alg", `{"bytes":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","algorithm":"DES"}`)
@@ -1090,7 +1090,7 @@ func goldenKeyErrors(g *goldenEnv) {
 }
 
 // goldenAuthorization: 403 for unknown identities and policy denials
-// (spec 2.2, 2.3), checked before any name or body validation.
+// (docs/api.md#authorization), checked before any name or body validation.
 func goldenAuthorization(g *goldenEnv) {
 	g.importKey("my-app-internal", keyAES, "AES256")
 	g.importKey("other", keyAES, "AES256")
@@ -1109,7 +1109,7 @@ func goldenAuthorization(g *goldenEnv) {
 	g.do(req{note: "invalid name: 403 comes first", as: "stranger", method: "POST", path: "/v1/key/create/a.b"})
 	g.do(req{note: "invalid body: 403 comes first", as: "stranger", method: "POST", path: "/v1/key/encrypt/other", body: "{"})
 	g.do(req{as: "stranger", method: "GET", path: "/v1/key/list"})
-	g.do(req{note: "self-describe only identifies (spec 3.21, 14.1)", as: "stranger", method: "GET", path: "/v1/identity/self/describe"})
+	g.do(req{note: "self-describe only identifies (docs/api.md#identity-self-describe, docs/api.md#differences-from-upstream)", as: "stranger", method: "GET", path: "/v1/identity/self/describe"})
 	g.do(req{note: "no authentication", as: "stranger", method: "GET", path: "/version"})
 
 	g.section("policy my-app (user)")
@@ -1142,36 +1142,36 @@ func goldenAuthorization(g *goldenEnv) {
 
 // goldenPoliciesIdentities: policy and identity routes, self-describe.
 func goldenPoliciesIdentities(g *goldenEnv) {
-	g.section("policy describe / read (spec 3.16, 3.17): created_at = server start (server zone), created_by = admin")
+	g.section("policy describe / read (docs/api.md#policy-describe, docs/api.md#policy-read): created_at = server start (server zone), created_by = admin")
 	g.getEach("/v1/policy/describe/", "my-app", "read-only", "no-rules", "missing")
 	g.getEach("/v1/policy/read/", "my-app", "read-only", "no-rules", "missing")
 
-	g.section("policy list (spec 3.18): continue_at always present")
+	g.section("policy list (docs/api.md#policy-list): continue_at always present")
 	g.getEach("/v1/policy/list/", "", "*", "my*", "my-app", "r", "zzz")
 	g.do(req{method: "GET", path: "/v1/policy/list"})
 
-	g.section("identity describe (spec 3.19)")
+	g.section("identity describe (docs/api.md#identity-describe)")
 	for _, c := range callers {
 		g.do(req{note: c.name, method: "GET", path: "/v1/identity/describe/" + c.identity})
 	}
 	g.do(req{note: "identities are compared as exact strings", method: "GET", path: "/v1/identity/describe/" + strings.ToUpper(identityOf("admin"))})
 
-	g.section("identity list (spec 3.20): admin and policy identities")
+	g.section("identity list (docs/api.md#identity-list): admin and policy identities")
 	g.getEach("/v1/identity/list/", "", "*", "0*", "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22", "e", "zzz")
 	g.do(req{method: "GET", path: "/v1/identity/list"})
 
-	g.section("self-describe (spec 3.21, 14.1): admin, policy identity (fixed shape), unknown (404)")
+	g.section("self-describe (docs/api.md#identity-self-describe, docs/api.md#differences-from-upstream): admin, policy identity (fixed shape), unknown (404)")
 	for _, c := range callers {
 		g.do(req{as: c.name, method: "GET", path: "/v1/identity/self/describe"})
 	}
 	g.do(req{note: "query ignored", as: "user", method: "GET", path: "/v1/identity/self/describe?enclave=x"})
 }
 
-// goldenInvalidNames: spec 3.0 name and pattern rules on every route
+// goldenInvalidNames: docs/api.md#names-and-patterns name and pattern rules on every route
 // with an argument.
 func goldenInvalidNames(g *goldenEnv) {
 	long := strings.Repeat("a", 81)
-	g.section("invalid key names on every key route (spec 3.0, 3.23)")
+	g.section("invalid key names on every key route (docs/api.md#names-and-patterns, docs/api.md#errors)")
 	for _, rt := range routes {
 		switch rt.Path {
 		case api.PathKeyCreate, api.PathKeyImport, api.PathKeyDescribe, api.PathKeyDelete,
@@ -1182,14 +1182,14 @@ func goldenInvalidNames(g *goldenEnv) {
 		g.do(req{method: rt.Method, path: rt.Path + "my.key", body: `{"plaintext":"AAAA"}`})
 		g.do(req{note: "empty name", method: rt.Method, path: rt.Path})
 	}
-	g.section("invalid key names: the table of spec 3.0 and JSON escaping of the message")
+	g.section("invalid key names: the table of docs/api.md#names-and-patterns and JSON escaping of the message")
 	for _, n := range []string{
 		"key%2F", "%E2%98%B0", "hel%3Clo", "%CE%95macs", long, "-a", "a-", "_", "a%20b",
 		"a*", "*", "a%22b", "a%5Cb", "%FF", "a%E2%80%A8b", "a&b", "%00", "a%2Fb",
 	} {
 		g.do(req{method: "GET", path: "/v1/key/describe/" + n})
 	}
-	g.section("valid key names (spec 3.0): 404, not 400")
+	g.section("valid key names (docs/api.md#names-and-patterns): 404, not 400")
 	for _, n := range []string{"my-key", "abc123", "0", "_-___---_", "_0", "0-Z", "my_key-0", strings.Repeat("a", 80), "my%2Dkey"} {
 		g.do(req{method: "GET", path: "/v1/key/describe/" + n})
 	}
@@ -1207,7 +1207,7 @@ func goldenInvalidNames(g *goldenEnv) {
 	}
 	g.do(req{method: "GET", path: "/v1/identity/describe"})
 
-	g.section("invalid listing patterns (spec 3.0) on the three list routes")
+	g.section("invalid listing patterns (docs/api.md#names-and-patterns) on the three list routes")
 	for _, p := range []string{"*-*", "my.key", "key%2F", long, "-", "_", "**", "a*b", "-*", "a-*", "hel%3Clo*"} {
 		for _, route := range []string{"/v1/key/list/", "/v1/policy/list/", "/v1/identity/list/"} {
 			g.do(req{method: "GET", path: route + p})
@@ -1217,7 +1217,7 @@ func goldenInvalidNames(g *goldenEnv) {
 	g.getEach("/v1/key/list/", "_-*", "a_", "_a*", strings.Repeat("a", 79)+"*", strings.Repeat("a", 80))
 }
 
-// goldenRequestBodies: spec 1.5 body rules on generate, encrypt, decrypt
+// goldenRequestBodies: docs/api.md#request-bodies body rules on generate, encrypt, decrypt
 // and hmac.
 func goldenRequestBodies(g *goldenEnv) {
 	g.importKey("k", keyAES, "AES256")
@@ -1263,7 +1263,7 @@ func goldenRequestBodies(g *goldenEnv) {
 	g.do(req{method: "POST", path: "/v1/key/generate/k", body: `{"context":1}`})
 	g.do(req{method: "POST", path: "/v1/key/generate/k", body: `null`})
 
-	g.section("body limit 1,000,000 bytes (spec 1.5)")
+	g.section("body limit 1,000,000 bytes (docs/api.md#request-bodies)")
 	body, note := bigBody("message", api.MaxBody)
 	g.do(req{note: "hmac: exactly the limit", method: "PUT", path: "/v1/key/hmac/k", body: body, bodyNote: note})
 	for _, p := range []struct{ path, field string }{
@@ -1285,7 +1285,7 @@ func goldenRequestBodies(g *goldenEnv) {
 	g.do(req{note: "bodies of other routes are never read", method: "PUT", path: "/v1/key/create/big", body: body, bodyNote: note})
 }
 
-// goldenImport: spec 3.8 import errors.
+// goldenImport: docs/api.md#key-import import errors.
 func goldenImport(g *goldenEnv) {
 	g.section("invalid import key request body (400)")
 	for _, b := range []struct{ note, body string }{
@@ -1322,7 +1322,7 @@ func goldenImport(g *goldenEnv) {
 	g.do(req{note: "nothing was created", method: "GET", path: "/v1/key/list/"})
 }
 
-// goldenMethods: spec 1.3 item 5, for every route.
+// goldenMethods: docs/api.md#routing, for every route.
 func goldenMethods(g *goldenEnv) {
 	g.section("405 for a wrong method on every route, checked before authentication (stranger)")
 	for _, rt := range routes {
@@ -1358,11 +1358,11 @@ func goldenMethods(g *goldenEnv) {
 	g.do(req{method: "PUT", path: "/v1/key/create/y"})
 }
 
-// goldenRouting: spec 1.3 items 1-4 and 3.24.
+// goldenRouting: docs/api.md#routing and 3.24.
 func goldenRouting(g *goldenEnv) {
 	g.importKey("my-key", keyAES, "AES256")
 
-	g.section("unknown paths: plain-text 404, for any caller and method (spec 1.3 item 1)")
+	g.section("unknown paths: plain-text 404, for any caller and method (docs/api.md#routing)")
 	for _, p := range []string{"/", "/v1", "/v1/", "/V1/status", "/v1/status/", "/version/", "/v1/key", "/v1/key/",
 		"/v1/key/Describe/my-key", "/v1/identity/self/describe/x", "/v1/identity/self/", "/v1/log/error/", "/v1/ready/x", "/favicon.ico"} {
 		g.do(req{method: "GET", path: p})
@@ -1370,7 +1370,7 @@ func goldenRouting(g *goldenEnv) {
 	g.do(req{as: "stranger", method: "DELETE", path: "/v1/nope"})
 	g.do(req{as: "stranger", method: "HEAD", path: "/v1/nope"})
 
-	g.section("legacy routes of spec 3.24: plain-text 404")
+	g.section("legacy routes of docs/api.md#legacy-routes: plain-text 404")
 	for _, r := range []struct{ method, path, body string }{
 		{"POST", "/v1/key/bulk/decrypt/my-key", `[{"ciphertext":"AAAA"}]`},
 		{"POST", "/v1/enclave/create/e", ""},
@@ -1396,7 +1396,7 @@ func goldenRouting(g *goldenEnv) {
 	g.do(req{note: "the enclave query parameter is ignored on current routes", method: "GET", path: "/v1/key/describe/my-key?enclave=tenant-1"})
 	g.do(req{note: "the Kes-Enclave header is ignored", method: "GET", path: "/v1/key/describe/my-key", header: map[string]string{"Kes-Enclave": "tenant-1"}})
 
-	g.section("non-canonical paths: 301 to the clean path (spec 1.3 item 3, 13.5)")
+	g.section("non-canonical paths: 301 to the clean path (docs/api.md#routing, 13.5)")
 	for _, r := range []struct{ as, method, path string }{
 		{"admin", "GET", "/v1//status"},
 		{"admin", "GET", "/v1/./status"},
@@ -1413,7 +1413,7 @@ func goldenRouting(g *goldenEnv) {
 		g.do(req{as: r.as, method: r.method, path: r.path})
 	}
 
-	g.section("prefix routes without trailing slash: served directly with an empty argument (spec 1.3 item 2)")
+	g.section("prefix routes without trailing slash: served directly with an empty argument (docs/api.md#routing)")
 	g.do(req{method: "GET", path: "/v1/key/list"})
 	g.do(req{method: "GET", path: "/v1/key/list?continue=x"})
 	g.do(req{method: "GET", path: "/v1/policy/list"})
@@ -1428,18 +1428,18 @@ func goldenRouting(g *goldenEnv) {
 	g.do(req{method: "PUT", path: "/v1/key/hmac", body: `{}`})
 	g.do(req{method: "GET", path: "/v1/policy/read"})
 
-	g.section("percent-encoding: the argument is the decoded path (spec 1.3 item 4)")
+	g.section("percent-encoding: the argument is the decoded path (docs/api.md#routing)")
 	g.do(req{method: "GET", path: "/v1/key/describe/my%2Dkey"})
 	g.do(req{method: "GET", path: "/v1/key/describe/%6d%79-key"})
 	g.do(req{method: "GET", path: "/v1/key/describe/a%2Fb"})
 	g.do(req{method: "GET", path: "/v1/key/list/%2A"})
 }
 
-// goldenStoreFailures: spec 3.3 and the 502 answers of 3.23.
+// goldenStoreFailures: docs/api.md#ready and the 502 answers of docs/api.md#errors.
 func goldenStoreFailures(g *goldenEnv) {
 	// First, while the cache has not seen any unreachable error: once it
 	// has, it reports the store offline (504) until its next probe.
-	g.section("/v1/ready and /v1/status (spec 3.3, 3.4)")
+	g.section("/v1/ready and /v1/status (docs/api.md#ready, docs/api.md#status)")
 	g.do(req{method: "GET", path: "/v1/ready"})
 	g.store.set(nil, errors.New("vault says 500"))
 	fmt.Fprintf(&g.out, "## key store: Status fails with a plain error\n\n")
@@ -1480,7 +1480,7 @@ func goldenStoreFailures(g *goldenEnv) {
 }
 
 // goldenInternalErrors: the 500 answers that a failing random source
-// produces (spec 3.7, 3.8, 3.12, 3.13).
+// produces (docs/api.md#key-create, docs/api.md#key-import, docs/api.md#key-generate, docs/api.md#key-encrypt).
 func goldenInternalErrors(g *goldenEnv) {
 	g.importKey("k", keyAES, "AES256")
 	g.rand.setFail(true)
@@ -1493,8 +1493,8 @@ func goldenInternalErrors(g *goldenEnv) {
 	g.do(req{note: "nothing was created", method: "GET", path: "/v1/key/list/"})
 }
 
-// TestTLSClientAuthentication checks the handshake modes of spec 1.2 and
-// the identity errors of spec 2.1 over real TLS.
+// TestTLSClientAuthentication checks the handshake modes of docs/api.md#client-certificates and
+// the identity errors of docs/api.md#identities over real TLS.
 func TestTLSClientAuthentication(t *testing.T) {
 	t.Parallel()
 	ca := testpki.NewCA(t)
@@ -1595,7 +1595,7 @@ func TestTLSClientAuthentication(t *testing.T) {
 	}
 
 	// With a skip_auth route the handshake only requests a certificate;
-	// routes that still verify answer 400 without one (spec 1.2, 2.1).
+	// routes that still verify answer 400 without one (docs/api.md#client-certificates, docs/api.md#identities).
 	for _, verify := range []bool{false, true} {
 		name := "skip_auth, auth off"
 		if verify {

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// upstreamFamilies are the families of spec 9.3. The golden file pins
+// upstreamFamilies are the families of docs/monitoring.md#upstream-kes-metrics. The golden file pins
 // their type, label names, buckets and HELP texts; every other family is
 // an OpenKES extension and is listed in the golden file's second part.
 var upstreamFamilies = map[string]bool{
@@ -96,7 +96,7 @@ func TestMetricsGolden(t *testing.T) {
 	sort.Strings(upstream)
 	sort.Strings(ext)
 	var out bytes.Buffer
-	out.WriteString("# Upstream families (spec 9.3): name, type, labels, buckets, help.\n")
+	out.WriteString("# Upstream families (docs/monitoring.md#upstream-kes-metrics): name, type, labels, buckets, help.\n")
 	for _, l := range upstream {
 		out.WriteString(l)
 	}

@@ -14,7 +14,7 @@ import (
 // docs/monitoring.md.
 const dashboardFile = "../../examples/grafana/dashboard.json"
 
-// upstreamMetrics are the families of upstream KES (kes-api spec 9.3),
+// upstreamMetrics are the families of upstream KES (docs/monitoring.md#upstream-kes-metrics),
 // with their type: a dashboard reads a histogram through its _bucket,
 // _sum and _count series.
 var upstreamMetrics = map[string]string{

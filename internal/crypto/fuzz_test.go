@@ -13,7 +13,7 @@ import (
 	"github.com/openkes/openkes/internal/crypto/cryptotest"
 )
 
-// Seeds come from the spec vectors and the recorded fixtures (f.Add) and
+// Seeds come from the upstream test vectors and the recorded fixtures (f.Add) and
 // from hand-made edge cases in testdata/fuzz/.
 
 func FuzzDecrypt(f *testing.F) {

@@ -60,7 +60,7 @@ func TestMarshalTextExact(t *testing.T) {
 			want: pbCat(
 				pbLen(1, pbLen(1, seq(0)), pbUint(2, 1)),
 				pbLen(2, pbLen(1, seq(0x20)), pbUint(2, 1)),
-				unhex(t, "1a0c08d8ad84ad061080faeea603"), // from the spec vector
+				unhex(t, "1a0c08d8ad84ad061080faeea603"), // from the upstream test vector
 				pbLen(4, []byte("abc")),
 			),
 		},

@@ -233,9 +233,9 @@ func TestDecryptMsgpackEncodings(t *testing.T) {
 	key := newKey(t, AES256, make([]byte, 32))
 	raw := b64(t, cryptotest.Vector5)
 	sealed, iv, nonce := raw[:len(raw)-28], raw[len(raw)-28:len(raw)-12], raw[len(raw)-12:]
-	// The byte layout of spec §7.5 for vector 3.
+	// The byte layout of docs/api.md#ciphertexts for vector 3.
 	if got := b64(t, cryptotest.Vector3); !bytes.Equal(got[:19], append([]byte{0x95, 0xb1}, "AES256-GCM_SHA256"...)) || len(got) != 119 {
-		t.Fatalf("vector 3 layout differs from spec §7.5")
+		t.Fatalf("vector 3 layout differs from docs/api.md#ciphertexts")
 	}
 	tests := []struct {
 		name          string
