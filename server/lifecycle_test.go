@@ -171,7 +171,7 @@ func TestLifecycleRotate(t *testing.T) {
 		t.Fatalf("describe after two rotations = %+v", desc)
 	}
 	for i, v := range desc.Versions {
-		if v.Version != i+1 || v.CreatedBy != e.admin.Identity() || v.CreatedAt.IsZero() || v.CreatedAt.Location() != time.UTC {
+		if v.Version != i+1 || string(v.CreatedBy) != e.admin.Identity() || v.CreatedAt.IsZero() || v.CreatedAt.Location() != time.UTC {
 			t.Errorf("versions[%d] = %+v", i, v)
 		}
 	}
@@ -346,7 +346,7 @@ func TestLifecycleDeletionProtection(t *testing.T) {
 		}
 	}
 	desc, _ := describe(t, c, e, "k")
-	if desc.Deletion == nil || desc.Deletion.ScheduledBy != e.admin.Identity() ||
+	if desc.Deletion == nil || string(desc.Deletion.ScheduledBy) != e.admin.Identity() ||
 		desc.Deletion.ScheduledAt.Before(before.Add(-time.Second)) ||
 		!desc.Deletion.DeleteAt.Equal(desc.Deletion.ScheduledAt.Add(time.Hour)) || desc.Version != 2 {
 		t.Errorf("describe of a scheduled key = %+v", desc)

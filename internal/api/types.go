@@ -3,6 +3,8 @@ package api
 import (
 	"errors"
 	"time"
+
+	"github.com/openkes/openkes/kes"
 )
 
 var errInvalidVersion = errors.New("version is neither a string nor a number")
@@ -54,24 +56,11 @@ type DescribeKeyResponse struct {
 	CreatedBy string    `json:"created_by,omitempty"`
 
 	// OpenKES extensions (docs/keys.md), absent for a key that was never
-	// rotated and is not scheduled for deletion.
-	Version  int               `json:"version,omitempty"`  // the newest version of a rotated key
-	Versions []KeyVersionInfo  `json:"versions,omitempty"` // every version of a rotated key, oldest first
-	Deletion *KeyDeletionState `json:"deletion,omitempty"` // set while scheduled for deletion
-}
-
-// KeyVersionInfo is one element of DescribeKeyResponse.Versions.
-type KeyVersionInfo struct {
-	Version   int       `json:"version"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
-}
-
-// KeyDeletionState is DescribeKeyResponse.Deletion.
-type KeyDeletionState struct {
-	ScheduledAt time.Time `json:"scheduled_at"`
-	DeleteAt    time.Time `json:"delete_at"`
-	ScheduledBy string    `json:"scheduled_by,omitempty"`
+	// rotated and is not scheduled for deletion. Versions and Deletion
+	// have the SDK's element types: the wire form is the one kes decodes.
+	Version  int                  `json:"version,omitempty"`  // the newest version of a rotated key
+	Versions []kes.KeyVersionInfo `json:"versions,omitempty"` // every version of a rotated key, oldest first
+	Deletion *kes.KeyDeletion     `json:"deletion,omitempty"` // set while scheduled for deletion
 }
 
 // ListKeysResponse is the body of GET /v1/key/list/<pattern>. Names is
