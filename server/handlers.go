@@ -391,20 +391,19 @@ func (rq *request) policyEntry() (*policyEntry, bool) {
 // GET /v1/policy/describe/<name> (docs/api.md#policy-describe)
 func (s *Server) handleDescribePolicy(rq *request) {
 	if p, ok := rq.policyEntry(); ok {
-		rq.json(&api.DescribePolicyResponse{Name: p.name, CreatedAt: s.started, CreatedBy: rq.st.conf.Admin})
+		rq.json(&api.DescribePolicyResponse{Name: p.name, CreatedAt: s.started, CreatedBy: kes.Identity(rq.st.conf.Admin)})
 	}
 }
 
 // GET /v1/policy/read/<name> (docs/api.md#policy-read)
 func (s *Server) handleReadPolicy(rq *request) {
 	if p, ok := rq.policyEntry(); ok {
-		rq.json(&api.ReadPolicyResponse{
-			Name:      p.name,
+		rq.json(&api.ReadPolicyResponse{Name: p.name, Policy: kes.Policy{
 			Allow:     p.allow,
 			Deny:      p.deny,
 			CreatedAt: s.started,
-			CreatedBy: rq.st.conf.Admin,
-		})
+			CreatedBy: kes.Identity(rq.st.conf.Admin),
+		}})
 	}
 }
 

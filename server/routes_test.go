@@ -274,7 +274,7 @@ func TestPolicyAndIdentityRoutes(t *testing.T) {
 
 	var pd api.DescribePolicyResponse
 	do(t, admin, "GET", e.url("/v1/policy/describe/my-app"), "").decode(t, &pd)
-	if pd.Name != "my-app" || pd.CreatedBy != e.admin.Identity() || !pd.CreatedAt.Equal(e.srv.started) {
+	if pd.Name != "my-app" || string(pd.CreatedBy) != e.admin.Identity() || !pd.CreatedAt.Equal(e.srv.started) {
 		t.Errorf("policy describe = %+v", pd)
 	}
 	do(t, admin, "GET", e.url("/v1/policy/describe/nope"), "").wantError(t, 404, "policy does not exist")
@@ -283,14 +283,14 @@ func TestPolicyAndIdentityRoutes(t *testing.T) {
 
 	var pr api.ReadPolicyResponse
 	do(t, admin, "GET", e.url("/v1/policy/read/my-app"), "").decode(t, &pr)
-	wantAllow := api.RuleSet{}
+	wantAllow := map[string]struct{}{}
 	for _, p := range testPolicy.Allow {
 		wantAllow[p] = struct{}{}
 	}
 	if diff := cmp.Diff(wantAllow, pr.Allow); diff != "" {
 		t.Errorf("allow mismatch (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(api.RuleSet{testPolicy.Deny[0]: {}}, pr.Deny); diff != "" {
+	if diff := cmp.Diff(map[string]struct{}{testPolicy.Deny[0]: {}}, pr.Deny); diff != "" {
 		t.Errorf("deny mismatch (-want +got):\n%s", diff)
 	}
 	resp := do(t, admin, "GET", e.url("/v1/policy/read/other"), "")

@@ -395,7 +395,7 @@ func TestWireShapes(t *testing.T) {
 		{"list keys", ListKeysResponse{Names: []string{}}, `{"names":[]}`},
 		{"list policies", ListPoliciesResponse{Names: []string{"a"}}, `{"names":["a"],"continue_at":""}`},
 		{"list identities", ListIdentitiesResponse{Identities: []string{}}, `{"identities":[],"continue_at":""}`},
-		{"read policy", ReadPolicyResponse{Name: "p", Allow: RuleSet{"/v1/key/*": {}}, CreatedAt: at, CreatedBy: "x"},
+		{"read policy", ReadPolicyResponse{Name: "p", Policy: kes.Policy{Allow: RuleSet{"/v1/key/*": {}}, CreatedAt: at, CreatedBy: "x"}},
 			`{"name":"p","allow":{"/v1/key/*":{}},"created_at":"2025-01-02T03:04:05.000000006Z","created_by":"x"}`},
 		{"describe admin", DescribeIdentityResponse{IsAdmin: true, CreatedAt: at},
 			`{"admin":true,"created_at":"2025-01-02T03:04:05.000000006Z"}`},

@@ -182,23 +182,18 @@ type HMACResponse struct {
 }
 
 // DescribePolicyResponse is the body of GET /v1/policy/describe/<name>.
-type DescribePolicyResponse struct {
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
-}
+// It is the SDK's type, which encodes the same fields.
+type DescribePolicyResponse = kes.PolicyInfo
 
 // RuleSet is a set of policy patterns; it encodes as a JSON object whose
 // keys are the patterns and whose values are empty objects.
 type RuleSet map[string]struct{}
 
 // ReadPolicyResponse is the body of GET /v1/policy/read/<name>.
+// The name comes first, then the fields of the SDK's Policy.
 type ReadPolicyResponse struct {
-	Name      string    `json:"name"`
-	Allow     RuleSet   `json:"allow,omitempty"`
-	Deny      RuleSet   `json:"deny,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
+	Name string `json:"name"`
+	kes.Policy
 }
 
 // ListPoliciesResponse is the body of GET /v1/policy/list/<pattern>.
