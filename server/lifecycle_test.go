@@ -71,8 +71,7 @@ const decryptFailed = "decryption failed: ciphertext is not authentic"
 
 func TestLifecycleRotate(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
+	e, c := adminEnv(t)
 	ctx := []byte("bucket/object")
 	ctxBody := `{"context":"` + b64(ctx) + `"}`
 
@@ -196,8 +195,7 @@ func TestLifecycleRotate(t *testing.T) {
 
 func TestLifecycleRewrap(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
+	e, c := adminEnv(t)
 	ctx := []byte("ctx")
 	for _, name := range []string{"k", "other"} {
 		do(t, c, "POST", e.url("/v1/key/create/"+name), "").wantEmpty(t)
@@ -261,9 +259,7 @@ func TestLifecycleRewrap(t *testing.T) {
 // server without a deletion window, answer as upstream: no new fields.
 func TestLifecycleUnrotated(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
-	do(t, c, "POST", e.url("/v1/key/create/k"), "").wantEmpty(t)
+	e, c := adminEnv(t, "k")
 	for _, tt := range []struct {
 		method, path, body string
 		fields             []string

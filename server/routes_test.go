@@ -39,8 +39,7 @@ func TestVersion(t *testing.T) {
 
 func TestKeyLifecycle(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
+	e, c := adminEnv(t)
 
 	do(t, c, "POST", e.url("/v1/key/create/my-key"), "").wantEmpty(t)
 	do(t, c, "PUT", e.url("/v1/key/create/my-key"), "").wantError(t, 400, "key already exists")
@@ -145,9 +144,7 @@ func TestKeyLifecycle(t *testing.T) {
 
 func TestCrypto(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
-	do(t, c, "POST", e.url("/v1/key/create/my-key"), "").wantEmpty(t)
+	e, c := adminEnv(t, "my-key")
 
 	// generate → decrypt with context
 	ctx := b64([]byte(`{"bucket":"b"}`))
@@ -236,9 +233,7 @@ func TestLegacyKey(t *testing.T) {
 
 func TestBadBodies(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
-	do(t, c, "POST", e.url("/v1/key/create/k"), "").wantEmpty(t)
+	e, c := adminEnv(t, "k")
 	tests := []struct {
 		name, path, body string
 	}{
@@ -461,8 +456,7 @@ func TestStoreFailures(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
+	e, c := adminEnv(t)
 
 	scrape := func() map[string]*familySnapshot {
 		t.Helper()
@@ -587,8 +581,7 @@ type familySnapshot struct {
 
 func TestRouting(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	admin := e.client(t, e.admin)
+	e, admin := adminEnv(t)
 	user := e.client(t, e.user)
 
 	t.Run("405", func(t *testing.T) {

@@ -118,9 +118,7 @@ func TestUpdateTLS(t *testing.T) {
 // configuration is swapped; run with -race.
 func TestUpdateConcurrent(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
-	do(t, c, "POST", e.url("/v1/key/create/k"), "").wantEmpty(t)
+	e, c := adminEnv(t, "k")
 
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
