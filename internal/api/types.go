@@ -90,11 +90,9 @@ type GenerateKeyRequest struct {
 	Version string `json:"version"`
 }
 
-// GenerateKeyResponse is the body of a data-key generation.
-type GenerateKeyResponse struct {
-	Plaintext  []byte `json:"plaintext"`
-	Ciphertext []byte `json:"ciphertext"`
-}
+// GenerateKeyResponse is the body of a data-key generation: the SDK's
+// DEK, whose version is absent for a key that was never rotated.
+type GenerateKeyResponse = kes.DEK
 
 // EncryptKeyRequest is the body of PUT|POST /v1/key/encrypt/<name>.
 type EncryptKeyRequest struct {
