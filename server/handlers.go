@@ -435,7 +435,7 @@ func (s *Server) handleDescribeIdentity(rq *request) {
 	}
 	st := rq.st
 	if id == st.conf.Admin {
-		rq.json(&api.DescribeIdentityResponse{IsAdmin: true, CreatedAt: s.started})
+		rq.json(&api.DescribeIdentityResponse{IsAdmin: true, Creation: api.Creation{CreatedAt: s.started}})
 		return
 	}
 	name, ok := st.idents[id]
@@ -444,9 +444,8 @@ func (s *Server) handleDescribeIdentity(rq *request) {
 		return
 	}
 	rq.json(&api.DescribeIdentityResponse{
-		Policy:    name,
-		CreatedAt: s.started,
-		CreatedBy: st.conf.Admin,
+		Policy:   name,
+		Creation: api.Creation{CreatedAt: s.started, CreatedBy: st.conf.Admin},
 	})
 }
 
@@ -462,7 +461,7 @@ func (s *Server) handleSelfDescribe(rq *request) {
 	st := rq.st
 	id := rq.identity
 	if id != "" && id == st.admin {
-		rq.json(&api.SelfDescribeResponse{Identity: id, IsAdmin: true, CreatedAt: s.started})
+		rq.json(&api.SelfDescribeResponse{Identity: id, IsAdmin: true, Creation: api.Creation{CreatedAt: s.started}})
 		return
 	}
 	name, ok := st.idents[id]
@@ -472,12 +471,11 @@ func (s *Server) handleSelfDescribe(rq *request) {
 	}
 	p := st.policies[name]
 	rq.json(&api.SelfDescribeResponse{
-		Identity:  id,
-		CreatedAt: s.started,
-		CreatedBy: st.conf.Admin,
-		Policy:    name,
-		Allow:     p.allow,
-		Deny:      p.deny,
+		Identity: id,
+		Creation: api.Creation{CreatedAt: s.started, CreatedBy: st.conf.Admin},
+		Policy:   name,
+		Allow:    p.allow,
+		Deny:     p.deny,
 	})
 }
 

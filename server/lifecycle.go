@@ -26,8 +26,7 @@ func describeKey(name string, k *keyring.Key) *api.DescribeKeyResponse {
 	resp := &api.DescribeKeyResponse{
 		Name:      name,
 		Algorithm: v1.Key.Algorithm().String(),
-		CreatedAt: v1.CreatedAt,
-		CreatedBy: v1.CreatedBy,
+		Creation:  api.Creation{CreatedAt: v1.CreatedAt, CreatedBy: v1.CreatedBy},
 	}
 	if k.Rotated() {
 		resp.Version = k.Latest().N

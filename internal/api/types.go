@@ -48,12 +48,18 @@ type ImportKeyRequest struct {
 	Cipher string `json:"cipher"`
 }
 
-// DescribeKeyResponse is the body of GET /v1/key/describe/<name>.
-type DescribeKeyResponse struct {
-	Name      string    `json:"name"`
-	Algorithm string    `json:"algorithm"`
+// Creation is when and by whom a key or identity was created. Embedded,
+// it encodes as the fields created_at and created_by.
+type Creation struct {
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by,omitempty"`
+}
+
+// DescribeKeyResponse is the body of GET /v1/key/describe/<name>.
+type DescribeKeyResponse struct {
+	Name      string `json:"name"`
+	Algorithm string `json:"algorithm"`
+	Creation
 
 	// OpenKES extensions (docs/keys.md), absent for a key that was never
 	// rotated and is not scheduled for deletion. Versions and Deletion
@@ -203,10 +209,9 @@ type ListPoliciesResponse struct {
 
 // DescribeIdentityResponse is the body of GET /v1/identity/describe/<id>.
 type DescribeIdentityResponse struct {
-	IsAdmin   bool      `json:"admin,omitempty"`
-	Policy    string    `json:"policy,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
+	IsAdmin bool   `json:"admin,omitempty"`
+	Policy  string `json:"policy,omitempty"`
+	Creation
 }
 
 // ListIdentitiesResponse is the body of GET /v1/identity/list/<pattern>.
@@ -220,13 +225,12 @@ type ListIdentitiesResponse struct {
 // the shape kms-go's DescribeSelf decodes: the policy name as a string and
 // its rules at top level.
 type SelfDescribeResponse struct {
-	Identity  string    `json:"identity"`
-	IsAdmin   bool      `json:"admin,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
-	Policy    string    `json:"policy,omitempty"`
-	Allow     RuleSet   `json:"allow,omitempty"`
-	Deny      RuleSet   `json:"deny,omitempty"`
+	Identity string `json:"identity"`
+	IsAdmin  bool   `json:"admin,omitempty"`
+	Creation
+	Policy string  `json:"policy,omitempty"`
+	Allow  RuleSet `json:"allow,omitempty"`
+	Deny   RuleSet `json:"deny,omitempty"`
 }
 
 // ErrorResponse is the decoded form of an error body. Error bodies are
