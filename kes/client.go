@@ -205,11 +205,7 @@ func (c *Client) ImportKey(ctx context.Context, name string, req *ImportKeyReque
 // returns [ErrKeyNotFound] if the key does not exist, and an error if the
 // server reports an algorithm this package does not know.
 func (c *Client) DescribeKey(ctx context.Context, name string) (*KeyInfo, error) {
-	var info KeyInfo
-	if err := c.call(ctx, http.MethodGet, "/v1/key/describe/"+url.PathEscape(name), nil, &info); err != nil {
-		return nil, err
-	}
-	return &info, nil
+	return get[KeyInfo](ctx, c, "/v1/key/describe/", name)
 }
 
 // DeleteKey deletes the master key. Depending on the server's key store it
@@ -365,35 +361,19 @@ var errNoVersion = errors.New("no key version")
 // once (possibly with a continuation); if n > 0, at most n names are
 // returned and the continuation is the first name left out.
 func (c *Client) ListKeys(ctx context.Context, pattern string, n int) ([]string, string, error) {
-	var resp struct {
-		Names      []string `json:"names"`
-		ContinueAt string   `json:"continue_at"`
-	}
-	if err := c.call(ctx, http.MethodGet, "/v1/key/list/"+url.PathEscape(pattern), nil, &resp); err != nil {
-		return nil, "", err
-	}
-	names, next := limit(resp.Names, resp.ContinueAt, n)
-	return names, next, nil
+	return c.listNames(ctx, "/v1/key/list/", pattern, n)
 }
 
 // DescribePolicy returns information about the policy. It returns
 // [ErrPolicyNotFound] if the policy does not exist.
 func (c *Client) DescribePolicy(ctx context.Context, name string) (*PolicyInfo, error) {
-	var info PolicyInfo
-	if err := c.call(ctx, http.MethodGet, "/v1/policy/describe/"+url.PathEscape(name), nil, &info); err != nil {
-		return nil, err
-	}
-	return &info, nil
+	return get[PolicyInfo](ctx, c, "/v1/policy/describe/", name)
 }
 
 // GetPolicy returns the policy's rules. It returns [ErrPolicyNotFound] if
 // the policy does not exist.
 func (c *Client) GetPolicy(ctx context.Context, name string) (*Policy, error) {
-	var policy Policy
-	if err := c.call(ctx, http.MethodGet, "/v1/policy/read/"+url.PathEscape(name), nil, &policy); err != nil {
-		return nil, err
-	}
-	return &policy, nil
+	return get[Policy](ctx, c, "/v1/policy/read/", name)
 }
 
 // ListPolicies returns the names of the policies that match the pattern,
@@ -401,30 +381,19 @@ func (c *Client) GetPolicy(ctx context.Context, name string) (*Policy, error) {
 // pattern or "*" lists all policies; a trailing "*" makes the rest a
 // prefix.
 func (c *Client) ListPolicies(ctx context.Context, pattern string, n int) ([]string, string, error) {
-	var resp struct {
-		Names      []string `json:"names"`
-		ContinueAt string   `json:"continue_at"`
-	}
-	if err := c.call(ctx, http.MethodGet, "/v1/policy/list/"+url.PathEscape(pattern), nil, &resp); err != nil {
-		return nil, "", err
-	}
-	names, next := limit(resp.Names, resp.ContinueAt, n)
-	return names, next, nil
+	return c.listNames(ctx, "/v1/policy/list/", pattern, n)
 }
 
 // DescribeIdentity returns information about the identity. It returns
 // [ErrIdentityNotFound] if the identity is neither the admin nor assigned
 // to a policy.
 func (c *Client) DescribeIdentity(ctx context.Context, id Identity) (*IdentityInfo, error) {
-	var info IdentityInfo
-	if err := c.call(ctx, http.MethodGet, "/v1/identity/describe/"+url.PathEscape(string(id)), nil, &info); err != nil {
-		return nil, err
-	}
-	if info.Identity == "" {
+	info, err := get[IdentityInfo](ctx, c, "/v1/identity/describe/", string(id))
+	if err == nil && info.Identity == "" {
 		// The server does not repeat the identity it was asked about.
 		info.Identity = id
 	}
-	return &info, nil
+	return info, err
 }
 
 // DescribeSelf returns information about the client's own identity and
@@ -500,6 +469,30 @@ func (c *Client) ListIdentities(ctx context.Context, pattern string, n int) ([]I
 	}
 	ids, next := limit(resp.Identities, resp.ContinueAt, n)
 	return ids, string(next), nil
+}
+
+// get decodes the answer of GET route+name, name escaped as one path
+// segment.
+func get[T any](ctx context.Context, c *Client, route, name string) (*T, error) {
+	v := new(T)
+	if err := c.call(ctx, http.MethodGet, route+url.PathEscape(name), nil, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// listNames returns the names the list route answers for pattern, cut by
+// [limit].
+func (c *Client) listNames(ctx context.Context, route, pattern string, n int) ([]string, string, error) {
+	var resp struct {
+		Names      []string `json:"names"`
+		ContinueAt string   `json:"continue_at"`
+	}
+	if err := c.call(ctx, http.MethodGet, route+url.PathEscape(pattern), nil, &resp); err != nil {
+		return nil, "", err
+	}
+	names, next := limit(resp.Names, resp.ContinueAt, n)
+	return names, next, nil
 }
 
 // limit cuts list to n entries if n > 0 and the list is longer; the

@@ -42,6 +42,26 @@ func TestLifecycleRoutes(t *testing.T) {
 	restore := func(ctx context.Context, c *Client) (any, error) { return nil, c.RestoreKey(ctx, "my-key") }
 	describe := func(ctx context.Context, c *Client) (any, error) { return c.DescribeKey(ctx, "my-key") }
 	generate := func(ctx context.Context, c *Client) (any, error) { return c.GenerateKey(ctx, "my-key", nil) }
+	// rotateAnswer and rewrapAnswer are the cases in which the server's
+	// answer to a plain request is an error or malformed: the client must
+	// return wantErr and the zero result.
+	rotateAnswer := func(name string, status int, contentType, respBody string, wantErr error) routeTest {
+		return routeTest{
+			name: "RotateKey/" + name, call: rotate,
+			method: "POST", uri: "/v1/key/rotate/my-key",
+			status: status, contentType: contentType, respBody: respBody,
+			want: 0, wantErr: wantErr,
+		}
+	}
+	rewrapAnswer := func(name string, status int, respBody string, wantErr error) routeTest {
+		return routeTest{
+			name: "RewrapKey/" + name, call: rewrap(nil),
+			method: "POST", uri: "/v1/key/rewrap/my-key",
+			reqBody: `{"ciphertext":"` + oldB64 + `"}`,
+			status:  status, contentType: jsonType, respBody: respBody,
+			want: rewrapped{}, wantErr: wantErr,
+		}
+	}
 
 	tests := []routeTest{
 		{
@@ -59,54 +79,14 @@ func TestLifecycleRoutes(t *testing.T) {
 			status: 400, contentType: jsonType, respBody: kesError("key name 'a/b' is empty, too long or contains invalid characters"),
 			want: 0, wantErr: NewError(400, "key name 'a/b' is empty, too long or contains invalid characters"),
 		},
-		{
-			name: "RotateKey/not found", call: rotate,
-			method: "POST", uri: "/v1/key/rotate/my-key",
-			status: 404, contentType: jsonType, respBody: kesError("key does not exist"),
-			want: 0, wantErr: ErrKeyNotFound,
-		},
-		{
-			name: "RotateKey/scheduled", call: rotate,
-			method: "POST", uri: "/v1/key/rotate/my-key",
-			status: 409, contentType: jsonType, respBody: kesError("key is scheduled for deletion"),
-			want: 0, wantErr: ErrKeyScheduled,
-		},
-		{
-			name: "RotateKey/conflict", call: rotate,
-			method: "POST", uri: "/v1/key/rotate/my-key",
-			status: 409, contentType: jsonType, respBody: kesError("key rotation conflict"),
-			want: 0, wantErr: ErrKeyConflict,
-		},
-		{
-			name: "RotateKey/upstream server", call: rotate,
-			method: "POST", uri: "/v1/key/rotate/my-key",
-			status: 404, contentType: "text/plain; charset=utf-8", respBody: "404 page not found\n",
-			want: 0, wantErr: NewError(404, "404 page not found"),
-		},
-		{
-			name: "RotateKey/no version", call: rotate,
-			method: "POST", uri: "/v1/key/rotate/my-key",
-			contentType: jsonType, respBody: `{}`,
-			want: 0, wantErr: errMalformed,
-		},
-		{
-			name: "RotateKey/version zero", call: rotate,
-			method: "POST", uri: "/v1/key/rotate/my-key",
-			contentType: jsonType, respBody: `{"version":0}`,
-			want: 0, wantErr: errMalformed,
-		},
-		{
-			name: "RotateKey/version as string", call: rotate,
-			method: "POST", uri: "/v1/key/rotate/my-key",
-			contentType: jsonType, respBody: `{"version":"2"}`,
-			want: 0, wantErr: errMalformed,
-		},
-		{
-			name: "RotateKey/version too large", call: rotate,
-			method: "POST", uri: "/v1/key/rotate/my-key",
-			contentType: jsonType, respBody: `{"version":1e400}`,
-			want: 0, wantErr: errMalformed,
-		},
+		rotateAnswer("not found", 404, jsonType, kesError("key does not exist"), ErrKeyNotFound),
+		rotateAnswer("scheduled", 409, jsonType, kesError("key is scheduled for deletion"), ErrKeyScheduled),
+		rotateAnswer("conflict", 409, jsonType, kesError("key rotation conflict"), ErrKeyConflict),
+		rotateAnswer("upstream server", 404, "text/plain; charset=utf-8", "404 page not found\n", NewError(404, "404 page not found")),
+		rotateAnswer("no version", 200, jsonType, `{}`, errMalformed),
+		rotateAnswer("version zero", 200, jsonType, `{"version":0}`, errMalformed),
+		rotateAnswer("version as string", 200, jsonType, `{"version":"2"}`, errMalformed),
+		rotateAnswer("version too large", 200, jsonType, `{"version":1e400}`, errMalformed),
 		{
 			name: "RewrapKey", call: rewrap(aad),
 			method: "POST", uri: "/v1/key/rewrap/my-key", accept: jsonType,
@@ -139,41 +119,11 @@ func TestLifecycleRoutes(t *testing.T) {
 			status:  400, contentType: jsonType, respBody: kesError("decryption failed: ciphertext is not authentic"),
 			want: rewrapped{}, wantErr: ErrDecrypt,
 		},
-		{
-			name: "RewrapKey/scheduled", call: rewrap(nil),
-			method: "POST", uri: "/v1/key/rewrap/my-key",
-			reqBody: `{"ciphertext":"` + oldB64 + `"}`,
-			status:  409, contentType: jsonType, respBody: kesError("key is scheduled for deletion"),
-			want: rewrapped{}, wantErr: ErrKeyScheduled,
-		},
-		{
-			name: "RewrapKey/forbidden", call: rewrap(nil),
-			method: "POST", uri: "/v1/key/rewrap/my-key",
-			reqBody: `{"ciphertext":"` + oldB64 + `"}`,
-			status:  403, contentType: jsonType, respBody: kesError("not authorized: insufficient permissions"),
-			want: rewrapped{}, wantErr: ErrNotAllowed,
-		},
-		{
-			name: "RewrapKey/no version", call: rewrap(nil),
-			method: "POST", uri: "/v1/key/rewrap/my-key",
-			reqBody:     `{"ciphertext":"` + oldB64 + `"}`,
-			contentType: jsonType, respBody: `{"ciphertext":"` + newB64 + `"}`,
-			want: rewrapped{}, wantErr: errMalformed,
-		},
-		{
-			name: "RewrapKey/no ciphertext", call: rewrap(nil),
-			method: "POST", uri: "/v1/key/rewrap/my-key",
-			reqBody:     `{"ciphertext":"` + oldB64 + `"}`,
-			contentType: jsonType, respBody: `{"ciphertext":null,"version":2}`,
-			want: rewrapped{}, wantErr: errMalformed,
-		},
-		{
-			name: "RewrapKey/invalid base64", call: rewrap(nil),
-			method: "POST", uri: "/v1/key/rewrap/my-key",
-			reqBody:     `{"ciphertext":"` + oldB64 + `"}`,
-			contentType: jsonType, respBody: `{"ciphertext":"!!","version":2}`,
-			want: rewrapped{}, wantErr: errMalformed,
-		},
+		rewrapAnswer("scheduled", 409, kesError("key is scheduled for deletion"), ErrKeyScheduled),
+		rewrapAnswer("forbidden", 403, kesError("not authorized: insufficient permissions"), ErrNotAllowed),
+		rewrapAnswer("no version", 200, `{"ciphertext":"`+newB64+`"}`, errMalformed),
+		rewrapAnswer("no ciphertext", 200, `{"ciphertext":null,"version":2}`, errMalformed),
+		rewrapAnswer("invalid base64", 200, `{"ciphertext":"!!","version":2}`, errMalformed),
 		{
 			name: "RestoreKey", call: restore,
 			method: "POST", uri: "/v1/key/restore/my-key",

@@ -86,24 +86,31 @@ type ErrorEvent struct {
 // stream is closed; the caller must close it. AuditLog returns the errors
 // described at [Client] when the subscription fails.
 func (c *Client) AuditLog(ctx context.Context) (*AuditStream, error) {
-	resp, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/log/audit", accept: "application/x-ndjson"})
-	if err != nil {
-		return nil, err
-	}
-	return &AuditStream{s: newStream(resp.Body)}, nil
+	return subscribe[AuditEvent](ctx, c, "/v1/log/audit")
 }
 
 // ErrorLog subscribes to the server's error log (GET /v1/log/error), like
 // [Client.AuditLog].
 func (c *Client) ErrorLog(ctx context.Context) (*ErrorStream, error) {
-	resp, err := c.do(ctx, request{method: http.MethodGet, path: "/v1/log/error", accept: "application/x-ndjson"})
+	return subscribe[ErrorEvent](ctx, c, "/v1/log/error")
+}
+
+// subscribe opens the log stream at path.
+func subscribe[E any](ctx context.Context, c *Client, path string) (*EventStream[E], error) {
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: path, accept: "application/x-ndjson"})
 	if err != nil {
 		return nil, err
 	}
-	return &ErrorStream{s: newStream(resp.Body)}, nil
+	return &EventStream[E]{s: newStream(resp.Body)}, nil
 }
 
-// AuditStream is a stream of audit events:
+// AuditStream is the stream of [Client.AuditLog].
+type AuditStream = EventStream[AuditEvent]
+
+// ErrorStream is the stream of [Client.ErrorLog].
+type ErrorStream = EventStream[ErrorEvent]
+
+// EventStream is a stream of log events of type E:
 //
 //	for stream.Next() {
 //		event := stream.Event()
@@ -115,16 +122,16 @@ func (c *Client) ErrorLog(ctx context.Context) (*ErrorStream, error) {
 //
 // Next and Event must not be called concurrently; Close may be called at
 // any time, also to stop a Next that waits for the next event.
-type AuditStream struct {
+type EventStream[E any] struct {
 	s     *stream
-	event AuditEvent
+	event E
 }
 
 // Next reads the next event and reports whether there is one. It returns
 // false at the end of the stream, after Close and on an error, which Err
 // then returns.
-func (s *AuditStream) Next() bool {
-	var e AuditEvent
+func (s *EventStream[E]) Next() bool {
+	var e E
 	if !s.s.next(&e) {
 		return false
 	}
@@ -133,46 +140,16 @@ func (s *AuditStream) Next() bool {
 }
 
 // Event returns the event read by the last successful call of Next.
-func (s *AuditStream) Event() AuditEvent { return s.event }
+func (s *EventStream[E]) Event() E { return s.event }
 
 // Err returns the error that ended the stream: a transport error or an
 // error starting with "kes: " for an event that cannot be decoded. The end
 // of the stream and Close are not errors.
-func (s *AuditStream) Err() error { return s.s.err }
+func (s *EventStream[E]) Err() error { return s.s.err }
 
 // Close ends the stream and releases its connection. Only the first call
 // has an effect; it returns the error of closing the response body.
-func (s *AuditStream) Close() error { return s.s.close() }
-
-// ErrorStream is a stream of error events, used like an [AuditStream].
-type ErrorStream struct {
-	s     *stream
-	event ErrorEvent
-}
-
-// Next reads the next event and reports whether there is one. It returns
-// false at the end of the stream, after Close and on an error, which Err
-// then returns.
-func (s *ErrorStream) Next() bool {
-	var e ErrorEvent
-	if !s.s.next(&e) {
-		return false
-	}
-	s.event = e
-	return true
-}
-
-// Event returns the event read by the last successful call of Next.
-func (s *ErrorStream) Event() ErrorEvent { return s.event }
-
-// Err returns the error that ended the stream: a transport error or an
-// error starting with "kes: " for an event that cannot be decoded. The end
-// of the stream and Close are not errors.
-func (s *ErrorStream) Err() error { return s.s.err }
-
-// Close ends the stream and releases its connection. Only the first call
-// has an effect; it returns the error of closing the response body.
-func (s *ErrorStream) Close() error { return s.s.close() }
+func (s *EventStream[E]) Close() error { return s.s.close() }
 
 // stream reads NDJSON values from a response body.
 type stream struct {

@@ -199,8 +199,7 @@ func TestAuditCompleteness(t *testing.T) {
 // and HMACs in base64 and hex.
 func TestAuditNoSecrets(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	admin := e.client(t, e.admin)
+	e, admin := adminEnv(t)
 
 	// Subscribe to both streams for the whole sequence.
 	var streams syncBuffer

@@ -391,20 +391,19 @@ func (rq *request) policyEntry() (*policyEntry, bool) {
 // GET /v1/policy/describe/<name> (docs/api.md#policy-describe)
 func (s *Server) handleDescribePolicy(rq *request) {
 	if p, ok := rq.policyEntry(); ok {
-		rq.json(&api.DescribePolicyResponse{Name: p.name, CreatedAt: s.started, CreatedBy: rq.st.conf.Admin})
+		rq.json(&api.DescribePolicyResponse{Name: p.name, CreatedAt: s.started, CreatedBy: kes.Identity(rq.st.conf.Admin)})
 	}
 }
 
 // GET /v1/policy/read/<name> (docs/api.md#policy-read)
 func (s *Server) handleReadPolicy(rq *request) {
 	if p, ok := rq.policyEntry(); ok {
-		rq.json(&api.ReadPolicyResponse{
-			Name:      p.name,
+		rq.json(&api.ReadPolicyResponse{Name: p.name, Policy: kes.Policy{
 			Allow:     p.allow,
 			Deny:      p.deny,
 			CreatedAt: s.started,
-			CreatedBy: rq.st.conf.Admin,
-		})
+			CreatedBy: kes.Identity(rq.st.conf.Admin),
+		}})
 	}
 }
 
@@ -436,7 +435,7 @@ func (s *Server) handleDescribeIdentity(rq *request) {
 	}
 	st := rq.st
 	if id == st.conf.Admin {
-		rq.json(&api.DescribeIdentityResponse{IsAdmin: true, CreatedAt: s.started})
+		rq.json(&api.DescribeIdentityResponse{IsAdmin: true, Creation: api.Creation{CreatedAt: s.started}})
 		return
 	}
 	name, ok := st.idents[id]
@@ -445,9 +444,8 @@ func (s *Server) handleDescribeIdentity(rq *request) {
 		return
 	}
 	rq.json(&api.DescribeIdentityResponse{
-		Policy:    name,
-		CreatedAt: s.started,
-		CreatedBy: st.conf.Admin,
+		Policy:   name,
+		Creation: api.Creation{CreatedAt: s.started, CreatedBy: st.conf.Admin},
 	})
 }
 
@@ -463,7 +461,7 @@ func (s *Server) handleSelfDescribe(rq *request) {
 	st := rq.st
 	id := rq.identity
 	if id != "" && id == st.admin {
-		rq.json(&api.SelfDescribeResponse{Identity: id, IsAdmin: true, CreatedAt: s.started})
+		rq.json(&api.SelfDescribeResponse{Identity: id, IsAdmin: true, Creation: api.Creation{CreatedAt: s.started}})
 		return
 	}
 	name, ok := st.idents[id]
@@ -473,12 +471,11 @@ func (s *Server) handleSelfDescribe(rq *request) {
 	}
 	p := st.policies[name]
 	rq.json(&api.SelfDescribeResponse{
-		Identity:  id,
-		CreatedAt: s.started,
-		CreatedBy: st.conf.Admin,
-		Policy:    name,
-		Allow:     p.allow,
-		Deny:      p.deny,
+		Identity: id,
+		Creation: api.Creation{CreatedAt: s.started, CreatedBy: st.conf.Admin},
+		Policy:   name,
+		Allow:    p.allow,
+		Deny:     p.deny,
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/openkes/openkes/internal/api"
 	"github.com/openkes/openkes/internal/crypto"
 	"github.com/openkes/openkes/internal/keyring"
+	"github.com/openkes/openkes/kes"
 )
 
 // The key lifecycle of OpenKES (docs/keys.md): versions and rotation,
@@ -25,19 +26,18 @@ func describeKey(name string, k *keyring.Key) *api.DescribeKeyResponse {
 	resp := &api.DescribeKeyResponse{
 		Name:      name,
 		Algorithm: v1.Key.Algorithm().String(),
-		CreatedAt: v1.CreatedAt,
-		CreatedBy: v1.CreatedBy,
+		Creation:  api.Creation{CreatedAt: v1.CreatedAt, CreatedBy: v1.CreatedBy},
 	}
 	if k.Rotated() {
 		resp.Version = k.Latest().N
-		resp.Versions = make([]api.KeyVersionInfo, len(k.Versions))
+		resp.Versions = make([]kes.KeyVersionInfo, len(k.Versions))
 		for i := range k.Versions {
 			v := &k.Versions[i]
-			resp.Versions[i] = api.KeyVersionInfo{Version: v.N, CreatedAt: v.Key.CreatedAt, CreatedBy: v.Key.CreatedBy}
+			resp.Versions[i] = kes.KeyVersionInfo{Version: v.N, CreatedAt: v.Key.CreatedAt, CreatedBy: kes.Identity(v.Key.CreatedBy)}
 		}
 	}
 	if d := k.Deletion; d != nil {
-		resp.Deletion = &api.KeyDeletionState{ScheduledAt: d.ScheduledAt, DeleteAt: d.DeleteAt, ScheduledBy: d.ScheduledBy}
+		resp.Deletion = &kes.KeyDeletion{ScheduledAt: d.ScheduledAt, DeleteAt: d.DeleteAt, ScheduledBy: kes.Identity(d.ScheduledBy)}
 	}
 	return resp
 }

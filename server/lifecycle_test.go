@@ -71,8 +71,7 @@ const decryptFailed = "decryption failed: ciphertext is not authentic"
 
 func TestLifecycleRotate(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
+	e, c := adminEnv(t)
 	ctx := []byte("bucket/object")
 	ctxBody := `{"context":"` + b64(ctx) + `"}`
 
@@ -171,7 +170,7 @@ func TestLifecycleRotate(t *testing.T) {
 		t.Fatalf("describe after two rotations = %+v", desc)
 	}
 	for i, v := range desc.Versions {
-		if v.Version != i+1 || v.CreatedBy != e.admin.Identity() || v.CreatedAt.IsZero() || v.CreatedAt.Location() != time.UTC {
+		if v.Version != i+1 || string(v.CreatedBy) != e.admin.Identity() || v.CreatedAt.IsZero() || v.CreatedAt.Location() != time.UTC {
 			t.Errorf("versions[%d] = %+v", i, v)
 		}
 	}
@@ -196,8 +195,7 @@ func TestLifecycleRotate(t *testing.T) {
 
 func TestLifecycleRewrap(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
+	e, c := adminEnv(t)
 	ctx := []byte("ctx")
 	for _, name := range []string{"k", "other"} {
 		do(t, c, "POST", e.url("/v1/key/create/"+name), "").wantEmpty(t)
@@ -261,9 +259,7 @@ func TestLifecycleRewrap(t *testing.T) {
 // server without a deletion window, answer as upstream: no new fields.
 func TestLifecycleUnrotated(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
-	do(t, c, "POST", e.url("/v1/key/create/k"), "").wantEmpty(t)
+	e, c := adminEnv(t, "k")
 	for _, tt := range []struct {
 		method, path, body string
 		fields             []string
@@ -346,7 +342,7 @@ func TestLifecycleDeletionProtection(t *testing.T) {
 		}
 	}
 	desc, _ := describe(t, c, e, "k")
-	if desc.Deletion == nil || desc.Deletion.ScheduledBy != e.admin.Identity() ||
+	if desc.Deletion == nil || string(desc.Deletion.ScheduledBy) != e.admin.Identity() ||
 		desc.Deletion.ScheduledAt.Before(before.Add(-time.Second)) ||
 		!desc.Deletion.DeleteAt.Equal(desc.Deletion.ScheduledAt.Add(time.Hour)) || desc.Version != 2 {
 		t.Errorf("describe of a scheduled key = %+v", desc)

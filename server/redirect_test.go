@@ -25,8 +25,7 @@ import (
 // "Location: /v1/key/list/".
 func TestCleanPathRedirectToPrefixRoute(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
+	e, c := adminEnv(t)
 	tests := []struct{ path, location string }{
 		{"/v1/key/list/x/..", "/v1/key/list/"},
 		{"/v1/key//list", "/v1/key/list/"},

@@ -39,8 +39,7 @@ func TestVersion(t *testing.T) {
 
 func TestKeyLifecycle(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
+	e, c := adminEnv(t)
 
 	do(t, c, "POST", e.url("/v1/key/create/my-key"), "").wantEmpty(t)
 	do(t, c, "PUT", e.url("/v1/key/create/my-key"), "").wantError(t, 400, "key already exists")
@@ -145,9 +144,7 @@ func TestKeyLifecycle(t *testing.T) {
 
 func TestCrypto(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
-	do(t, c, "POST", e.url("/v1/key/create/my-key"), "").wantEmpty(t)
+	e, c := adminEnv(t, "my-key")
 
 	// generate → decrypt with context
 	ctx := b64([]byte(`{"bucket":"b"}`))
@@ -236,9 +233,7 @@ func TestLegacyKey(t *testing.T) {
 
 func TestBadBodies(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
-	do(t, c, "POST", e.url("/v1/key/create/k"), "").wantEmpty(t)
+	e, c := adminEnv(t, "k")
 	tests := []struct {
 		name, path, body string
 	}{
@@ -274,7 +269,7 @@ func TestPolicyAndIdentityRoutes(t *testing.T) {
 
 	var pd api.DescribePolicyResponse
 	do(t, admin, "GET", e.url("/v1/policy/describe/my-app"), "").decode(t, &pd)
-	if pd.Name != "my-app" || pd.CreatedBy != e.admin.Identity() || !pd.CreatedAt.Equal(e.srv.started) {
+	if pd.Name != "my-app" || string(pd.CreatedBy) != e.admin.Identity() || !pd.CreatedAt.Equal(e.srv.started) {
 		t.Errorf("policy describe = %+v", pd)
 	}
 	do(t, admin, "GET", e.url("/v1/policy/describe/nope"), "").wantError(t, 404, "policy does not exist")
@@ -283,14 +278,14 @@ func TestPolicyAndIdentityRoutes(t *testing.T) {
 
 	var pr api.ReadPolicyResponse
 	do(t, admin, "GET", e.url("/v1/policy/read/my-app"), "").decode(t, &pr)
-	wantAllow := api.RuleSet{}
+	wantAllow := map[string]struct{}{}
 	for _, p := range testPolicy.Allow {
 		wantAllow[p] = struct{}{}
 	}
 	if diff := cmp.Diff(wantAllow, pr.Allow); diff != "" {
 		t.Errorf("allow mismatch (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(api.RuleSet{testPolicy.Deny[0]: {}}, pr.Deny); diff != "" {
+	if diff := cmp.Diff(map[string]struct{}{testPolicy.Deny[0]: {}}, pr.Deny); diff != "" {
 		t.Errorf("deny mismatch (-want +got):\n%s", diff)
 	}
 	resp := do(t, admin, "GET", e.url("/v1/policy/read/other"), "")
@@ -461,8 +456,7 @@ func TestStoreFailures(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
+	e, c := adminEnv(t)
 
 	scrape := func() map[string]*familySnapshot {
 		t.Helper()
@@ -587,8 +581,7 @@ type familySnapshot struct {
 
 func TestRouting(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	admin := e.client(t, e.admin)
+	e, admin := adminEnv(t)
 	user := e.client(t, e.user)
 
 	t.Run("405", func(t *testing.T) {

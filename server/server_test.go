@@ -61,6 +61,18 @@ func newEnv(t testing.TB, modify ...func(*Config)) *env {
 	return e
 }
 
+// adminEnv is newEnv plus a client of the admin identity, which has
+// created each of keys.
+func adminEnv(t testing.TB, keys ...string) (*env, *http.Client) {
+	t.Helper()
+	e := newEnv(t)
+	c := e.client(t, e.admin)
+	for _, k := range keys {
+		do(t, c, "POST", e.url("/v1/key/create/"+k), "").wantEmpty(t)
+	}
+	return e, c
+}
+
 // buildEnv returns an env with a new server that does not listen yet. If
 // base is not nil, its certificates are reused; otherwise new ones are
 // made. modify may change the config before New.

@@ -15,9 +15,8 @@ import (
 
 func TestUpdatePoliciesAndAdmin(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	oldAdmin, newAdmin := e.client(t, e.admin), e.client(t, e.stranger)
-	user := e.client(t, e.user)
+	e, oldAdmin := adminEnv(t)
+	newAdmin, user := e.client(t, e.stranger), e.client(t, e.user)
 
 	do(t, oldAdmin, "POST", e.url("/v1/key/create/my-app-k"), "").wantEmpty(t)
 	do(t, newAdmin, "GET", e.url("/v1/status"), "").want(t, 403)
@@ -118,9 +117,7 @@ func TestUpdateTLS(t *testing.T) {
 // configuration is swapped; run with -race.
 func TestUpdateConcurrent(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	c := e.client(t, e.admin)
-	do(t, c, "POST", e.url("/v1/key/create/k"), "").wantEmpty(t)
+	e, c := adminEnv(t, "k")
 
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup

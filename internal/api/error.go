@@ -88,6 +88,21 @@ func MethodNotAllowed(got, want string) kes.Error {
 	return kes.NewError(http.StatusMethodNotAllowed, "received method '"+got+"' expected '"+want+"'")
 }
 
+// translations are the errors of the key store, crypto and keyring
+// packages that have an answer of their own, checked in order.
+var translations = []struct {
+	from error
+	to   kes.Error
+}{
+	{keystore.ErrExists, kes.ErrKeyExists},
+	{keystore.ErrNotFound, kes.ErrKeyNotFound},
+	{crypto.ErrDecrypt, kes.ErrDecrypt},
+	{crypto.ErrNoHMAC, ErrNoHMAC},
+	{keyring.ErrScheduled, kes.ErrKeyScheduled},
+	{keyring.ErrNotScheduled, kes.ErrKeyNotScheduled},
+	{keyring.ErrConflict, kes.ErrKeyConflict},
+}
+
 // Translate maps err to the API error to send. It is the only place that
 // turns Go errors into answers.
 //
@@ -117,22 +132,12 @@ func Translate(err error, generic kes.Error) (e kes.Error, internal bool) {
 	if errors.As(err, &e) {
 		return e, false
 	}
-	switch {
-	case errors.Is(err, keystore.ErrExists):
-		return kes.ErrKeyExists, false
-	case errors.Is(err, keystore.ErrNotFound):
-		return kes.ErrKeyNotFound, false
-	case errors.Is(err, crypto.ErrDecrypt):
-		return kes.ErrDecrypt, false
-	case errors.Is(err, crypto.ErrNoHMAC):
-		return ErrNoHMAC, false
-	case errors.Is(err, keyring.ErrScheduled):
-		return kes.ErrKeyScheduled, false
-	case errors.Is(err, keyring.ErrNotScheduled):
-		return kes.ErrKeyNotScheduled, false
-	case errors.Is(err, keyring.ErrConflict):
-		return kes.ErrKeyConflict, false
-	case keystore.IsUnreachable(err):
+	for _, t := range translations {
+		if errors.Is(err, t.from) {
+			return t.to, false
+		}
+	}
+	if keystore.IsUnreachable(err) {
 		// The original answers every key-store failure with the
 		// operation's generic 502. An outage gets the clearer 504 of
 		// /v1/ready instead, so clients can tell "try again later" from

@@ -3,6 +3,8 @@ package api
 import (
 	"errors"
 	"time"
+
+	"github.com/openkes/openkes/kes"
 )
 
 var errInvalidVersion = errors.New("version is neither a string nor a number")
@@ -46,32 +48,25 @@ type ImportKeyRequest struct {
 	Cipher string `json:"cipher"`
 }
 
+// Creation is when and by whom a key or identity was created. Embedded,
+// it encodes as the fields created_at and created_by.
+type Creation struct {
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by,omitempty"`
+}
+
 // DescribeKeyResponse is the body of GET /v1/key/describe/<name>.
 type DescribeKeyResponse struct {
-	Name      string    `json:"name"`
-	Algorithm string    `json:"algorithm"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
+	Name      string `json:"name"`
+	Algorithm string `json:"algorithm"`
+	Creation
 
 	// OpenKES extensions (docs/keys.md), absent for a key that was never
-	// rotated and is not scheduled for deletion.
-	Version  int               `json:"version,omitempty"`  // the newest version of a rotated key
-	Versions []KeyVersionInfo  `json:"versions,omitempty"` // every version of a rotated key, oldest first
-	Deletion *KeyDeletionState `json:"deletion,omitempty"` // set while scheduled for deletion
-}
-
-// KeyVersionInfo is one element of DescribeKeyResponse.Versions.
-type KeyVersionInfo struct {
-	Version   int       `json:"version"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
-}
-
-// KeyDeletionState is DescribeKeyResponse.Deletion.
-type KeyDeletionState struct {
-	ScheduledAt time.Time `json:"scheduled_at"`
-	DeleteAt    time.Time `json:"delete_at"`
-	ScheduledBy string    `json:"scheduled_by,omitempty"`
+	// rotated and is not scheduled for deletion. Versions and Deletion
+	// have the SDK's element types: the wire form is the one kes decodes.
+	Version  int                  `json:"version,omitempty"`  // the newest version of a rotated key
+	Versions []kes.KeyVersionInfo `json:"versions,omitempty"` // every version of a rotated key, oldest first
+	Deletion *kes.KeyDeletion     `json:"deletion,omitempty"` // set while scheduled for deletion
 }
 
 // ListKeysResponse is the body of GET /v1/key/list/<pattern>. Names is
@@ -101,11 +96,9 @@ type GenerateKeyRequest struct {
 	Version string `json:"version"`
 }
 
-// GenerateKeyResponse is the body of a data-key generation.
-type GenerateKeyResponse struct {
-	Plaintext  []byte `json:"plaintext"`
-	Ciphertext []byte `json:"ciphertext"`
-}
+// GenerateKeyResponse is the body of a data-key generation: the SDK's
+// DEK, whose version is absent for a key that was never rotated.
+type GenerateKeyResponse = kes.DEK
 
 // EncryptKeyRequest is the body of PUT|POST /v1/key/encrypt/<name>.
 type EncryptKeyRequest struct {
@@ -193,23 +186,18 @@ type HMACResponse struct {
 }
 
 // DescribePolicyResponse is the body of GET /v1/policy/describe/<name>.
-type DescribePolicyResponse struct {
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
-}
+// It is the SDK's type, which encodes the same fields.
+type DescribePolicyResponse = kes.PolicyInfo
 
 // RuleSet is a set of policy patterns; it encodes as a JSON object whose
 // keys are the patterns and whose values are empty objects.
 type RuleSet map[string]struct{}
 
 // ReadPolicyResponse is the body of GET /v1/policy/read/<name>.
+// The name comes first, then the fields of the SDK's Policy.
 type ReadPolicyResponse struct {
-	Name      string    `json:"name"`
-	Allow     RuleSet   `json:"allow,omitempty"`
-	Deny      RuleSet   `json:"deny,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
+	Name string `json:"name"`
+	kes.Policy
 }
 
 // ListPoliciesResponse is the body of GET /v1/policy/list/<pattern>.
@@ -221,10 +209,9 @@ type ListPoliciesResponse struct {
 
 // DescribeIdentityResponse is the body of GET /v1/identity/describe/<id>.
 type DescribeIdentityResponse struct {
-	IsAdmin   bool      `json:"admin,omitempty"`
-	Policy    string    `json:"policy,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
+	IsAdmin bool   `json:"admin,omitempty"`
+	Policy  string `json:"policy,omitempty"`
+	Creation
 }
 
 // ListIdentitiesResponse is the body of GET /v1/identity/list/<pattern>.
@@ -238,13 +225,12 @@ type ListIdentitiesResponse struct {
 // the shape kms-go's DescribeSelf decodes: the policy name as a string and
 // its rules at top level.
 type SelfDescribeResponse struct {
-	Identity  string    `json:"identity"`
-	IsAdmin   bool      `json:"admin,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
-	Policy    string    `json:"policy,omitempty"`
-	Allow     RuleSet   `json:"allow,omitempty"`
-	Deny      RuleSet   `json:"deny,omitempty"`
+	Identity string `json:"identity"`
+	IsAdmin  bool   `json:"admin,omitempty"`
+	Creation
+	Policy string  `json:"policy,omitempty"`
+	Allow  RuleSet `json:"allow,omitempty"`
+	Deny   RuleSet `json:"deny,omitempty"`
 }
 
 // ErrorResponse is the decoded form of an error body. Error bodies are

@@ -128,6 +128,12 @@ func TestLifecycleCommands(t *testing.T) {
 		}
 		return dateTime(v)
 	}
+	// info is the human form of a key's info created at t1: the upstream
+	// lines, then the lifecycle lines of more.
+	info := func(name, alg, owner string, more ...string) string {
+		return "Name      " + name + "\nAlgorithm " + alg + "\nDate      " + at(t1) + "\nOwner     " + owner + "\n" +
+			strings.Join(more, "")
+	}
 	rotated := `{"name":"rotated","algorithm":"AES256","created_at":"` + t1 + `","created_by":"` + admin + `","version":3,` +
 		`"versions":[{"version":1,"created_at":"` + t1 + `","created_by":"` + admin + `"},` +
 		`{"version":2,"created_at":"` + t2 + `"},` +
@@ -260,33 +266,24 @@ func TestLifecycleCommands(t *testing.T) {
 		},
 		{
 			name: "info of a rotated key", args: []string{"key", "info", "rotated"},
-			wantStdout: "Name      rotated\n" +
-				"Algorithm AES256\n" +
-				"Date      " + at(t1) + "\n" +
-				"Owner     " + admin + "\n" +
-				"Version   3\n" +
-				"Versions  1  " + at(t1) + "  " + admin + "\n" +
-				"          2  " + at(t2) + "  -\n" +
-				"          3  " + at(t3) + "  " + other + "\n",
+			wantStdout: info("rotated", "AES256", admin,
+				"Version   3\n",
+				"Versions  1  "+at(t1)+"  "+admin+"\n",
+				"          2  "+at(t2)+"  -\n",
+				"          3  "+at(t3)+"  "+other+"\n"),
 			wantSent: []string{"GET /v1/key/describe/rotated"},
 		},
 		{
 			name: "describe of a scheduled key", args: []string{"key", "describe", "scheduled"},
-			wantStdout: "Name      scheduled\n" +
-				"Algorithm ChaCha20\n" +
-				"Date      " + at(t1) + "\n" +
-				"Owner     -\n" +
-				"Deletion  " + at(t3) + "\n" +
-				"Scheduled " + at(t2) + " by " + other + "\n",
+			wantStdout: info("scheduled", "ChaCha20", "-",
+				"Deletion  "+at(t3)+"\n",
+				"Scheduled "+at(t2)+" by "+other+"\n"),
 			wantSent: []string{"GET /v1/key/describe/scheduled"},
 		},
 		{
 			name: "describe of a key never rotated", args: []string{"key", "describe", "plain"},
-			wantStdout: "Name      plain\n" +
-				"Algorithm AES256\n" +
-				"Date      " + at(t1) + "\n" +
-				"Owner     " + admin + "\n",
-			wantSent: []string{"GET /v1/key/describe/plain"},
+			wantStdout: info("plain", "AES256", admin),
+			wantSent:   []string{"GET /v1/key/describe/plain"},
 		},
 		{
 			name: "describe --json of a rotated key", args: []string{"key", "describe", "rotated", "--json"},

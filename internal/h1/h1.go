@@ -764,16 +764,26 @@ func validHostHeader(h []byte) bool {
 	return true
 }
 
-func validHostByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
+func validHostByte(c byte) bool { return hostBytes[c] }
+
+// hostBytes and tokenBytes are the bytes of a Host header and of an
+// RFC 9110 token.
+var (
+	hostBytes  = asciiSet("!$%&'()*+,-.:;=[]_~")
+	tokenBytes = asciiSet("!#$%&'*+-.^_`|~")
+)
+
+// asciiSet returns the set of the ASCII letters and digits and the bytes
+// of extra.
+func asciiSet(extra string) *[256]bool {
+	set := new([256]bool)
+	for c := range set {
+		set[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 	}
-	switch c {
-	case '!', '$', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', ':', ';', '=', '[', ']', '_', '~':
-		return true
+	for i := 0; i < len(extra); i++ {
+		set[extra[i]] = true
 	}
-	return false
+	return set
 }
 
 // hasToken reports whether the comma- or space-separated list v contains
@@ -1402,17 +1412,7 @@ func validFieldName(k string) bool {
 	return true
 }
 
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
+func isTokenChar(c byte) bool { return tokenBytes[c] }
 
 // The Date header, formatted once per second.
 type dateValue struct {

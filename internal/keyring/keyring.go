@@ -31,17 +31,20 @@ import (
 	"github.com/openkes/openkes/keystore"
 )
 
-// ErrScheduled is returned by [Ring.Rotate] and [Ring.ScheduleDeletion]
-// for a key that is scheduled for deletion.
-var ErrScheduled = errors.New("key is scheduled for deletion")
+// The lifecycle errors of a [Ring].
+var (
+	// ErrScheduled is returned by [Ring.Rotate] and [Ring.ScheduleDeletion]
+	// for a key that is scheduled for deletion.
+	ErrScheduled = errors.New("key is scheduled for deletion")
 
-// ErrNotScheduled is returned by [Ring.Restore] for a key that is not
-// scheduled for deletion.
-var ErrNotScheduled = errors.New("key is not scheduled for deletion")
+	// ErrNotScheduled is returned by [Ring.Restore] for a key that is not
+	// scheduled for deletion.
+	ErrNotScheduled = errors.New("key is not scheduled for deletion")
 
-// ErrConflict is returned by [Ring.Rotate] when other rotations took every
-// version number it tried.
-var ErrConflict = errors.New("key was rotated concurrently")
+	// ErrConflict is returned by [Ring.Rotate] when other rotations took
+	// every version number it tried.
+	ErrConflict = errors.New("key was rotated concurrently")
+)
 
 // maxRotateTries bounds how many version numbers Rotate tries.
 const maxRotateTries = 8
