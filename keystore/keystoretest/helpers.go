@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -371,4 +372,31 @@ func ErrorLines(err error) []string {
 		return nil
 	}
 	return strings.Split(err.Error(), "\n")
+}
+
+// CheckErrLines is for the cases of a config table test that either
+// fail with the lines of an errors.Join or succeed. With want nil it
+// fails t at once if err is not nil and returns false: the caller goes
+// on to check the result. Otherwise it fails t at once unless the lines
+// of err are want (in any order if anyOrder) and returns true: the case
+// is done. what names the call, as in "Parse()".
+func CheckErrLines(t testing.TB, what string, err error, want []string, anyOrder bool) (done bool) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatalf("%s = %v", what, err)
+		}
+		return false
+	}
+	if err == nil {
+		t.Fatalf("%s = nil error, want %q", what, want)
+	}
+	got := strings.Split(err.Error(), "\n")
+	if anyOrder {
+		got, want = slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s error =\n%s\nwant\n%s", what, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	return true
 }
