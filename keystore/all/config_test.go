@@ -4,7 +4,6 @@ package all_test
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 
@@ -139,9 +138,7 @@ func TestRESTValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := keystoretest.ErrorLines(tt.conf.Validate()); !slices.Equal(got, tt.want) {
-				t.Errorf("Validate() = %q, want %q", got, tt.want)
-			}
+			keystoretest.CheckValidate(t, tt.conf, tt.want)
 		})
 	}
 }

@@ -84,11 +84,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := tt.conf.Validate()
-			if diff := cmp.Diff(tt.want, keystoretest.ErrorLines(err)); diff != "" {
-				t.Errorf("Validate() mismatch (-want +got):\n%s", diff)
-			}
-			if err != nil && strings.Contains(err.Error(), "secret") {
+			if err := keystoretest.CheckValidate(t, &tt.conf, tt.want); err != nil && strings.Contains(err.Error(), "secret") {
 				t.Errorf("Validate() = %q, reveals the password", err)
 			}
 		})

@@ -55,9 +55,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if diff := cmp.Diff(tt.want, keystoretest.ErrorLines(tt.conf.Validate())); diff != "" {
-				t.Errorf("Validate() mismatch (-want +got):\n%s", diff)
-			}
+			keystoretest.CheckValidate(t, &tt.conf, tt.want)
 		})
 	}
 }

@@ -374,6 +374,17 @@ func ErrorLines(err error) []string {
 	return strings.Split(err.Error(), "\n")
 }
 
+// CheckValidate fails t unless the lines of conf.Validate()'s error are
+// want (nil: no error) and returns the error, for further checks.
+func CheckValidate(t testing.TB, conf interface{ Validate() error }, want []string) error {
+	t.Helper()
+	err := conf.Validate()
+	if got := ErrorLines(err); !slices.Equal(got, want) {
+		t.Errorf("Validate() = %q, want %q", got, want)
+	}
+	return err
+}
+
 // CheckErrLines is for the cases of a config table test that either
 // fail with the lines of an errors.Join or succeed. With want nil it
 // fails t at once if err is not nil and returns false: the caller goes
