@@ -385,6 +385,25 @@ func CheckValidate(t testing.TB, conf interface{ Validate() error }, want []stri
 	return err
 }
 
+// CheckErr is for the cases of a table test that either fail with an
+// error containing want or succeed. With want "" it fails t at once if
+// err is not nil and returns false: the caller goes on to check the
+// result. Otherwise it fails t at once unless err contains want and
+// returns true: the case is done. what names the call, as in "New()".
+func CheckErr(t testing.TB, what string, err error, want string) (done bool) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatalf("%s = %v, want nil", what, err)
+		}
+		return false
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("%s = %v, want an error containing %q", what, err, want)
+	}
+	return true
+}
+
 // CheckErrLines is for the cases of a config table test that either
 // fail with the lines of an errors.Join or succeed. With want nil it
 // fails t at once if err is not nil and returns false: the caller goes
