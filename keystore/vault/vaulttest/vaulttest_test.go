@@ -374,23 +374,22 @@ func TestTransit(t *testing.T) {
 func TestMatchPolicyPath(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		pattern, path string
-		want          bool
+		pattern        string
+		match, noMatch []string // paths
 	}{
-		{"kv/*", "kv/a/b", true},
-		{"kv/*", "kv/", true},
-		{"kv/*", "kv", false},
-		{"kv/a", "kv/a", true},
-		{"kv/a", "kv/ab", false},
-		{"kv/+/x", "kv/a/x", true},
-		{"kv/+/x", "kv//x", false},
-		{"kv/+/x", "kv/a/b/x", false},
-		{"kv/+/*", "kv/a/b/c", true},
-		{"+/data/*", "kv/data/k", true},
+		{"kv/*", []string{"kv/a/b", "kv/"}, []string{"kv"}},
+		{"kv/a", []string{"kv/a"}, []string{"kv/ab"}},
+		{"kv/+/x", []string{"kv/a/x"}, []string{"kv//x", "kv/a/b/x"}},
+		{"kv/+/*", []string{"kv/a/b/c"}, nil},
+		{"+/data/*", []string{"kv/data/k"}, nil},
 	}
 	for _, tt := range tests {
-		if got := matchPolicyPath(tt.pattern, tt.path); got != tt.want {
-			t.Errorf("matchPolicyPath(%q, %q) = %v, want %v", tt.pattern, tt.path, got, tt.want)
+		for want, paths := range map[bool][]string{true: tt.match, false: tt.noMatch} {
+			for _, path := range paths {
+				if got := matchPolicyPath(tt.pattern, path); got != want {
+					t.Errorf("matchPolicyPath(%q, %q) = %v, want %v", tt.pattern, path, got, want)
+				}
+			}
 		}
 	}
 }
