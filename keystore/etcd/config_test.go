@@ -93,17 +93,9 @@ func TestValidate(t *testing.T) {
 
 func TestNormalizePrefix(t *testing.T) {
 	t.Parallel()
-	tests := []struct{ in, want string }{
-		{"", ""},
-		{"kes", "kes/"},
-		{"kes/", "kes/"},
-		{"/kes", "/kes/"},
-		{"/", "/"},
-		{"a/b", "a/b/"},
-	}
-	for _, tt := range tests {
-		if got := normalizePrefix(tt.in); got != tt.want {
-			t.Errorf("normalizePrefix(%q) = %q, want %q", tt.in, got, tt.want)
+	for in, want := range map[string]string{"": "", "kes": "kes/", "kes/": "kes/", "/kes": "/kes/", "/": "/", "a/b": "a/b/"} {
+		if got := normalizePrefix(in); got != want {
+			t.Errorf("normalizePrefix(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
