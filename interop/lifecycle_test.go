@@ -24,9 +24,9 @@ import (
 // driven with the upstream kms-go client, which knows nothing of them,
 // and with plain HTTP for the new routes.
 
-// lifecycleHTTP sends one request through the TLS client of c (its API
+// sendHTTP sends one request through the TLS client of c (its API
 // key's certificate) and returns the status and body.
-func lifecycleHTTP(t *testing.T, c *kes.Client, method, url, body string) (int, []byte) {
+func sendHTTP(t *testing.T, c *kes.Client, method, url, body string) (int, []byte) {
 	t.Helper()
 	var r io.Reader
 	if body != "" {
@@ -51,7 +51,7 @@ func lifecycleHTTP(t *testing.T, c *kes.Client, method, url, body string) (int, 
 // rotateHTTP rotates name through srv and returns the new version.
 func rotateHTTP(t *testing.T, srv *kesServer, c *kes.Client, name string) int {
 	t.Helper()
-	code, body := lifecycleHTTP(t, c, http.MethodPut, srv.URL+"/v1/key/rotate/"+name, "")
+	code, body := sendHTTP(t, c, http.MethodPut, srv.URL+"/v1/key/rotate/"+name, "")
 	var v struct {
 		Version int `json:"version"`
 	}
@@ -64,7 +64,7 @@ func rotateHTTP(t *testing.T, srv *kesServer, c *kes.Client, name string) int {
 // describeVersions returns the "versions" of a describe through srv.
 func describeVersions(t *testing.T, srv *kesServer, c *kes.Client, name string) []int {
 	t.Helper()
-	code, body := lifecycleHTTP(t, c, http.MethodGet, srv.URL+"/v1/key/describe/"+name, "")
+	code, body := sendHTTP(t, c, http.MethodGet, srv.URL+"/v1/key/describe/"+name, "")
 	var d struct {
 		Versions []struct {
 			Version int `json:"version"`
@@ -118,7 +118,7 @@ func TestLifecycleKMSGo(t *testing.T) {
 	}
 
 	body := `{"ciphertext":"` + base64.StdEncoding.EncodeToString(old.Ciphertext) + `","context":"` + base64.StdEncoding.EncodeToString(kctx) + `"}`
-	code, resp := lifecycleHTTP(t, c, http.MethodPost, srv.URL+"/v1/key/rewrap/k", body)
+	code, resp := sendHTTP(t, c, http.MethodPost, srv.URL+"/v1/key/rewrap/k", body)
 	var rw struct {
 		Ciphertext []byte `json:"ciphertext"`
 		Version    int    `json:"version"`
@@ -130,7 +130,7 @@ func TestLifecycleKMSGo(t *testing.T) {
 		t.Errorf("kms-go Decrypt of the rewrapped ciphertext = %x, %v; want %x", pt, err, old.Plaintext)
 	}
 	wrong := `{"ciphertext":"` + base64.StdEncoding.EncodeToString(old.Ciphertext) + `","context":"` + base64.StdEncoding.EncodeToString([]byte("wrong")) + `"}`
-	code, resp = lifecycleHTTP(t, c, http.MethodPut, srv.URL+"/v1/key/rewrap/k", wrong)
+	code, resp = sendHTTP(t, c, http.MethodPut, srv.URL+"/v1/key/rewrap/k", wrong)
 	if want := `{"message":"decryption failed: ciphertext is not authentic"` + "\n}"; code != http.StatusBadRequest || string(resp) != want {
 		t.Errorf("rewrap with the wrong context: %d %q, want 400 %q", code, resp, want)
 	}
@@ -178,7 +178,7 @@ func TestLifecycleEtcd(t *testing.T) {
 	for i := range 2 * perServer {
 		s, cl := srv[i%2], c[i%2]
 		wg.Go(func() {
-			code, body := lifecycleHTTP(t, cl, http.MethodPut, s.URL+"/v1/key/rotate/k", "")
+			code, body := sendHTTP(t, cl, http.MethodPut, s.URL+"/v1/key/rotate/k", "")
 			mu.Lock()
 			results = append(results, result{code, body})
 			mu.Unlock()
@@ -289,12 +289,12 @@ func TestLifecycleEtcdRestart(t *testing.T) {
 	b := startServer(t, opts)
 	cb := b.apiKeyClient(t, admin)
 	for _, name := range []string{"gone", "kept"} {
-		code, body := lifecycleHTTP(t, cb, http.MethodGet, b.URL+"/v1/key/describe/"+name, "")
+		code, body := sendHTTP(t, cb, http.MethodGet, b.URL+"/v1/key/describe/"+name, "")
 		if code != http.StatusOK || !bytes.Contains(body, []byte(`"deletion":{`)) || !bytes.Contains(body, []byte(`"version":2,`)) {
 			t.Errorf("describe %s after the restart: %d %s", name, code, body)
 		}
 	}
-	if code, body := lifecycleHTTP(t, cb, http.MethodPut, b.URL+"/v1/key/restore/kept", ""); code != http.StatusOK {
+	if code, body := sendHTTP(t, cb, http.MethodPut, b.URL+"/v1/key/restore/kept", ""); code != http.StatusOK {
 		t.Fatalf("restore: %d %s", code, body)
 	}
 	if pt, err := cb.Decrypt(ctx, "kept", dek.Ciphertext, nil); err != nil || !bytes.Equal(pt, dek.Plaintext) {

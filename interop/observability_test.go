@@ -185,7 +185,11 @@ wait:
 
 	// The OpenKES families are in the same exposition that kms-go just
 	// accepted.
-	body := scrape(t, ctx, c, srv.URL)
+	code, b := sendHTTP(t, c, http.MethodGet, srv.URL+"/v1/metrics", "")
+	if code != http.StatusOK {
+		t.Fatalf("GET /v1/metrics = %d %s", code, b)
+	}
+	body := string(b)
 	for _, want := range []string{
 		"kes_policy_denials_total 1\n",
 		"kes_keystore_create_errors_total 0\n",
@@ -197,22 +201,4 @@ wait:
 			t.Errorf("/v1/metrics lacks %q", want)
 		}
 	}
-}
-
-func scrape(t *testing.T, ctx context.Context, c *kes.Client, url string) string {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, "GET", url+"/v1/metrics", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := c.HTTPClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

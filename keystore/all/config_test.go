@@ -4,7 +4,6 @@ package all_test
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 
@@ -93,11 +92,11 @@ func TestRESTConfigFiles(t *testing.T) {
 // the section, followed by the original server's message.
 func TestRESTValidate(t *testing.T) {
 	t.Parallel()
-	const (
-		e = "(kesconf: invalid Entrust KeyControl keystore: "
-		f = "(kesconf: invalid fortanix SDKMS keystore: "
-		g = "(kesconf: invalid gemalto keysecure keystore: "
-	)
+	const e, f, g = "Entrust KeyControl", "fortanix SDKMS", "gemalto keysecure"
+	// required is the message of a missing field of the store.
+	required := func(store, field, what string) string {
+		return field + ": required (kesconf: invalid " + store + " keystore: no " + what + " specified)"
+	}
 	entrustConf := func(box string) *entrust.Config {
 		c := &entrust.Config{Endpoint: "https://keycontrol", VaultID: "v", BoxID: box}
 		c.Credentials.Username = "kes"
@@ -115,33 +114,31 @@ func TestRESTValidate(t *testing.T) {
 		want []string
 	}{
 		{"entrust empty", &entrust.Config{}, []string{
-			"endpoint: required " + e + "no endpoint specified)",
-			"vault_id: required " + e + "no vault ID specified)",
-			"box_id: required " + e + "no box ID specified)",
-			"credentials.username: required " + e + "no username specified)",
-			"credentials.password: required " + e + "no password specified)",
+			required(e, "endpoint", "endpoint"),
+			required(e, "vault_id", "vault ID"),
+			required(e, "box_id", "box ID"),
+			required(e, "credentials.username", "username"),
+			required(e, "credentials.password", "password"),
 		}},
-		{"entrust no box", entrustConf(""), []string{"box_id: required " + e + "no box ID specified)"}},
+		{"entrust no box", entrustConf(""), []string{required(e, "box_id", "box ID")}},
 		{"entrust ok", entrustConf("b"), nil},
 		{"fortanix empty", &fortanix.Config{}, []string{
-			"endpoint: required " + f + "no endpoint specified)",
-			"credentials.key: required " + f + "no API key specified)",
+			required(f, "endpoint", "endpoint"),
+			required(f, "credentials.key", "API key"),
 		}},
-		{"fortanix no key", fortanixConf(""), []string{"credentials.key: required " + f + "no API key specified)"}},
+		{"fortanix no key", fortanixConf(""), []string{required(f, "credentials.key", "API key")}},
 		{"fortanix ok", fortanixConf("k"), nil},
 		{"gemalto empty", &gemalto.Config{}, []string{
-			"endpoint: required " + g + "no endpoint specified)",
-			"credentials.token: required " + g + "no token specified)",
+			required(g, "endpoint", "endpoint"),
+			required(g, "credentials.token", "token"),
 		}},
-		{"gemalto no token", &gemalto.Config{Endpoint: "https://keysecure"}, []string{"credentials.token: required " + g + "no token specified)"}},
+		{"gemalto no token", &gemalto.Config{Endpoint: "https://keysecure"}, []string{required(g, "credentials.token", "token")}},
 		{"gemalto ok", &gemalto.Config{Endpoint: "https://keysecure", Credentials: gemalto.Credentials{Token: keystore.NewSecret("t")}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if got := keystoretest.ErrorLines(tt.conf.Validate()); !slices.Equal(got, tt.want) {
-				t.Errorf("Validate() = %q, want %q", got, tt.want)
-			}
+			keystoretest.CheckValidate(t, tt.conf, tt.want)
 		})
 	}
 }

@@ -514,9 +514,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if diff := cmp.Diff(tt.want, keystoretest.ErrorLines(tt.conf.Validate())); diff != "" {
-				t.Errorf("Validate() mismatch (-want +got):\n%s", diff)
-			}
+			keystoretest.CheckValidate(t, &tt.conf, tt.want)
 			if _, err := New(context.Background(), &tt.conf, nil); (err != nil) != (len(tt.want) > 0) {
 				t.Errorf("New() = %v, want an error iff Validate fails", err)
 			}

@@ -13,9 +13,6 @@ import (
 // Kind is the config section of the store, keystore.aws.secretsmanager.
 const Kind = "aws.secretsmanager"
 
-// NewConfig returns an empty Config, for keystore.Register.
-func NewConfig() keystore.Config { return new(Config) }
-
 // DefaultTimeout bounds every call to the service (including the SDK's
 // retries) and every status probe. The original server has no timeout;
 // 10 s is longer than a healthy call takes by orders of magnitude and
@@ -65,6 +62,9 @@ func (c *Credentials) isSet() bool {
 }
 
 var _ keystore.Config = (*Config)(nil)
+
+// NewConfig returns an empty Config, for keystore.Register.
+func NewConfig() keystore.Config { return new(Config) }
 
 func blank(s string) bool { return strings.TrimSpace(s) == "" }
 

@@ -487,14 +487,8 @@ func TestConnect(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			st, err := tt.conf.Connect(t.Context(), nil)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Connect() = %v, want an error containing %q", err, tt.wantErr)
-				}
+			if keystoretest.CheckErr(t, "Connect()", err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("Connect() = %v", err)
 			}
 			if got, want := fmt.Sprint(st), "Azure KeyVault: https://kes.vault.azure.net"; got != want {
 				t.Errorf("String() = %q, want %q", got, want)

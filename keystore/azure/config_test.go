@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/openkes/openkes/config"
 	"github.com/openkes/openkes/keystore"
 	_ "github.com/openkes/openkes/keystore/all"
@@ -19,6 +17,13 @@ import (
 // TestParse decodes keystore sections written for the original server.
 func TestParse(t *testing.T) {
 	t.Parallel()
+	// env resolves the ${SECRET} of the sections.
+	env := func(name string) (string, bool) {
+		if name == "SECRET" {
+			return "s3cr3t", true
+		}
+		return "", false
+	}
 	tests := []struct {
 		name    string
 		section string
@@ -72,32 +77,13 @@ func TestParse(t *testing.T) {
 			wantErr: []string{"keystore.azure.keyvault.endpoint: not an https URL: 'kes.vault.azure.net'"},
 		},
 	}
-	env := func(name string) (string, bool) {
-		if name == "SECRET" {
-			return "s3cr3t", true
-		}
-		return "", false
-	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			indented := "      " + strings.ReplaceAll(strings.TrimSuffix(tt.section, "\n"), "\n", "\n      ") + "\n"
 			kind, conf, _, err := config.ParseKeyStore([]byte("keystore:\n  azure:\n    keyvault:\n"+indented), env)
-			if tt.wantErr != nil {
-				if err == nil {
-					t.Fatalf("ParseKeyStore() = nil error, want %q", tt.wantErr)
-				}
-				got := strings.Split(err.Error(), "\n")
-				slices.Sort(got)
-				want := slices.Clone(tt.wantErr)
-				slices.Sort(want)
-				if diff := cmp.Diff(want, got); diff != "" {
-					t.Fatalf("ParseKeyStore() errors mismatch (-want +got):\n%s", diff)
-				}
+			if keystoretest.CheckErrLines(t, "ParseKeyStore()", err, tt.wantErr, true) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("ParseKeyStore() = %v", err)
 			}
 			if kind != azure.Kind {
 				t.Errorf("kind = %q, want %q", kind, azure.Kind)

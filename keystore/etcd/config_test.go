@@ -84,11 +84,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := tt.conf.Validate()
-			if diff := cmp.Diff(tt.want, keystoretest.ErrorLines(err)); diff != "" {
-				t.Errorf("Validate() mismatch (-want +got):\n%s", diff)
-			}
-			if err != nil && strings.Contains(err.Error(), "secret") {
+			if err := keystoretest.CheckValidate(t, &tt.conf, tt.want); err != nil && strings.Contains(err.Error(), "secret") {
 				t.Errorf("Validate() = %q, reveals the password", err)
 			}
 		})
@@ -97,17 +93,9 @@ func TestValidate(t *testing.T) {
 
 func TestNormalizePrefix(t *testing.T) {
 	t.Parallel()
-	tests := []struct{ in, want string }{
-		{"", ""},
-		{"kes", "kes/"},
-		{"kes/", "kes/"},
-		{"/kes", "/kes/"},
-		{"/", "/"},
-		{"a/b", "a/b/"},
-	}
-	for _, tt := range tests {
-		if got := normalizePrefix(tt.in); got != tt.want {
-			t.Errorf("normalizePrefix(%q) = %q, want %q", tt.in, got, tt.want)
+	for in, want := range map[string]string{"": "", "kes": "kes/", "kes/": "kes/", "/kes": "/kes/", "/": "/", "a/b": "a/b/"} {
+		if got := normalizePrefix(in); got != want {
+			t.Errorf("normalizePrefix(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

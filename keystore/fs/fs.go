@@ -30,10 +30,6 @@ import (
 	"github.com/openkes/openkes/keystore/seal"
 )
 
-// NewConfig returns an empty Config, for keystore.Register, which
-// keystore/all calls: importing this package registers nothing.
-func NewConfig() keystore.Config { return new(Config) }
-
 // MaxValueSize is the largest value the store accepts and returns: 1 MiB,
 // as in the original. Stored keys are a few hundred bytes.
 const MaxValueSize = 1 << 20
@@ -54,6 +50,10 @@ type Config struct {
 }
 
 var _ keystore.Config = (*Config)(nil)
+
+// NewConfig returns an empty Config, for keystore.Register, which
+// keystore/all calls: importing this package registers nothing.
+func NewConfig() keystore.Config { return new(Config) }
 
 // Validate returns an error "path: required" if Path is empty, and the
 // problems of the seal section prefixed with "seal.".

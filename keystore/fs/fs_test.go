@@ -245,14 +245,8 @@ func TestNew(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s, err := New(tt.dir)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("New(%q) = %v, want error containing %q", tt.dir, err, tt.wantErr)
-				}
+			if keystoretest.CheckErr(t, fmt.Sprintf("New(%q)", tt.dir), err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("New(%q) = %v, want nil", tt.dir, err)
 			}
 			fi, err := os.Stat(tt.dir)
 			if err != nil || !fi.IsDir() {

@@ -55,28 +55,24 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if diff := cmp.Diff(tt.want, keystoretest.ErrorLines(tt.conf.Validate())); diff != "" {
-				t.Errorf("Validate() mismatch (-want +got):\n%s", diff)
-			}
+			keystoretest.CheckValidate(t, &tt.conf, tt.want)
 		})
 	}
 }
 
 func TestNormalizeEndpoint(t *testing.T) {
 	t.Parallel()
-	tests := []struct{ in, want string }{
-		{"secretmanager.googleapis.com:443", "secretmanager.googleapis.com:443"},
-		{"secretmanager.googleapis.com", "secretmanager.googleapis.com:443"},
-		{"https://secretmanager.googleapis.com", "secretmanager.googleapis.com:443"},
-		{"https://secretmanager.googleapis.com/", "secretmanager.googleapis.com:443"},
-		{"https://127.0.0.1:8443", "127.0.0.1:8443"},
-		{"[::1]:8443", "[::1]:8443"},
-		{" localhost:1 ", "localhost:1"},
-	}
-	for _, tt := range tests {
-		got, err := normalizeEndpoint(tt.in)
-		if err != nil || got != tt.want {
-			t.Errorf("normalizeEndpoint(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+	for in, want := range map[string]string{
+		"secretmanager.googleapis.com:443":      "secretmanager.googleapis.com:443",
+		"secretmanager.googleapis.com":          "secretmanager.googleapis.com:443",
+		"https://secretmanager.googleapis.com":  "secretmanager.googleapis.com:443",
+		"https://secretmanager.googleapis.com/": "secretmanager.googleapis.com:443",
+		"https://127.0.0.1:8443":                "127.0.0.1:8443",
+		"[::1]:8443":                            "[::1]:8443",
+		" localhost:1 ":                         "localhost:1",
+	} {
+		if got, err := normalizeEndpoint(in); err != nil || got != want {
+			t.Errorf("normalizeEndpoint(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"http://host", "ftp://host", "https://user@host", "https://", "a b:1", "https://host?x=1"} {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -371,4 +372,61 @@ func ErrorLines(err error) []string {
 		return nil
 	}
 	return strings.Split(err.Error(), "\n")
+}
+
+// CheckValidate fails t unless the lines of conf.Validate()'s error are
+// want (nil: no error) and returns the error, for further checks.
+func CheckValidate(t testing.TB, conf interface{ Validate() error }, want []string) error {
+	t.Helper()
+	err := conf.Validate()
+	if got := ErrorLines(err); !slices.Equal(got, want) {
+		t.Errorf("Validate() = %q, want %q", got, want)
+	}
+	return err
+}
+
+// CheckErr is for the cases of a table test that either fail with an
+// error containing want or succeed. With want "" it fails t at once if
+// err is not nil and returns false: the caller goes on to check the
+// result. Otherwise it fails t at once unless err contains want and
+// returns true: the case is done. what names the call, as in "New()".
+func CheckErr(t testing.TB, what string, err error, want string) (done bool) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatalf("%s = %v, want nil", what, err)
+		}
+		return false
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("%s = %v, want an error containing %q", what, err, want)
+	}
+	return true
+}
+
+// CheckErrLines is for the cases of a config table test that either
+// fail with the lines of an errors.Join or succeed. With want nil it
+// fails t at once if err is not nil and returns false: the caller goes
+// on to check the result. Otherwise it fails t at once unless the lines
+// of err are want (in any order if anyOrder) and returns true: the case
+// is done. what names the call, as in "Parse()".
+func CheckErrLines(t testing.TB, what string, err error, want []string, anyOrder bool) (done bool) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatalf("%s = %v", what, err)
+		}
+		return false
+	}
+	if err == nil {
+		t.Fatalf("%s = nil error, want %q", what, want)
+	}
+	got := strings.Split(err.Error(), "\n")
+	if anyOrder {
+		got, want = slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s error =\n%s\nwant\n%s", what, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	return true
 }

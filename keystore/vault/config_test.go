@@ -13,6 +13,7 @@ import (
 
 	"github.com/openkes/openkes/config"
 	"github.com/openkes/openkes/keystore"
+	"github.com/openkes/openkes/keystore/keystoretest"
 )
 
 func init() {
@@ -146,14 +147,8 @@ func TestConfigErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f, err := config.Parse([]byte(adminTLS+tt.store), noEnv)
-			if err == nil {
-				t.Fatalf("Parse() = %+v, want errors %q", f, tt.wantErr)
-			}
-			got := strings.Split(err.Error(), "\n")
-			if diff := cmp.Diff(tt.wantErr, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
-				t.Errorf("Parse() errors mismatch (-want +got):\n%s", diff)
-			}
+			_, err := config.Parse([]byte(adminTLS+tt.store), noEnv)
+			keystoretest.CheckErrLines(t, "Parse()", err, tt.wantErr, true)
 		})
 	}
 }

@@ -6,13 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/openkes/openkes/config"
 	"github.com/openkes/openkes/keystore"
 	"github.com/openkes/openkes/keystore/fs"
+	"github.com/openkes/openkes/keystore/keystoretest"
 	"github.com/openkes/openkes/keystore/seal"
 	"github.com/openkes/openkes/keystore/vault/vaulttest"
 )
@@ -69,17 +69,8 @@ func TestKEKConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, err := config.Parse([]byte(adminTLS+fsSeal+tt.section), noEnv)
-			if tt.wantErr != nil {
-				if err == nil {
-					t.Fatalf("Parse() = nil error, want %q", tt.wantErr)
-				}
-				if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, tt.wantErr) {
-					t.Fatalf("Parse() error =\n%s\nwant\n%s", err, strings.Join(tt.wantErr, "\n"))
-				}
+			if keystoretest.CheckErrLines(t, "Parse()", err, tt.wantErr, false) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("Parse() = %v", err)
 			}
 			c, ok := f.KeyStore.(*fs.Config)
 			if !ok || c.Seal == nil || c.Seal.Vault == nil {

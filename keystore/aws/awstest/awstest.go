@@ -27,6 +27,7 @@ package awstest
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"encoding/base64"
@@ -126,15 +127,11 @@ type tempCred struct {
 // New starts a fake that is stopped when t ends.
 func New(t testing.TB, opts Options) *Server {
 	t.Helper()
-	if opts.Region == "" {
-		opts.Region = "us-east-1"
-	}
-	if opts.PageSize <= 0 {
-		opts.PageSize = 100
-	}
-	if opts.CredentialTTL <= 0 {
-		opts.CredentialTTL = time.Hour
-	}
+	// A zero or negative size or lifetime takes the default, as does an
+	// empty region.
+	opts.Region = cmp.Or(opts.Region, "us-east-1")
+	opts.PageSize = cmp.Or(max(opts.PageSize, 0), 100)
+	opts.CredentialTTL = cmp.Or(max(opts.CredentialTTL, 0), time.Hour)
 	s := &Server{
 		opts:      opts,
 		secrets:   map[string]*secret{},
@@ -171,19 +168,22 @@ func (s *Server) start(ln net.Listener) {
 	} else {
 		srv.Start()
 	}
+	s.swap(srv)
+}
+
+// swap makes srv the running server and returns the one before it.
+func (s *Server) swap(srv *httptest.Server) *httptest.Server {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.srv
 	s.srv = srv
-	s.mu.Unlock()
+	return old
 }
 
 // Stop takes the service down: open connections are closed and new ones
 // refused until Start. Stored secrets are kept.
 func (s *Server) Stop() {
-	s.mu.Lock()
-	srv := s.srv
-	s.srv = nil
-	s.mu.Unlock()
-	if srv != nil {
+	if srv := s.swap(nil); srv != nil {
 		srv.CloseClientConnections()
 		srv.Close()
 	}

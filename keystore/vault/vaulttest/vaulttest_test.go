@@ -1,7 +1,6 @@
 package vaulttest
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -57,34 +56,41 @@ func lookup(v any, path string) (any, bool) {
 	return v, true
 }
 
+// send makes the request of c (root stands for the token "root") and
+// returns the response, whose body is read and closed, and that body.
+func send(t *testing.T, s *Server, root string, c call) (*http.Response, []byte) {
+	t.Helper()
+	var body io.Reader
+	if c.body != "" {
+		body = strings.NewReader(c.body)
+	}
+	req, err := http.NewRequest(c.method, s.URL+"/v1/"+c.path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch c.token {
+	case "":
+	case "root":
+		req.Header.Set("X-Vault-Token", root)
+	default:
+		req.Header.Set("X-Vault-Token", c.token)
+	}
+	if c.namespace != "" {
+		req.Header.Set("X-Vault-Namespace", c.namespace)
+	}
+	resp, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, data
+}
+
 func run(t *testing.T, s *Server, root string, calls []call) {
 	t.Helper()
-	client := s.Client()
 	for i, c := range calls {
-		var body io.Reader
-		if c.body != "" {
-			body = strings.NewReader(c.body)
-		}
-		req, err := http.NewRequest(c.method, s.URL+"/v1/"+c.path, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch c.token {
-		case "":
-		case "root":
-			req.Header.Set("X-Vault-Token", root)
-		default:
-			req.Header.Set("X-Vault-Token", c.token)
-		}
-		if c.namespace != "" {
-			req.Header.Set("X-Vault-Namespace", c.namespace)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, data := send(t, s, root, c)
 		if resp.StatusCode != c.status {
 			t.Errorf("call %d: %s %s = %d %s, want %d", i, c.method, c.path, resp.StatusCode, data, c.status)
 			continue
@@ -206,17 +212,13 @@ func TestAuth(t *testing.T) {
 
 	login := func(role string) string {
 		t.Helper()
-		resp, err := s.Client().Post(s.URL+"/v1/auth/approle/login", "application/json", strings.NewReader(`{"role_id":"`+role+`","secret_id":"s"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		_, data := send(t, s, "", call{method: "POST", path: "auth/approle/login", body: `{"role_id":"` + role + `","secret_id":"s"}`})
 		var r struct {
 			Auth struct {
 				ClientToken string `json:"client_token"`
 			} `json:"auth"`
 		}
-		json.NewDecoder(resp.Body).Decode(&r)
+		json.Unmarshal(data, &r)
 		return r.Auth.ClientToken
 	}
 	tok := login("r")
@@ -335,20 +337,14 @@ func TestTransit(t *testing.T) {
 	pt := base64.StdEncoding.EncodeToString([]byte("secret value"))
 	encrypt := func() string {
 		t.Helper()
-		req, _ := http.NewRequest("POST", s.URL+"/v1/transit/encrypt/k", bytes.NewReader([]byte(`{"plaintext":"`+pt+`"}`)))
-		req.Header.Set("X-Vault-Token", root)
-		resp, err := s.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		resp, data := send(t, s, root, call{method: "POST", path: "transit/encrypt/k", token: "root", body: `{"plaintext":"` + pt + `"}`})
 		var r struct {
 			Data struct {
 				Ciphertext string `json:"ciphertext"`
 				KeyVersion int    `json:"key_version"`
 			} `json:"data"`
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 {
+		if err := json.Unmarshal(data, &r); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("encrypt = %d, %v", resp.StatusCode, err)
 		}
 		return r.Data.Ciphertext
@@ -378,23 +374,22 @@ func TestTransit(t *testing.T) {
 func TestMatchPolicyPath(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		pattern, path string
-		want          bool
+		pattern        string
+		match, noMatch []string // paths
 	}{
-		{"kv/*", "kv/a/b", true},
-		{"kv/*", "kv/", true},
-		{"kv/*", "kv", false},
-		{"kv/a", "kv/a", true},
-		{"kv/a", "kv/ab", false},
-		{"kv/+/x", "kv/a/x", true},
-		{"kv/+/x", "kv//x", false},
-		{"kv/+/x", "kv/a/b/x", false},
-		{"kv/+/*", "kv/a/b/c", true},
-		{"+/data/*", "kv/data/k", true},
+		{"kv/*", []string{"kv/a/b", "kv/"}, []string{"kv"}},
+		{"kv/a", []string{"kv/a"}, []string{"kv/ab"}},
+		{"kv/+/x", []string{"kv/a/x"}, []string{"kv//x", "kv/a/b/x"}},
+		{"kv/+/*", []string{"kv/a/b/c"}, nil},
+		{"+/data/*", []string{"kv/data/k"}, nil},
 	}
 	for _, tt := range tests {
-		if got := matchPolicyPath(tt.pattern, tt.path); got != tt.want {
-			t.Errorf("matchPolicyPath(%q, %q) = %v, want %v", tt.pattern, tt.path, got, tt.want)
+		for want, paths := range map[bool][]string{true: tt.match, false: tt.noMatch} {
+			for _, path := range paths {
+				if got := matchPolicyPath(tt.pattern, path); got != want {
+					t.Errorf("matchPolicyPath(%q, %q) = %v, want %v", tt.pattern, path, got, want)
+				}
+			}
 		}
 	}
 }
