@@ -316,7 +316,7 @@ func (rq *request) answer(field string, out []byte, version int, err error) {
 		return
 	}
 	rq.status = http.StatusOK
-	api.WriteBytesVersion(rq.w, field, out, version)
+	api.WriteBytes(rq.w, field, out, version)
 	clear(out)
 }
 
@@ -340,7 +340,7 @@ func (s *Server) handleGenerateKey(rq *request) {
 		return
 	}
 	rq.status = http.StatusOK
-	api.WriteBytes2Version(rq.w, "plaintext", plaintext[:], "ciphertext", ciphertext, answerVersion(v))
+	api.WriteBytes2(rq.w, "plaintext", plaintext[:], "ciphertext", ciphertext, answerVersion(v))
 }
 
 // PUT|POST /v1/key/encrypt/<name> (docs/api.md#key-encrypt)

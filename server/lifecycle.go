@@ -120,7 +120,7 @@ func (s *Server) handleRewrapKey(rq *request) {
 		return
 	}
 	rq.status = http.StatusOK
-	api.WriteBytesVersion(rq.w, "ciphertext", ciphertext, v.N)
+	api.WriteBytes(rq.w, "ciphertext", ciphertext, v.N)
 	rq.message = "ciphertext of secret key '" + name + "' rewrapped to version " + strconv.Itoa(v.N)
 }
 

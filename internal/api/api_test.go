@@ -286,22 +286,25 @@ func TestWriteBytes(t *testing.T) {
 			t.Parallel()
 			want, _ := json.Marshal(&DecryptKeyResponse{Plaintext: tt.v1})
 			rec := httptest.NewRecorder()
-			if err := WriteBytes(rec, "plaintext", tt.v1); err != nil {
+			if err := WriteBytes(rec, "plaintext", tt.v1, 0); err != nil {
 				t.Fatal(err)
 			}
 			if got := rec.Body.String(); got != string(want)+"\n" {
 				t.Errorf("WriteBytes = %q, want %q", got, want)
 			}
-			want, _ = json.Marshal(&GenerateKeyResponse{Plaintext: tt.v1, Ciphertext: tt.v2})
-			rec = httptest.NewRecorder()
-			if err := WriteBytes2(rec, "plaintext", tt.v1, "ciphertext", tt.v2); err != nil {
-				t.Fatal(err)
-			}
-			if got := rec.Body.String(); got != string(want)+"\n" {
-				t.Errorf("WriteBytes2 = %q, want %q", got, want)
-			}
-			if rec.Header().Get("Content-Length") != fmt.Sprint(len(want)+1) {
-				t.Errorf("Content-Length = %q", rec.Header().Get("Content-Length"))
+			// 0: an unrotated key, no version field; 2: a rotated one.
+			for _, version := range []int{0, 2} {
+				want, _ = json.Marshal(&GenerateKeyResponse{Plaintext: tt.v1, Ciphertext: tt.v2, Version: version})
+				rec = httptest.NewRecorder()
+				if err := WriteBytes2(rec, "plaintext", tt.v1, "ciphertext", tt.v2, version); err != nil {
+					t.Fatal(err)
+				}
+				if got := rec.Body.String(); got != string(want)+"\n" {
+					t.Errorf("WriteBytes2(version %d) = %q, want %q", version, got, want)
+				}
+				if rec.Header().Get("Content-Length") != fmt.Sprint(len(want)+1) {
+					t.Errorf("Content-Length = %q", rec.Header().Get("Content-Length"))
+				}
 			}
 		})
 	}

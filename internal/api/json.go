@@ -48,15 +48,11 @@ func WriteJSON(w http.ResponseWriter, v any) error {
 
 // WriteBytes writes the 200 response {"<key>":"<base64 value>"}\n, byte
 // for byte what WriteJSON produces for a struct with one []byte field
-// (a nil value encodes as null), without reflection. key must not need
-// JSON escaping. The error is that of writing to w.
-func WriteBytes(w http.ResponseWriter, key string, value []byte) error {
-	return WriteBytesVersion(w, key, value, 0)
-}
-
-// WriteBytesVersion is WriteBytes with a last field "version":<version>
-// if version > 0 (the key version of a rotated key, docs/keys.md).
-func WriteBytesVersion(w http.ResponseWriter, key string, value []byte, version int) error {
+// (a nil value encodes as null), without reflection; a version > 0 adds
+// a last field "version":<version> (the key version of a rotated key,
+// docs/keys.md). key must not need JSON escaping. The error is that of
+// writing to w.
+func WriteBytes(w http.ResponseWriter, key string, value []byte, version int) error {
 	p := slicePool.Get().(*[]byte)
 	b := append((*p)[:0], '{')
 	b = appendBytesField(b, key, value)
@@ -67,13 +63,7 @@ func WriteBytesVersion(w http.ResponseWriter, key string, value []byte, version 
 }
 
 // WriteBytes2 is like WriteBytes for an object with two []byte fields.
-func WriteBytes2(w http.ResponseWriter, key1 string, value1 []byte, key2 string, value2 []byte) error {
-	return WriteBytes2Version(w, key1, value1, key2, value2, 0)
-}
-
-// WriteBytes2Version is WriteBytes2 with a last field "version":<version>
-// if version > 0.
-func WriteBytes2Version(w http.ResponseWriter, key1 string, value1 []byte, key2 string, value2 []byte, version int) error {
+func WriteBytes2(w http.ResponseWriter, key1 string, value1 []byte, key2 string, value2 []byte, version int) error {
 	p := slicePool.Get().(*[]byte)
 	b := append((*p)[:0], '{')
 	b = appendBytesField(b, key1, value1)
