@@ -251,7 +251,7 @@ func (fs *fuzzServer) check(t *testing.T, method byte, caller fuzzCaller, prefix
 	switch {
 	case status == 301:
 		np := cleanPath(p)
-		for _, rt := range api.Routes() {
+		for _, rt := range api.AllRoutes() {
 			if rt.IsPrefix() && rt.Path == np+"/" {
 				np = rt.Path // straight to the prefix route, as ServeMux does
 			}
