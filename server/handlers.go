@@ -290,11 +290,7 @@ func (rq *request) unscheduled(k *keyring.Key) bool {
 // the upstream format, of a later version with the version header
 // (docs/keys.md#ciphertexts).
 func seal(v *keyring.Version, plaintext, context []byte, rand io.Reader) ([]byte, error) {
-	c, err := v.Key.Key.Encrypt(plaintext, context, rand)
-	if err != nil || v.N < 2 {
-		return c, err
-	}
-	return crypto.AppendVersioned(make([]byte, 0, crypto.VersionHeaderSize+len(c)), uint32(v.N), c), nil
+	return v.Key.Key.EncryptVersion(uint32(v.N), plaintext, context, rand)
 }
 
 // answerVersion is the "version" field of an answer made with version v:

@@ -109,17 +109,30 @@ func (SecretKey) MarshalJSON() ([]byte, error) { return nil, errMarshalSecret }
 // if rand fails, the key is the zero value or the plaintext exceeds the
 // AES-GCM limit of about 64 GiB.
 func (k *SecretKey) Encrypt(plaintext, associatedData []byte, rand io.Reader) ([]byte, error) {
+	return k.EncryptVersion(1, plaintext, associatedData, rand)
+}
+
+// EncryptVersion is Encrypt for the key version n of a rotated key: for
+// n >= 2 the ciphertext starts with the version header of
+// [AppendVersioned], written into the same single allocation. n must be
+// between 1 and [MaxVersion].
+func (k *SecretKey) EncryptVersion(n uint32, plaintext, associatedData []byte, rand io.Reader) ([]byte, error) {
 	if !k.alg.valid() {
 		return nil, errInvalidKey
 	}
 	if uint64(len(plaintext)) > maxPlaintext {
 		return nil, errors.New("crypto: plaintext too large")
 	}
-	// One allocation for the whole result: the random suffix is read into
-	// its final place and Seal writes in front of it.
-	n := len(plaintext)
-	out := make([]byte, n+Overhead)
-	suffix := out[n+tagSize:]
+	// One allocation for the whole result: the header is written first,
+	// the random suffix is read into its final place and Seal writes in
+	// front of it.
+	var hb [VersionHeaderSize]byte
+	header := AppendVersioned(hb[:0], n, nil)
+	h, m := len(header), len(plaintext)
+	out := make([]byte, h+m+Overhead)
+	copy(out, header)
+	body := out[h:]
+	suffix := body[m+tagSize:]
 	if err := readRandom(rand, suffix); err != nil {
 		return nil, err
 	}
@@ -128,7 +141,7 @@ func (k *SecretKey) Encrypt(plaintext, associatedData []byte, rand io.Reader) ([
 	if err != nil {
 		return nil, err
 	}
-	aead.Seal(out[:0], nonce, plaintext, associatedData)
+	aead.Seal(body[:0], nonce, plaintext, associatedData)
 	return out, nil
 }
 

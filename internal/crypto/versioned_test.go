@@ -96,3 +96,38 @@ func FuzzSplitVersioned(f *testing.F) {
 		}
 	})
 }
+
+// TestEncryptVersion checks that EncryptVersion writes exactly
+// AppendVersioned of what Encrypt writes with the same random bytes, and
+// that the ciphertext behind the header decrypts.
+func TestEncryptVersion(t *testing.T) {
+	key, err := GenerateSecretKey(AES256, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := bytes.Repeat([]byte{7}, Overhead)
+	for _, n := range []uint32{1, 2, MaxVersion} {
+		want, err := key.Encrypt([]byte("plaintext"), []byte("ctx"), bytes.NewReader(random))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = AppendVersioned(nil, n, want)
+		got, err := key.EncryptVersion(n, []byte("plaintext"), []byte("ctx"), bytes.NewReader(random))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("EncryptVersion(%d) = %x, want %x", n, got, want)
+		}
+		inner := got
+		if m, c, ok := SplitVersioned(got); ok {
+			if m != n {
+				t.Fatalf("EncryptVersion(%d) names version %d", n, m)
+			}
+			inner = c
+		}
+		if p, err := key.Decrypt(inner, []byte("ctx")); err != nil || string(p) != "plaintext" {
+			t.Fatalf("Decrypt(EncryptVersion(%d)) = %q, %v", n, p, err)
+		}
+	}
+}
